@@ -1,0 +1,28 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-chat-server",
+    products: [
+        .executable(name: "ChatServer", targets: ["ChatServer"]),
+    ],
+    targets: [
+        // C headers, wrapped once; nothing else includes C.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLinux", providers: [.apt(["libcrypt-dev"])]),
+
+        .target(name: "JSON"),
+        .target(name: "JWT", dependencies: ["JSON", "COpenSSL"]),
+        .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
+        .target(name: "ChatCore", dependencies: ["JSON", "JWT", "CLinux", "COpenSSL"]),
+        .executableTarget(
+            name: "ChatServer",
+            dependencies: ["ChatCore", "JSON", "JWT", "PostgresClient", "CLinux"]
+        ),
+
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "ChatServer"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["JSON", "PostgresClient"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

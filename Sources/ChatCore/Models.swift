@@ -1,0 +1,63 @@
+/// A user as other users and clients see it.
+public struct User: Sendable, Equatable {
+    public let id: String
+    public let email: String
+    public let username: String?
+
+    public init(id: String, email: String, username: String?) {
+        self.id = id
+        self.email = email
+        self.username = username
+    }
+}
+
+/// A user with the bcrypt hash that login compares against.
+public struct UserCredentials: Sendable, Equatable {
+    public let user: User
+    public let passwordHash: String
+
+    public init(user: User, passwordHash: String) {
+        self.user = user
+        self.passwordHash = passwordHash
+    }
+}
+
+/// A stored message. `createdAt` is already in the wire form, ISO-8601 UTC with milliseconds.
+public struct ChatMessage: Sendable, Equatable {
+    public let id: String
+    public let senderID: String?
+    public let receiverID: String?
+    public let content: String?
+    public let createdAt: String?
+
+    public init(id: String, senderID: String?, receiverID: String?, content: String?, createdAt: String?) {
+        self.id = id
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.content = content
+        self.createdAt = createdAt
+    }
+}
+
+/// Why storage could not do what was asked; never carries database text to a client.
+public enum StoreError: Error, Sendable, Equatable {
+    case duplicateEmail
+    /// The database cannot be reached or is overloaded: worth retrying later.
+    case unavailable
+    /// Anything else; the detail is for the server's log only.
+    case failed(String)
+}
+
+/// What the chat needs from storage. Completions may run on any thread.
+public protocol ChatStore: Sendable {
+    func createUser(username: String, email: String, passwordHash: String,
+                    completion: @escaping @Sendable (Result<User, StoreError>) -> Void)
+    /// The user whose email matches case-insensitively, preferring an exact match.
+    func credentials(forEmail email: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void)
+    func user(withEmail email: String, completion: @escaping @Sendable (Result<User?, StoreError>) -> Void)
+    /// Messages between the two users, both directions, oldest first.
+    func history(between userID: String, and otherID: String, limit: Int, offset: Int,
+                 completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void)
+    /// Succeeds while storage answers.
+    func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
+}

@@ -1,0 +1,88 @@
+/// The input rules of CONTRACT.md Part 2, one place for all of them.
+public enum Validation {
+    public static let maxUsernameCharacters = 64
+    public static let maxEmailBytes = 254
+    public static let minPasswordBytes = 8
+    /// bcrypt reads no further than 72 bytes; a longer password is refused, not cut.
+    public static let maxPasswordBytes = 72
+
+    public struct Failure: Error, Sendable, Equatable {
+        public let message: String
+        public init(_ message: String) { self.message = message }
+    }
+
+    /// Trims the username for the length rule; the stored name is the one given, verbatim.
+    public static func username(_ value: String) -> Result<String, Failure> {
+        let trimmed = trimWhitespace(value)
+        guard !trimmed.isEmpty else { return .failure(Failure("username must not be empty")) }
+        guard trimmed.count <= maxUsernameCharacters else {
+            return .failure(Failure("username must be at most \(maxUsernameCharacters) characters"))
+        }
+        guard !containsControlCharacter(value) else { return .failure(Failure("username must not contain control characters")) }
+        return .success(value)
+    }
+
+    /// Returns the trimmed email: one `@`, a non-empty local part, a dotted domain, ≤ 254 bytes.
+    public static func email(_ value: String) -> Result<String, Failure> {
+        let trimmed = trimWhitespace(value)
+        guard !trimmed.isEmpty else { return .failure(Failure("email must not be empty")) }
+        guard trimmed.utf8.count <= maxEmailBytes else { return .failure(Failure("email must be at most \(maxEmailBytes) bytes")) }
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.isWhitespace || isControl($0) }) else {
+            return .failure(Failure("email must not contain spaces or control characters"))
+        }
+        let parts = trimmed.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return .failure(Failure("email must contain exactly one @")) }
+        guard !parts[0].isEmpty else { return .failure(Failure("email needs a name before the @")) }
+        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2, labels.allSatisfy({ !$0.isEmpty }) else {
+            return .failure(Failure("email needs a domain with a dot, like example.com"))
+        }
+        return .success(trimmed)
+    }
+
+    public static func newPassword(_ value: String) -> Result<String, Failure> {
+        let bytes = value.utf8.count
+        guard bytes >= minPasswordBytes else { return .failure(Failure("password must be at least \(minPasswordBytes) bytes")) }
+        guard bytes <= maxPasswordBytes else {
+            return .failure(Failure("password must be at most \(maxPasswordBytes) bytes (bcrypt ignores the rest)"))
+        }
+        guard !value.utf8.contains(0) else { return .failure(Failure("password must not contain NUL characters")) }
+        return .success(value)
+    }
+
+    /// A canonical (lower-case) UUID, or nil.
+    public static func uuid(_ value: some StringProtocol) -> String? {
+        let utf8 = value.utf8
+        guard utf8.count == 36 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (i, byte) in utf8.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                out.append(byte)
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): out.append(byte)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): out.append(byte + 32)
+            default: return nil
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func trimWhitespace(_ value: String) -> String {
+        let scalars = value.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        return String(scalars[first...last])
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    static func containsControlCharacter(_ value: String) -> Bool {
+        value.unicodeScalars.contains(where: isControl)
+    }
+}

@@ -1,0 +1,89 @@
+import JSON
+
+/// Why a token was refused. Callers map every case to one answer ("Invalid token"); the
+/// cases exist for logs and tests.
+public enum JWTError: Error, Sendable, Equatable {
+    case malformed(String)
+    case unsupportedAlgorithm(String)
+    case badSignature
+    case missingExpiry
+    case expired
+    case notYetValid
+    case invalidClaim(String)
+}
+
+/// The claims this server issues and relies on: `{"id", "iat", "exp"}`.
+public struct JWTClaims: Sendable, Equatable {
+    public let userID: String
+    public let issuedAt: Int64?
+    public let expiresAt: Int64
+}
+
+/// HS256 JSON Web Tokens (RFC 7519 / RFC 7515 compact form), interchangeable with the
+/// `jsonwebtoken` npm package: same header, same claim names, seconds since the epoch.
+/// Verification is stricter than that package's: HS256 only, `exp` required, no clock skew.
+public struct JWTSigner: Sendable {
+    public static let defaultLifetime: Int64 = 3600
+    public static let maxTokenBytes = 8192
+
+    private let key: [UInt8]
+    // Base64url of {"alg":"HS256","typ":"JWT"}, byte for byte what jsonwebtoken emits.
+    private static let encodedHeader = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+
+    public init(secret: String) {
+        precondition(!secret.isEmpty, "a JWT secret must not be empty")
+        key = Array(secret.utf8)
+    }
+
+    public func sign(userID: String, issuedAt: Int64, lifetime: Int64 = JWTSigner.defaultLifetime) -> String {
+        let payload: JSONValue = ["id": .string(userID), "iat": .number(Double(issuedAt)), "exp": .number(Double(issuedAt + lifetime))]
+        return sign(payload: payload)
+    }
+
+    /// Signs any payload; tests use it to make tokens the server must refuse.
+    public func sign(payload: JSONValue, header: String? = nil) -> String {
+        let encodedHeader = header.map { Base64URL.encode(Array($0.utf8)) } ?? Self.encodedHeader
+        let signingInput = encodedHeader + "." + Base64URL.encode(JSONWriter.bytes(payload))
+        let signature = HMACSHA256.authenticate(Array(signingInput.utf8), key: key)
+        return signingInput + "." + Base64URL.encode(signature)
+    }
+
+    public func verify(_ token: String, now: Int64) throws(JWTError) -> JWTClaims {
+        let bytes = Array(token.utf8)
+        guard bytes.count <= Self.maxTokenBytes else { throw .malformed("token too long") }
+        let dots = bytes.indices.filter { bytes[$0] == UInt8(ascii: ".") }
+        guard dots.count == 2 else { throw .malformed("a JWT has three parts") }
+        let headerPart = bytes[..<dots[0]]
+        let payloadPart = bytes[(dots[0] + 1)..<dots[1]]
+        let signaturePart = bytes[(dots[1] + 1)...]
+
+        guard let headerBytes = Base64URL.decode(headerPart),
+              let header = try? JSONParser.parse(headerBytes), case .object(let headerObject) = header
+        else { throw .malformed("header is not base64url JSON") }
+        guard let alg = headerObject["alg"]?.stringValue else { throw .malformed("header has no alg") }
+        guard alg == "HS256" else { throw .unsupportedAlgorithm(alg) }
+
+        guard let signature = Base64URL.decode(signaturePart) else { throw .malformed("signature is not base64url") }
+        let expected = HMACSHA256.authenticate(Array(bytes[..<dots[1]]), key: key)
+        guard HMACSHA256.constantTimeEqual(signature, expected) else { throw .badSignature }
+
+        guard let payloadBytes = Base64URL.decode(payloadPart),
+              let payload = try? JSONParser.parse(payloadBytes), case .object(let claims) = payload
+        else { throw .malformed("payload is not base64url JSON") }
+
+        guard let expValue = claims["exp"] else { throw .missingExpiry }
+        guard let exp = expValue.numberValue else { throw .invalidClaim("exp is not a number") }
+        guard Double(now) < exp else { throw .expired }
+        if let nbfValue = claims["nbf"] {
+            guard let nbf = nbfValue.numberValue else { throw .invalidClaim("nbf is not a number") }
+            guard Double(now) >= nbf else { throw .notYetValid }
+        }
+        var issuedAt: Int64?
+        if let iatValue = claims["iat"] {
+            guard let iat = iatValue.numberValue else { throw .invalidClaim("iat is not a number") }
+            issuedAt = Int64(iat.rounded(.down))
+        }
+        guard let userID = claims["id"]?.stringValue, !userID.isEmpty else { throw .invalidClaim("id is missing") }
+        return JWTClaims(userID: userID, issuedAt: issuedAt, expiresAt: Int64(exp.rounded(.down)))
+    }
+}
