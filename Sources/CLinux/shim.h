@@ -6,3 +6,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <crypt.h>
+#include <pthread.h>
+
+// Declared here because Glibc exports them only under _GNU_SOURCE.
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *addr_len, int flags);
+extern int pthread_setname_np(pthread_t thread, const char *name);

@@ -1,0 +1,135 @@
+import ChatCore
+import JSON
+
+/// The REST API of CONTRACT.md: routes, CORS, and the mapping of service results to statuses
+/// and bodies. Everything slow happens in the services, off the event loop.
+struct APIRouter: HTTPHandler {
+    let accounts: AccountService
+    let messages: MessageService
+    let store: any ChatStore
+
+    private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
+
+    func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let reply: @Sendable (HTTPResponse) -> Void = { response in
+            var response = response
+            response.headers += Self.cors
+            respond(response)
+        }
+        if request.method == "OPTIONS" { return reply(preflight(request)) }
+
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: true)
+        let lowered = segments.map { $0.lowercased() }
+        let isGet = request.method == "GET" || request.method == "HEAD"
+
+        switch lowered {
+        case ["api", "auth", "register"]:
+            guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
+            withJSONBody(request, reply) { body in
+                accounts.register(body) { result in
+                    reply(answer(result) { user in .json(200, ["message": "User registered", "user": userJSON(user)]) })
+                }
+            }
+        case ["api", "auth", "login"]:
+            guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
+            withJSONBody(request, reply) { body in
+                accounts.login(body) { result in
+                    reply(answer(result) { session in .json(200, ["token": .string(session.token), "user": userJSON(session.user)]) })
+                }
+            }
+        case _ where lowered.count == 3 && lowered[0] == "api" && lowered[1] == "messages":
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            guard case .success(let callerID) = authenticate(request, reply) else { return }
+            guard let otherID = PercentDecoding.decode(segments[2], plusIsSpace: false) else {
+                return reply(.error(400, "userId must be a UUID"))
+            }
+            messages.history(callerID: callerID, otherID: otherID,
+                             limit: request.queryParameter("limit"), offset: request.queryParameter("offset")) { result in
+                reply(answer(result) { .json(200, .array($0.map(messageJSON))) })
+            }
+        case ["api", "users"]:
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            guard case .success = authenticate(request, reply) else { return }
+            accounts.findUser(email: request.queryParameter("email")) { result in
+                reply(answer(result) { .json(200, userJSON($0)) })
+            }
+        case ["healthz"]:
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            store.checkHealth { result in
+                switch result {
+                case .success: reply(.json(200, ["status": "ok"]))
+                case .failure: reply(.json(503, ["status": "unavailable", "error": "database unavailable"], headers: [("Retry-After", "1")]))
+                }
+            }
+        default:
+            reply(.error(404, "Not found: \(request.method) \(request.path)"))
+        }
+    }
+
+    /// What the `cors` npm package answers to a preflight: 204, the allowed methods, and the
+    /// requested headers reflected.
+    private func preflight(_ request: HTTPRequest) -> HTTPResponse {
+        var headers: [(name: String, value: String)] = [("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")]
+        if let requested = request.header("access-control-request-headers") {
+            headers.append(("Access-Control-Allow-Headers", requested))
+        }
+        headers.append(("Vary", "Access-Control-Request-Headers"))
+        return HTTPResponse(status: 204, headers: headers)
+    }
+
+    private func methodNotAllowed(_ allowed: [String]) -> HTTPResponse {
+        .error(405, "Method not allowed; use \(allowed.joined(separator: " or "))", headers: [("Allow", (allowed + ["OPTIONS"]).joined(separator: ", "))])
+    }
+
+    private func authenticate(_ request: HTTPRequest, _ reply: @Sendable (HTTPResponse) -> Void) -> Result<String, ServiceError> {
+        let result = accounts.authenticate(authorizationHeader: request.header("authorization"))
+        if case .failure(let error) = result { reply(Self.response(for: error)) }
+        return result
+    }
+
+    /// Parses a JSON body, answering 415 for another media type and 400 for bad JSON.
+    private func withJSONBody(_ request: HTTPRequest, _ reply: @Sendable (HTTPResponse) -> Void, _ body: (JSONValue) -> Void) {
+        if let contentType = request.header("content-type") {
+            let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces().lowercased() } ?? ""
+            guard mediaType == "application/json" || mediaType.hasSuffix("+json") else {
+                return reply(.error(415, "Content-Type must be application/json"))
+            }
+        }
+        guard !request.body.isEmpty else { return reply(.error(400, "Request body must be a JSON object")) }
+        do {
+            body(try JSONParser.parse(request.body))
+        } catch {
+            reply(.error(400, "Malformed JSON: \(error)"))
+        }
+    }
+
+    static func response(for error: ServiceError) -> HTTPResponse {
+        switch error.kind {
+        case .invalidInput: return .error(400, error.message)
+        case .missingToken, .invalidCredentials: return .json(401, ["message": .string(error.message)])
+        case .invalidToken: return .json(403, ["message": .string(error.message)])
+        case .notFound: return .error(404, error.message)
+        case .conflict: return .error(409, error.message)
+        case .unavailable: return .error(503, error.message, headers: [("Retry-After", "1")])
+        case .internalError: return .error(500, error.message)
+        }
+    }
+}
+
+/// The success response, or the one that maps the service's error.
+private func answer<T>(_ result: Result<T, ServiceError>, _ success: (T) -> HTTPResponse) -> HTTPResponse {
+    switch result {
+    case .success(let value): return success(value)
+    case .failure(let error): return APIRouter.response(for: error)
+    }
+}
+
+private func userJSON(_ user: User) -> JSONValue {
+    ["id": .string(user.id), "email": .string(user.email), "username": user.username.map(JSONValue.string) ?? .null]
+}
+
+private func messageJSON(_ message: ChatMessage) -> JSONValue {
+    func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    return ["id": .string(message.id), "sender_id": optional(message.senderID), "receiver_id": optional(message.receiverID),
+            "content": optional(message.content), "created_at": optional(message.createdAt)]
+}

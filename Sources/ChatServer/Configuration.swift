@@ -1,0 +1,91 @@
+import ChatCore
+import PostgresClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every setting in one place: the process environment first, then `.env`, then defaults.
+/// `.env.example` documents each one.
+struct Configuration {
+    struct Invalid: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var host = "::"
+    var port = 5001
+    var workers = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    /// Required to serve; `migrate` does without.
+    var jwtSecret: String?
+    var database: PostgresConnectionOptions
+    /// How the database was given, password hidden, for the start-up line.
+    var databaseDescription: String
+    var databasePoolSize = 4
+    var bcryptCost = Bcrypt.defaultCost
+    var maxMessageBytes = 16_384
+    var maxHeaderBytes = 16_384
+    var maxBodyBytes = 1_048_576
+    var headerTimeoutMilliseconds: Int64 = 10_000
+    var requestTimeoutMilliseconds: Int64 = 30_000
+    var idleTimeoutMilliseconds: Int64 = 60_000
+    var shutdownTimeoutMilliseconds: Int64 = 10_000
+    var logLevel = Log.Level.info
+
+    /// The variables, environment winning over the file's.
+    static func variables(environment: [String: String], dotEnvText: String?) -> [String: String] {
+        var merged: [String: String] = [:]
+        if let dotEnvText { for (key, value) in DotEnv.parse(dotEnvText) { merged[key] = value } }
+        for (key, value) in environment { merged[key] = value }
+        return merged
+    }
+
+    init(_ variables: [String: String]) throws(Invalid) {
+        func value(_ key: String) -> String? {
+            guard let raw = variables[key] else { return nil }
+            return raw.isEmpty ? nil : raw
+        }
+        func integer(_ key: String, _ range: ClosedRange<Int>) throws(Invalid) -> Int? {
+            guard let text = value(key) else { return nil }
+            guard let number = Int(text), range.contains(number) else {
+                throw Invalid(description: "\(key) must be a whole number in \(range.lowerBound)…\(range.upperBound), not '\(text)'")
+            }
+            return number
+        }
+
+        jwtSecret = value("JWT_SECRET")
+        if let host = value("HOST") { self.host = host }
+        if let port = try integer("PORT", 0...65535) { self.port = port }
+        if let workers = try integer("WORKERS", 1...256) { self.workers = workers }
+        if let size = try integer("DB_POOL_SIZE", 1...64) { databasePoolSize = size }
+        if let cost = try integer("BCRYPT_COST", Bcrypt.costRange.lowerBound...Bcrypt.costRange.upperBound) { bcryptCost = cost }
+        if let bytes = try integer("MAX_MESSAGE_BYTES", 1...1_000_000) { maxMessageBytes = bytes }
+        if let seconds = try integer("HEADER_TIMEOUT_SECONDS", 1...3600) { headerTimeoutMilliseconds = Int64(seconds) * 1000 }
+        if let seconds = try integer("IDLE_TIMEOUT_SECONDS", 1...86400) { idleTimeoutMilliseconds = Int64(seconds) * 1000 }
+        if let seconds = try integer("SHUTDOWN_TIMEOUT_SECONDS", 0...3600) { shutdownTimeoutMilliseconds = Int64(seconds) * 1000 }
+        if let level = value("LOG_LEVEL") {
+            guard let parsed = ["debug": Log.Level.debug, "info": .info, "warning": .warning, "error": .error][level.lowercased()] else {
+                throw Invalid(description: "LOG_LEVEL must be debug, info, warning or error, not '\(level)'")
+            }
+            logLevel = parsed
+        }
+
+        if let url = value("DATABASE_URL") {
+            database = .url(url)
+            databaseDescription = Self.redactingPassword(url)
+        } else {
+            // The Node server's names; what is unset falls back to libpq's defaults, as with node-pg.
+            let names = [("DB_HOST", "host"), ("DB_PORT", "port"), ("DB_USER", "user"), ("DB_PASSWORD", "password"), ("DB_NAME", "dbname")]
+            database = PostgresConnectionOptions(keywords: names.compactMap { name, keyword in value(name).map { (keyword, $0) } })
+            let user = value("DB_USER").map { $0 + "@" } ?? ""
+            databaseDescription = "postgres://\(user)\(value("DB_HOST") ?? "localhost"):\(value("DB_PORT") ?? "5432")/\(value("DB_NAME") ?? "")"
+        }
+    }
+
+    /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+    static func redactingPassword(_ url: String) -> String {
+        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        let credentials = url[scheme.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+}

@@ -1,0 +1,366 @@
+import CLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Answers requests. `respond` may be called on any thread, exactly once.
+protocol HTTPHandler: Sendable {
+    func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void)
+}
+
+/// Limits and time-outs every connection obeys.
+struct HTTPConnectionLimits {
+    var parser = HTTPRequestParser.Limits()
+    var headerTimeoutMilliseconds: Int64 = 10_000
+    var requestTimeoutMilliseconds: Int64 = 30_000
+    var idleTimeoutMilliseconds: Int64 = 60_000
+    /// A peer that accepts none of our bytes for this long is dropped.
+    var writeStallMilliseconds: Int64 = 30_000
+    /// Past this many unsent bytes, no further pipelined request is read.
+    var maxPendingOutput = 256 * 1024
+    /// After an error answer, how long to drain what the client still sends before closing.
+    var lingerMilliseconds: Int64 = 2_000
+}
+
+/// One HTTP/1.1 connection, confined to its event loop: reads, parses, hands one request at
+/// a time to the handler (pipelined requests wait their turn, so answers keep their order),
+/// writes without blocking, and enforces the limits and time-outs.
+final class HTTPConnection: Selectable, @unchecked Sendable {
+    private enum State {
+        case reading
+        case awaitingResponse(generation: UInt64, keepAlive: Bool, headOnly: Bool)
+        /// Answer sent or being sent with `Connection: close`; then half-close and drain.
+        case closingAfterWrite
+        case lingering(until: Int64)
+        case closed
+    }
+
+    let fd: Int32
+    private unowned let loop: EventLoop
+    private let handler: any HTTPHandler
+    private let limits: HTTPConnectionLimits
+    private var state = State.reading
+    private var parser: HTTPRequestParser
+    private var input: [UInt8] = []
+    private var inputStart = 0
+    private var output: [UInt8] = []
+    private var outputStart = 0
+    private var generation: UInt64 = 0
+    private var requestStartedAt: Int64?
+    private var lastActivity: Int64
+    private var lastWriteProgress: Int64
+    private var sentContinue = false
+    private var peerClosed = false
+    private var stopping = false
+    private var processing = false
+    private var interest: UInt32 = 0
+
+    init(fd: Int32, loop: EventLoop, handler: any HTTPHandler, limits: HTTPConnectionLimits) {
+        self.fd = fd
+        self.loop = loop
+        self.handler = handler
+        self.limits = limits
+        parser = HTTPRequestParser(limits: limits.parser)
+        lastActivity = loop.now
+        lastWriteProgress = loop.now
+        interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        loop.register(self, events: interest)
+    }
+
+    // MARK: - Events
+
+    func handleEvents(_ events: UInt32) {
+        if events & EPOLLOUT.rawValue != 0 { flush() }
+        if case .closed = state { return }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            readAvailable()
+        }
+        if case .closed = state { return }
+        if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 && !hasPendingOutput {
+            return close()
+        }
+        process()
+    }
+
+    private func readAvailable() {
+        if case .lingering = state { return drain() }
+        guard wantsInput else { return }
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        let cap = limits.parser.maxHeaderBytes + limits.parser.maxBodyBytes + 64 * 1024
+        while input.count - inputStart < cap {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                if inputStart > 0 && inputStart == input.count {
+                    input.removeAll(keepingCapacity: true)
+                    inputStart = 0
+                }
+                input.append(contentsOf: chunk[0..<count])
+                lastActivity = loop.now
+                if requestStartedAt == nil { requestStartedAt = loop.now }
+                if count < chunk.count { break }
+            } else if count == 0 {
+                peerClosed = true
+                break
+            } else {
+                if errno == EINTR { continue }
+                if errno != EAGAIN && errno != EWOULDBLOCK { peerClosed = true; hardClose() }
+                break
+            }
+        }
+    }
+
+    /// After an error answer: discard what still arrives until EOF or the linger time is up.
+    private func drain() {
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 { continue }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            return close()
+        }
+    }
+
+    private var wantsInput: Bool {
+        if case .reading = state { return true }
+        return false
+    }
+
+    // MARK: - Requests
+
+    /// Parses and dispatches as many requests as the state allows.
+    private func process() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while case .reading = state, !closeRequestedWhileIdle() {
+            guard output.count - outputStart <= limits.maxPendingOutput else { break }
+            let event: HTTPRequestParser.Event
+            do {
+                event = try input.withUnsafeBufferPointer { buffer throws(HTTPParseError) in
+                    try parser.parse(UnsafeBufferPointer(rebasing: buffer[inputStart...]))
+                }
+            } catch {
+                sendAndClose(HTTPResponse.error(error.status, error.message))
+                break
+            }
+            switch event {
+            case .needMore:
+                if parser.expectsContinue && !sentContinue {
+                    sentContinue = true
+                    enqueue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                }
+                if peerClosed { return close() }
+                compactInput()
+                updateInterest()
+                return
+            case .request(let consumed):
+                inputStart += consumed
+                let request = parser.request!
+                parser.reset()
+                sentContinue = false
+                requestStartedAt = inputStart < input.count ? loop.now : nil
+                dispatch(request)
+            }
+        }
+        updateInterest()
+    }
+
+    /// While stopping, an idle connection closes instead of reading another request.
+    private func closeRequestedWhileIdle() -> Bool {
+        guard stopping, inputStart == input.count, parser.isIdle, !hasPendingOutput else { return false }
+        close()
+        return true
+    }
+
+    private func dispatch(_ request: HTTPRequest) {
+        generation &+= 1
+        let current = generation
+        state = .awaitingResponse(generation: current, keepAlive: request.keepAlive && !stopping, headOnly: request.method == "HEAD")
+        let loop = self.loop
+        handler.handle(request) { [self] response in
+            if loop.isOnLoop {
+                complete(generation: current, response: response)
+            } else {
+                loop.execute { self.complete(generation: current, response: response) }
+            }
+        }
+    }
+
+    private func complete(generation finished: UInt64, response: HTTPResponse) {
+        guard case .awaitingResponse(let current, let keepAlive, let headOnly) = state, current == finished else { return }
+        let stayOpen = keepAlive && !stopping && !(peerClosed && inputStart == input.count)
+        enqueue(response.serialized(keepAlive: stayOpen, headOnly: headOnly, date: loop.httpDate))
+        if stayOpen {
+            state = .reading
+            process()
+        } else {
+            state = .closingAfterWrite
+            finishClosingIfFlushed()
+        }
+    }
+
+    private func sendAndClose(_ response: HTTPResponse) {
+        enqueue(response.serialized(keepAlive: false, date: loop.httpDate))
+        state = .closingAfterWrite
+        finishClosingIfFlushed()
+    }
+
+    private func compactInput() {
+        if inputStart == input.count {
+            input.removeAll(keepingCapacity: input.capacity <= 64 * 1024)
+            inputStart = 0
+        } else if inputStart > 64 * 1024 {
+            input.removeFirst(inputStart)
+            inputStart = 0
+        }
+    }
+
+    // MARK: - Output
+
+    private var hasPendingOutput: Bool { outputStart < output.count }
+
+    private func enqueue(_ bytes: [UInt8]) {
+        if !hasPendingOutput { lastWriteProgress = loop.now }
+        if output.isEmpty { output = bytes } else { output.append(contentsOf: bytes) }
+        flush()
+    }
+
+    private func flush() {
+        while hasPendingOutput {
+            let count = output.withUnsafeBytes { buffer in
+                write(fd, buffer.baseAddress! + outputStart, buffer.count - outputStart)
+            }
+            if count > 0 {
+                outputStart += count
+                lastWriteProgress = loop.now
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break
+            } else {
+                return hardClose()
+            }
+        }
+        if !hasPendingOutput {
+            output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
+            outputStart = 0
+            if case .closingAfterWrite = state { return finishClosingIfFlushed() }
+            if case .reading = state, !processing { process() }
+        }
+        updateInterest()
+    }
+
+    private func finishClosingIfFlushed() {
+        guard !hasPendingOutput else { return updateInterest() }
+        if peerClosed { return close() }
+        // Half-close and read what the client still sends, so our answer is not lost to a reset.
+        shutdown(fd, Int32(SHUT_WR))
+        state = .lingering(until: loop.now + limits.lingerMilliseconds)
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        var wanted = EPOLLRDHUP.rawValue
+        switch state {
+        case .reading:
+            if output.count - outputStart <= limits.maxPendingOutput { wanted |= EPOLLIN.rawValue }
+        case .lingering:
+            wanted |= EPOLLIN.rawValue
+        case .awaitingResponse, .closingAfterWrite, .closed:
+            break
+        }
+        if hasPendingOutput { wanted |= EPOLLOUT.rawValue }
+        if case .closed = state { return }
+        if wanted != interest {
+            interest = wanted
+            loop.modify(self, events: wanted)
+        }
+    }
+
+    // MARK: - Time-outs and closing
+
+    func tick(now: Int64) {
+        switch state {
+        case .closed:
+            return
+        case .lingering(let until):
+            if now >= until { close() }
+            return
+        case .reading:
+            if let started = requestStartedAt {
+                let limit = parser.hasHead ? limits.requestTimeoutMilliseconds : limits.headerTimeoutMilliseconds
+                if now - started >= limit {
+                    requestStartedAt = nil
+                    return sendAndClose(HTTPResponse.error(408, "Request timed out"))
+                }
+            } else if !hasPendingOutput && now - lastActivity >= limits.idleTimeoutMilliseconds {
+                return close()
+            }
+        case .awaitingResponse, .closingAfterWrite:
+            break
+        }
+        if hasPendingOutput && now - lastWriteProgress >= limits.writeStallMilliseconds { hardClose() }
+    }
+
+    func beginShutdown() {
+        stopping = true
+        if case .reading = state, closeRequestedWhileIdle() { return }
+    }
+
+    private func hardClose() {
+        var linger = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
+        close()
+    }
+
+    func close() {
+        if case .closed = state { return }
+        state = .closed
+        loop.deregisterAndClose(self)
+    }
+}
+
+/// A listening socket on one loop: accepts and gives each connection to that loop.
+final class Acceptor: Selectable {
+    let fd: Int32
+    private unowned let loop: EventLoop
+    private let makeConnection: (Int32) -> Void
+    private var pausedUntil: Int64?
+
+    init(fd: Int32, loop: EventLoop, makeConnection: @escaping (Int32) -> Void) {
+        self.fd = fd
+        self.loop = loop
+        self.makeConnection = makeConnection
+        loop.register(self, events: EPOLLIN.rawValue)
+    }
+
+    func handleEvents(_ events: UInt32) {
+        for _ in 0..<64 {
+            let client = Sockets.accept(fd)
+            if client >= 0 {
+                makeConnection(client)
+                continue
+            }
+            if -client == EMFILE || -client == ENFILE || -client == ENOBUFS || -client == ENOMEM {
+                // Out of descriptors: stop accepting for a moment instead of spinning.
+                Log.warning("accept: \(String(cString: strerror(-client))); pausing accepts for 100 ms")
+                loop.modify(self, events: 0)
+                pausedUntil = loop.now + 100
+            }
+            return
+        }
+    }
+
+    func tick(now: Int64) {
+        if let until = pausedUntil, now >= until {
+            pausedUntil = nil
+            loop.modify(self, events: EPOLLIN.rawValue)
+        }
+    }
+
+    func beginShutdown() {
+        loop.deregisterAndClose(self)
+    }
+}

@@ -1,0 +1,96 @@
+import ChatCore
+import PostgresClient
+
+/// `ChatStore` on PostgreSQL through the non-blocking pool. Every statement is parameterised.
+struct PostgresChatStore: ChatStore {
+    let pool: PostgresPool
+
+    private static let userColumns = "id::text AS id, email, username"
+
+    func createUser(username: String, email: String, passwordHash: String,
+                    completion: @escaping @Sendable (Result<User, StoreError>) -> Void) {
+        let statement = PostgresStatement(
+            "INSERT INTO users (username, email, password) VALUES ($1, $2, $3) RETURNING \(Self.userColumns)",
+            [username, email, passwordHash])
+        pool.submit(statement) { result in
+            completion(Self.map(result, uniqueViolation: .duplicateEmail) { rows in
+                guard let user = Self.user(rows, 0) else { return .failure(.failed("INSERT returned no row")) }
+                return .success(user)
+            })
+        }
+    }
+
+    func credentials(forEmail email: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void) {
+        let statement = PostgresStatement(
+            "SELECT \(Self.userColumns), password FROM users WHERE lower(email) = lower($1) ORDER BY (email = $1) DESC, id LIMIT 1",
+            [email])
+        pool.submit(statement) { result in
+            completion(Self.map(result) { rows in
+                guard let user = Self.user(rows, 0), let hash = rows.value(0, "password") else { return .success(nil) }
+                return .success(UserCredentials(user: user, passwordHash: hash))
+            })
+        }
+    }
+
+    func user(withEmail email: String, completion: @escaping @Sendable (Result<User?, StoreError>) -> Void) {
+        let statement = PostgresStatement(
+            "SELECT \(Self.userColumns) FROM users WHERE lower(email) = lower($1) ORDER BY (email = $1) DESC, id LIMIT 1",
+            [email])
+        pool.submit(statement) { result in
+            completion(Self.map(result) { .success(Self.user($0, 0)) })
+        }
+    }
+
+    func history(between userID: String, and otherID: String, limit: Int, offset: Int,
+                 completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void) {
+        // The least/greatest pair walks messages_conversation_idx in sequence order, both
+        // directions at once; the OR keeps exactly the two directions.
+        let statement = PostgresStatement("""
+            SELECT id::text AS id, sender_id::text AS sender_id, receiver_id::text AS receiver_id, content, created_at::text AS created_at
+            FROM messages
+            WHERE least(sender_id, receiver_id) = least($1::uuid, $2::uuid)
+              AND greatest(sender_id, receiver_id) = greatest($1::uuid, $2::uuid)
+              AND ((sender_id = $1::uuid AND receiver_id = $2::uuid) OR (sender_id = $2::uuid AND receiver_id = $1::uuid))
+            ORDER BY seq
+            LIMIT $3 OFFSET $4
+            """, [userID, otherID, String(limit), String(offset)])
+        pool.submit(statement) { result in
+            completion(Self.map(result) { rows in
+                .success((0..<rows.count).map { row in
+                    ChatMessage(id: rows.value(row, "id") ?? "", senderID: rows.value(row, "sender_id"),
+                                receiverID: rows.value(row, "receiver_id"), content: rows.value(row, "content"),
+                                createdAt: rows.value(row, "created_at").map(Timestamps.fromPostgres))
+                })
+            })
+        }
+    }
+
+    func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        pool.submit(PostgresStatement("SELECT 1")) { result in
+            completion(Self.map(result) { _ in .success(()) })
+        }
+    }
+
+    private static func user(_ rows: PostgresRows, _ row: Int) -> User? {
+        guard row < rows.count, let id = rows.value(row, "id"), let email = rows.value(row, "email") else { return nil }
+        return User(id: id, email: email, username: rows.value(row, "username"))
+    }
+
+    private static func map<T>(_ result: Result<PostgresRows, PostgresError>, uniqueViolation: StoreError? = nil,
+                               _ transform: (PostgresRows) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        switch result {
+        case .success(let rows):
+            return transform(rows)
+        case .failure(let error):
+            if error.isUniqueViolation, let uniqueViolation { return .failure(uniqueViolation) }
+            switch error.kind {
+            case .unavailable, .overloaded, .connectionLost, .shuttingDown, .connectionFailed:
+                Log.warning("database: \(error)")
+                return .failure(.unavailable)
+            case .server:
+                Log.error("database: \(error)")
+                return .failure(.failed(error.description))
+            }
+        }
+    }
+}

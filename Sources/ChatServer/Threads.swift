@@ -1,0 +1,35 @@
+import CLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A plain joinable thread, for event loops and the database pool: each blocks in its own
+/// wait (epoll, poll) for its whole life, which is no job for Swift concurrency's pool.
+final class PlatformThread: @unchecked Sendable {
+    private var handle = pthread_t()
+    private let body: () -> Void
+    let name: String
+
+    private init(name: String, body: @escaping () -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    static func start(name: String, _ body: @escaping @Sendable () -> Void) -> PlatformThread {
+        let thread = PlatformThread(name: name, body: body)
+        let context = Unmanaged.passRetained(thread).toOpaque()
+        let result = pthread_create(&thread.handle, nil, { context in
+            let thread = Unmanaged<PlatformThread>.fromOpaque(context!).takeRetainedValue()
+            _ = pthread_setname_np(pthread_self(), String(thread.name.prefix(15)))
+            thread.body()
+            return nil
+        }, context)
+        precondition(result == 0, "pthread_create failed: \(result)")
+        return thread
+    }
+
+    func join() {
+        pthread_join(handle, nil)
+    }
+}

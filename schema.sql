@@ -1,0 +1,78 @@
+-- The chat database. Idempotent: applies to an empty database, to one the Node.js server
+-- made (users without username or id default, messages without a sequence), and again to
+-- its own result. Applied by `ChatServer migrate` (make run / make test do it).
+BEGIN;
+SET LOCAL client_min_messages = warning;
+
+-- One migration at a time, whoever runs it.
+SELECT pg_advisory_xact_lock(727465);
+
+CREATE TABLE IF NOT EXISTS users (
+    id       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    username text,
+    email    text UNIQUE NOT NULL,
+    password text NOT NULL
+);
+-- The Node server's README omits both; its code relies on them.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS username text;
+ALTER TABLE users ALTER COLUMN id SET DEFAULT gen_random_uuid();
+
+CREATE TABLE IF NOT EXISTS messages (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    sender_id   uuid,
+    receiver_id uuid,
+    content     text,
+    created_at  timestamp DEFAULT current_timestamp
+);
+ALTER TABLE messages ALTER COLUMN id SET DEFAULT gen_random_uuid();
+
+-- Messages are ordered by a monotonically increasing sequence, not by created_at (which a
+-- whole batch shares). Rows from before the column get numbers in their old order.
+CREATE SEQUENCE IF NOT EXISTS messages_seq_seq AS bigint;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS seq bigint;
+DO $$
+DECLARE
+    base bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM messages WHERE seq IS NULL) THEN
+        LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE;
+        SELECT coalesce(max(seq), 0) INTO base FROM messages;
+        UPDATE messages m SET seq = base + o.n
+        FROM (SELECT id, row_number() OVER (ORDER BY created_at NULLS FIRST, id) AS n
+              FROM messages WHERE seq IS NULL) o
+        WHERE m.id = o.id;
+        PERFORM setval('messages_seq_seq', greatest((SELECT max(seq) FROM messages),
+                                                    (SELECT last_value FROM messages_seq_seq)));
+    END IF;
+END $$;
+ALTER TABLE messages ALTER COLUMN seq SET DEFAULT nextval('messages_seq_seq');
+ALTER TABLE messages ALTER COLUMN seq SET NOT NULL;
+ALTER SEQUENCE messages_seq_seq OWNED BY messages.seq;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_seq_key ON messages (seq);
+
+-- History of a conversation, both directions in one index range, in sequence order.
+CREATE INDEX IF NOT EXISTS messages_conversation_idx
+    ON messages (least(sender_id, receiver_id), greatest(sender_id, receiver_id), seq);
+
+-- Emails are compared case-insensitively. A database whose emails already collide that way
+-- gets a plain index (and a warning) instead of a unique one.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE tablename = 'users'
+                   AND indexname IN ('users_email_lower_key', 'users_email_lower_idx')) THEN
+        IF EXISTS (SELECT lower(email) FROM users GROUP BY lower(email) HAVING count(*) > 1) THEN
+            RAISE WARNING 'users has emails that differ only in case; they stay, but new ones are not checked that way';
+            CREATE INDEX users_email_lower_idx ON users (lower(email));
+        ELSE
+            CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email));
+        END IF;
+    END IF;
+END $$;
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO schema_version (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+
+COMMIT;
