@@ -35,7 +35,7 @@ struct HTTPRequest {
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = PercentDecoding.decode(parts[0]), key == name else { continue }
-            return parts.count > 1 ? PercentDecoding.decode(parts[1]) ?? "" : ""
+            return parts.count > 1 ? PercentDecoding.decode(parts[1]) : ""
         }
         return nil
     }

@@ -35,6 +35,7 @@ struct HTTPRequestParser {
 
     let limits: Limits
     private var scanOffset = 0
+    private var requestLineChecked = false
     private var head: (request: HTTPRequest, length: Int, framing: BodyFraming)?
     private var chunkPosition = 0
     private var chunkPhase = ChunkPhase.sizeLine
@@ -99,11 +100,17 @@ struct HTTPRequestParser {
         var index = max(scanOffset, start)
         while index < bytes.count {
             if bytes[index] == 0x0A {
+                if !requestLineChecked {
+                    // Judge the request line as soon as it is whole, not when the head is.
+                    let end = index > start && bytes[index - 1] == 0x0D ? index - 1 : index
+                    _ = try parseRequestLine(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+                    requestLineChecked = true
+                }
                 if index + 1 >= bytes.count { break }
-                if bytes[index + 1] == 0x0A { return index + 2 }
+                if bytes[index + 1] == 0x0A { return try checkedHeadEnd(index + 2) }
                 if bytes[index + 1] == 0x0D {
                     if index + 2 >= bytes.count { break }
-                    if bytes[index + 2] == 0x0A { return index + 3 }
+                    if bytes[index + 2] == 0x0A { return try checkedHeadEnd(index + 3) }
                 }
             }
             index += 1
@@ -111,6 +118,11 @@ struct HTTPRequestParser {
         scanOffset = index
         if bytes.count > limits.maxHeaderBytes { throw HTTPParseError(status: 431, message: "Request headers too large") }
         return nil
+    }
+
+    private func checkedHeadEnd(_ end: Int) throws(HTTPParseError) -> Int {
+        guard end <= limits.maxHeaderBytes else { throw HTTPParseError(status: 431, message: "Request headers too large") }
+        return end
     }
 
     /// Refuses at once input that cannot begin a request line, rather than waiting for 16 KiB of it.

@@ -17,6 +17,12 @@ public struct JWTClaims: Sendable, Equatable {
     public let userID: String
     public let issuedAt: Int64?
     public let expiresAt: Int64
+
+    public init(userID: String, issuedAt: Int64?, expiresAt: Int64) {
+        self.userID = userID
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
 }
 
 /// HS256 JSON Web Tokens (RFC 7519 / RFC 7515 compact form), interchangeable with the
