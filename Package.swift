@@ -22,7 +22,7 @@ let package = Package(
         ),
 
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "ChatServer"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["JSON", "PostgresClient"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "PostgresClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -48,6 +48,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var outputStart = 0
     private var generation: UInt64 = 0
     private var requestStartedAt: Int64?
+    private let acceptedAt: Int64
+    private var servedRequests = 0
     private var lastActivity: Int64
     private var lastWriteProgress: Int64
     private var sentContinue = false
@@ -64,6 +66,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         parser = HTTPRequestParser(limits: limits.parser)
         lastActivity = loop.now
         lastWriteProgress = loop.now
+        acceptedAt = loop.now
         interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
         loop.register(self, events: interest)
     }
@@ -175,6 +178,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     }
 
     private func dispatch(_ request: HTTPRequest) {
+        servedRequests += 1
         generation &+= 1
         let current = generation
         state = .awaitingResponse(generation: current, keepAlive: request.keepAlive && !stopping, headOnly: request.method == "HEAD")
@@ -295,6 +299,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
                     requestStartedAt = nil
                     return sendAndClose(HTTPResponse.error(408, "Request timed out"))
                 }
+            } else if servedRequests == 0 && now - acceptedAt >= limits.headerTimeoutMilliseconds {
+                return close()  // connected and said nothing
             } else if !hasPendingOutput && now - lastActivity >= limits.idleTimeoutMilliseconds {
                 return close()
             }
