@@ -312,7 +312,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     func beginShutdown() {
         stopping = true
-        if case .reading = state, closeRequestedWhileIdle() { return }
+        // A request already sent but not yet read is served, not dropped.
+        if case .reading = state {
+            readAvailable()
+            process()
+        }
     }
 
     private func hardClose() {

@@ -10,7 +10,8 @@ final class ServerProcess: @unchecked Sendable {
     let port: Int
     private let log = LockedText()
 
-    /// Starts `ChatServer serve` and waits for its "listening" line.
+    /// Starts `ChatServer serve` and waits for its "listening" line. An empty value in
+    /// `environment` removes that variable.
     init(binary: String, databaseURL: String, environment extra: [String: String] = [:]) throws {
         var environment = ServerProcess.baseEnvironment()
         environment["DATABASE_URL"] = databaseURL
@@ -19,7 +20,7 @@ final class ServerProcess: @unchecked Sendable {
         environment["HOST"] = "127.0.0.1"
         environment["BCRYPT_COST"] = "4"
         environment["WORKERS"] = "2"
-        for (key, value) in extra { environment[key] = value }
+        for (key, value) in extra { environment[key] = value.isEmpty ? nil : value }
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve"]
         process.environment = environment
@@ -46,7 +47,9 @@ final class ServerProcess: @unchecked Sendable {
             log.append(String(decoding: data, as: UTF8.self))
         }
         try process.run()
-        guard portFound.wait(timeout: .now() + 30) == .success, let port = Int(foundPort.text) else {
+        let deadline = Date().addingTimeInterval(30)
+        while portFound.wait(timeout: .now() + 0.05) == .timedOut && process.isRunning && Date() < deadline {}
+        guard let port = Int(foundPort.text) else {
             process.terminate()
             throw Failure(description: "the server did not start; it said: \(log.text)")
         }

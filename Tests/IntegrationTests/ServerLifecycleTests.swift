@@ -1,0 +1,80 @@
+import Foundation
+import JSON
+import XCTest
+
+/// Start-up, configuration, database outages and shutdown of the real binary.
+final class ServerLifecycleTests: XCTestCase {
+    func testRefusesToStartWithoutAJWTSecret() throws {
+        let environment = try TestEnvironment.current()
+        let result = try ServerProcess.runToCompletion(environment.serverBinary, ["serve"], environment: ["DATABASE_URL": environment.adminURL])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.output.contains("JWT_SECRET is not set"), result.output)
+    }
+
+    func testRefusesABadSettingNamingIt() throws {
+        let environment = try TestEnvironment.current()
+        let result = try ServerProcess.runToCompletion(environment.serverBinary, ["serve"], environment: ["JWT_SECRET": "s", "PORT": "eighty"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.output.contains("PORT"), result.output)
+    }
+
+    func testReadsItsSettingsFromTheEnvFile() throws {
+        let environment = try TestEnvironment.current()
+        let database = try environment.createDatabase("envfile")
+        try database.migrate()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("envfile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let envFile = directory.appendingPathComponent(".env")
+        try "# written by a test\nexport JWT_SECRET=\"from the file\"\nLOG_LEVEL=warning\n".write(to: envFile, atomically: true, encoding: .utf8)
+        let server = try ServerProcess(binary: environment.serverBinary, databaseURL: database.url,
+                                       environment: ["ENV_FILE": envFile.path, "JWT_SECRET": ""])
+        defer { server.stop() }
+        let client = HTTPTestClient(port: server.port)
+        XCTAssertEqual(try client.postJSON("/api/auth/register", ["username": "a", "email": "a@example.com", "password": "password1"]).status, 200)
+        let token = try XCTUnwrap(client.postJSON("/api/auth/login", ["email": "a@example.com", "password": "password1"]).json?["token"]?.stringValue)
+        XCTAssertNoThrow(try JWTCheck.verify(token, secret: "from the file"))
+    }
+
+    func testWithoutADatabaseItServesClearErrorsAndRecovers() throws {
+        let environment = try TestEnvironment.current()
+        // A port where nothing listens.
+        let server = try ServerProcess(binary: environment.serverBinary, databaseURL: "postgres://chat:x@127.0.0.1:1/chat")
+        defer { server.stop() }
+        let client = HTTPTestClient(port: server.port)
+        let health = try client.get("/healthz")
+        XCTAssertEqual(health.status, 503)
+        XCTAssertEqual(health.json?["status"], "unavailable")
+        let login = try client.postJSON("/api/auth/login", ["email": "a@example.com", "password": "password1"])
+        XCTAssertEqual(login.status, 503)
+        XCTAssertFalse(login.text.contains("127.0.0.1"), "no database text reaches a client: \(login.text)")
+        let register = try client.postJSON("/api/auth/register", ["username": "a", "email": "a@example.com", "password": "password1"])
+        XCTAssertEqual(register.status, 503)
+    }
+
+    func testGracefulShutdownFinishesWhatIsInFlight() throws {
+        let environment = try TestEnvironment.current()
+        let database = try environment.createDatabase("shutdown")
+        try database.migrate()
+        let server = try database.startServer()
+        // A request whose answer waits on bcrypt and the database while SIGTERM arrives.
+        let connection = try RawConnection(port: server.port)
+        let body = #"{"username":"late","email":"late@example.com","password":"password1"}"#
+        connection.send("POST /api/auth/register HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        kill(server.process.processIdentifier, SIGTERM)
+        let responses = connection.receiveResponses(1)
+        XCTAssertEqual(responses.first?.status, 200)
+        XCTAssertEqual(responses.first?.header("connection"), "close")
+        XCTAssertEqual(server.stop(), 0)
+        let stored = try database.connect().query("SELECT count(*)::text AS n FROM users WHERE email = 'late@example.com'")
+        XCTAssertEqual(stored.value(0, "n"), "1")
+    }
+}
+
+import JWT
+
+enum JWTCheck {
+    static func verify(_ token: String, secret: String) throws -> JWTClaims {
+        try JWTSigner(secret: secret).verify(token, now: Int64(Date().timeIntervalSince1970))
+    }
+}
