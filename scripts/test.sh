@@ -27,4 +27,4 @@ unset DATABASE_URL
 export CHAT_SERVER_BIN="$(swift build --show-bin-path)/ChatServer"
 export CHAT_SCHEMA_FILE="$(pwd)/schema.sql"
 
-swift test --skip-build "$@"
+swift test --skip-build --disable-swift-testing "$@"
