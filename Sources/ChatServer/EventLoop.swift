@@ -31,6 +31,8 @@ final class EventLoop: @unchecked Sendable {
     private var shuttingDown = false
     /// Milliseconds on the monotonic clock, read once per wake-up.
     private(set) var now: Int64 = monotonicMilliseconds()
+    /// Scratch space every connection of this loop reads into before keeping what it needs.
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var cachedDateSecond = -1
     private var cachedDate = ""
 
@@ -47,6 +49,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     deinit {
+        readBuffer.deallocate()
         close(epollFD)
         close(wakeFD)
     }

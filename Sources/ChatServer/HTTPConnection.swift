@@ -79,6 +79,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
             readAvailable()
         }
+        if events & EPOLLRDHUP.rawValue != 0 && !wantsInput {
+            // Half-closed while we owe an answer: answer, then close. (Level-triggered RDHUP
+            // would fire again and again, so it leaves the interest set below.)
+            peerClosed = true
+        }
         if case .closed = state { return }
         if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 && !hasPendingOutput {
             return close()
@@ -89,19 +94,19 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func readAvailable() {
         if case .lingering = state { return drain() }
         guard wantsInput else { return }
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         let cap = limits.parser.maxHeaderBytes + limits.parser.maxBodyBytes + 64 * 1024
+        let scratch = loop.readBuffer
         while input.count - inputStart < cap {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = read(fd, scratch.baseAddress, scratch.count)
             if count > 0 {
                 if inputStart > 0 && inputStart == input.count {
                     input.removeAll(keepingCapacity: true)
                     inputStart = 0
                 }
-                input.append(contentsOf: chunk[0..<count])
+                input.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
                 lastActivity = loop.now
                 if requestStartedAt == nil { requestStartedAt = loop.now }
-                if count < chunk.count { break }
+                if count < scratch.count { break }
             } else if count == 0 {
                 peerClosed = true
                 break
@@ -115,9 +120,9 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     /// After an error answer: discard what still arrives until EOF or the linger time is up.
     private func drain() {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        let scratch = loop.readBuffer
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = read(fd, scratch.baseAddress, scratch.count)
             if count > 0 { continue }
             if count < 0 && errno == EINTR { continue }
             if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
@@ -266,7 +271,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     }
 
     private func updateInterest() {
-        var wanted = EPOLLRDHUP.rawValue
+        var wanted: UInt32 = peerClosed ? 0 : EPOLLRDHUP.rawValue
         switch state {
         case .reading:
             if output.count - outputStart <= limits.maxPendingOutput { wanted |= EPOLLIN.rawValue }

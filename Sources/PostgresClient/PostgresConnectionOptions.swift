@@ -13,11 +13,14 @@ public struct PostgresConnectionOptions: Sendable {
     }
 
     /// The same options with session settings every connection of ours uses: timestamps in
-    /// UTC and ISO style, so `timestamp` values read back the way they were written.
-    public func withSessionDefaults(applicationName: String) -> PostgresConnectionOptions {
+    /// UTC and ISO style, so `timestamp` values read back the way they were written; and,
+    /// when given, a statement time-out so no answer waits on the database for ever.
+    public func withSessionDefaults(applicationName: String, statementTimeoutMilliseconds: Int? = nil) -> PostgresConnectionOptions {
         var copy = self
+        var options = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c client_encoding=UTF8"
+        if let statementTimeoutMilliseconds { options += " -c statement_timeout=\(statementTimeoutMilliseconds)" }
         copy.keywords.append(("application_name", applicationName))
-        copy.keywords.append(("options", "-c TimeZone=UTC -c DateStyle=ISO,YMD -c client_encoding=UTF8"))
+        copy.keywords.append(("options", options))
         if !keywords.contains(where: { $0.key == "connect_timeout" }) {
             copy.keywords.append(("connect_timeout", "5"))
         }

@@ -24,6 +24,8 @@ public final class PostgresPool: @unchecked Sendable {
         public var maxQueued: Int = 10_000
         public var queueTimeoutMilliseconds: Int64 = 5_000
         public var applicationName: String = "chat-server"
+        /// The server cancels a statement that runs longer (SQLSTATE 57014).
+        public var statementTimeoutMilliseconds: Int = 30_000
 
         public init() {}
     }
@@ -68,7 +70,8 @@ public final class PostgresPool: @unchecked Sendable {
     private let finished = Mutex(false)
 
     public init(options: PostgresConnectionOptions, configuration: Configuration = Configuration()) {
-        self.options = options.withSessionDefaults(applicationName: configuration.applicationName)
+        self.options = options.withSessionDefaults(applicationName: configuration.applicationName,
+                                                   statementTimeoutMilliseconds: configuration.statementTimeoutMilliseconds)
         self.configuration = configuration
         var fds: [Int32] = [0, 0]
         precondition(pipe(&fds) == 0, "pipe failed")

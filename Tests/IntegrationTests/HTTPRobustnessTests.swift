@@ -117,6 +117,16 @@ final class HTTPRobustnessTests: XCTestCase {
         try assertStillServing()
     }
 
+    func testAClientThatHalfClosesAfterItsRequestStillGetsTheAnswer() throws {
+        let body = #"{"email":"nobody@example.com","password":"password1"}"#
+        let connection = try RawConnection(port: port)
+        connection.send("POST /api/auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        connection.shutdownWrite()
+        let (received, closed) = connection.receiveUntilClosed(timeout: 10)
+        XCTAssertEqual(TestResponseParser.parseAll(received).first?.status, 401)
+        XCTAssertTrue(closed)
+    }
+
     func testAbruptDisconnectsMidRequestLeaveNoTrace() throws {
         for _ in 0..<50 {
             let connection = try RawConnection(port: port)
