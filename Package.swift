@@ -13,7 +13,9 @@ let package = Package(
         .systemLibrary(name: "CLinux", providers: [.apt(["libcrypt-dev"])]),
 
         .target(name: "JSON"),
-        .target(name: "JWT", dependencies: ["JSON", "COpenSSL"]),
+        .target(name: "Base64"),
+        .target(name: "JWT", dependencies: ["JSON", "Base64", "COpenSSL"]),
+        .target(name: "WebSocket", dependencies: ["Base64", "COpenSSL"]),
         .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
         .target(name: "ChatCore", dependencies: ["JSON", "JWT", "CLinux", "COpenSSL"]),
         .executableTarget(
@@ -21,8 +23,8 @@ let package = Package(
             dependencies: ["ChatCore", "JSON", "JWT", "PostgresClient", "CLinux"]
         ),
 
-        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "ChatServer"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "PostgresClient"]),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "ChatServer"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

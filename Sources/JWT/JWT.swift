@@ -1,3 +1,4 @@
+import Base64
 import JSON
 
 /// Why a token was refused. Callers map every case to one answer ("Invalid token"); the
@@ -34,7 +35,7 @@ public struct JWTSigner: Sendable {
 
     private let key: [UInt8]
     // Base64url of {"alg":"HS256","typ":"JWT"}, byte for byte what jsonwebtoken emits.
-    private static let encodedHeader = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+    private static let encodedHeader = Base64.encodeURL(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
 
     public init(secret: String) {
         precondition(!secret.isEmpty, "a JWT secret must not be empty")
@@ -48,10 +49,10 @@ public struct JWTSigner: Sendable {
 
     /// Signs any payload; tests use it to make tokens the server must refuse.
     public func sign(payload: JSONValue, header: String? = nil) -> String {
-        let encodedHeader = header.map { Base64URL.encode(Array($0.utf8)) } ?? Self.encodedHeader
-        let signingInput = encodedHeader + "." + Base64URL.encode(JSONWriter.bytes(payload))
+        let encodedHeader = header.map { Base64.encodeURL(Array($0.utf8)) } ?? Self.encodedHeader
+        let signingInput = encodedHeader + "." + Base64.encodeURL(JSONWriter.bytes(payload))
         let signature = HMACSHA256.authenticate(Array(signingInput.utf8), key: key)
-        return signingInput + "." + Base64URL.encode(signature)
+        return signingInput + "." + Base64.encodeURL(signature)
     }
 
     public func verify(_ token: String, now: Int64) throws(JWTError) -> JWTClaims {
@@ -63,17 +64,17 @@ public struct JWTSigner: Sendable {
         let payloadPart = bytes[(dots[0] + 1)..<dots[1]]
         let signaturePart = bytes[(dots[1] + 1)...]
 
-        guard let headerBytes = Base64URL.decode(headerPart),
+        guard let headerBytes = Base64.decodeURL(headerPart),
               let header = try? JSONParser.parse(headerBytes), case .object(let headerObject) = header
         else { throw .malformed("header is not base64url JSON") }
         guard let alg = headerObject["alg"]?.stringValue else { throw .malformed("header has no alg") }
         guard alg == "HS256" else { throw .unsupportedAlgorithm(alg) }
 
-        guard let signature = Base64URL.decode(signaturePart) else { throw .malformed("signature is not base64url") }
+        guard let signature = Base64.decodeURL(signaturePart) else { throw .malformed("signature is not base64url") }
         let expected = HMACSHA256.authenticate(Array(bytes[..<dots[1]]), key: key)
         guard HMACSHA256.constantTimeEqual(signature, expected) else { throw .badSignature }
 
-        guard let payloadBytes = Base64URL.decode(payloadPart),
+        guard let payloadBytes = Base64.decodeURL(payloadPart),
               let payload = try? JSONParser.parse(payloadBytes), case .object(let claims) = payload
         else { throw .malformed("payload is not base64url JSON") }
 

@@ -1,3 +1,4 @@
+import Base64
 import JSON
 import JWT
 import XCTest
@@ -31,8 +32,8 @@ final class JWTTests: XCTestCase {
     }
 
     func testRefusesAlgNone() {
-        let header = Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8))
-        let payload = Base64URL.encode(Array(#"{"id":"9170fa4d-33e3-49db-a16f-d9c8062cdc78","exp":99999999999}"#.utf8))
+        let header = Base64.encodeURL(Array(#"{"alg":"none","typ":"JWT"}"#.utf8))
+        let payload = Base64.encodeURL(Array(#"{"id":"9170fa4d-33e3-49db-a16f-d9c8062cdc78","exp":99999999999}"#.utf8))
         for token in ["\(header).\(payload).", "\(header).\(payload)"] {
             XCTAssertThrowsError(try signer.verify(token, now: issuedAt))
         }
@@ -53,7 +54,7 @@ final class JWTTests: XCTestCase {
 
     func testRefusesATamperedPayload() {
         let parts = nodeToken.split(separator: ".").map(String.init)
-        let forged = Base64URL.encode(Array(#"{"id":"00000000-0000-0000-0000-000000000000","iat":1768582298,"exp":1768585898}"#.utf8))
+        let forged = Base64.encodeURL(Array(#"{"id":"00000000-0000-0000-0000-000000000000","iat":1768582298,"exp":1768585898}"#.utf8))
         XCTAssertThrowsError(try signer.verify("\(parts[0]).\(forged).\(parts[2])", now: issuedAt)) {
             XCTAssertEqual($0 as? JWTError, .badSignature)
         }
@@ -90,13 +91,13 @@ final class JWTTests: XCTestCase {
     func testBase64URLVectorsFromRFC4648() {
         let vectors = [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy")]
         for (plain, encoded) in vectors {
-            XCTAssertEqual(Base64URL.encode(Array(plain.utf8)), encoded)
-            XCTAssertEqual(Base64URL.decode(Array(encoded.utf8)), Array(plain.utf8))
+            XCTAssertEqual(Base64.encodeURL(Array(plain.utf8)), encoded)
+            XCTAssertEqual(Base64.decodeURL(Array(encoded.utf8)), Array(plain.utf8))
         }
-        XCTAssertEqual(Base64URL.encode([0xFB, 0xFF]), "-_8")
-        XCTAssertNil(Base64URL.decode(Array("Zg==".utf8)), "padding is refused")
-        XCTAssertNil(Base64URL.decode(Array("Z".utf8)), "impossible length")
-        XCTAssertNil(Base64URL.decode(Array("Zh".utf8)), "non-zero trailing bits")
-        XCTAssertNil(Base64URL.decode(Array("Zm+v".utf8)), "standard alphabet")
+        XCTAssertEqual(Base64.encodeURL([0xFB, 0xFF]), "-_8")
+        XCTAssertNil(Base64.decodeURL(Array("Zg==".utf8)), "padding is refused")
+        XCTAssertNil(Base64.decodeURL(Array("Z".utf8)), "impossible length")
+        XCTAssertNil(Base64.decodeURL(Array("Zh".utf8)), "non-zero trailing bits")
+        XCTAssertNil(Base64.decodeURL(Array("Zm+v".utf8)), "standard alphabet")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Base64
 import JSON
 import JWT
 import XCTest
@@ -113,8 +114,8 @@ final class RESTContractTests: XCTestCase {
         let user = try makeUser("ann")
         let parts = user.token.split(separator: ".")
         XCTAssertEqual(parts.count, 3)
-        XCTAssertEqual(Base64URL.decode(Array(parts[0].utf8)).map { String(decoding: $0, as: UTF8.self) }, #"{"alg":"HS256","typ":"JWT"}"#)
-        let payload = try JSONParser.parse(XCTUnwrap(Base64URL.decode(Array(parts[1].utf8))))
+        XCTAssertEqual(Base64.decodeURL(Array(parts[0].utf8)).map { String(decoding: $0, as: UTF8.self) }, #"{"alg":"HS256","typ":"JWT"}"#)
+        let payload = try JSONParser.parse(XCTUnwrap(Base64.decodeURL(Array(parts[1].utf8))))
         XCTAssertEqual(payload.objectValue?.members.map(\.key), ["id", "iat", "exp"])
         XCTAssertEqual(payload["id"]?.stringValue, user.id)
         XCTAssertEqual(payload["exp"]?.numberValue, payload["iat"]?.numberValue.map { $0 + 3600 })
@@ -190,7 +191,7 @@ final class RESTContractTests: XCTestCase {
         let forged = JWTSigner(secret: "some other secret").sign(userID: ann.id, issuedAt: now)
         let expired = signer.sign(userID: ann.id, issuedAt: now - 3601)
         let noExp = signer.sign(payload: ["id": .string(ann.id), "iat": .number(Double(now))])
-        let algNone = Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8)) + "." + Base64URL.encode(Array(#"{"id":"\#(ann.id)","exp":9999999999}"#.utf8)) + "."
+        let algNone = Base64.encodeURL(Array(#"{"alg":"none","typ":"JWT"}"#.utf8)) + "." + Base64.encodeURL(Array(#"{"id":"\#(ann.id)","exp":9999999999}"#.utf8)) + "."
         for token in [forged, expired, noExp, algNone, "garbage", String(ann.token.dropLast(3))] {
             let response = try client.get(path, token: token)
             XCTAssertEqual(response.status, 403, token)

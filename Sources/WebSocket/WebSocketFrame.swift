@@ -1,0 +1,101 @@
+/// RFC 6455 opcodes.
+public enum WebSocketOpcode: UInt8, Sendable {
+    case continuation = 0x0
+    case text = 0x1
+    case binary = 0x2
+    case close = 0x8
+    case ping = 0x9
+    case pong = 0xA
+
+    public var isControl: Bool { rawValue & 0x8 != 0 }
+}
+
+/// RFC 6455 §7.4 close codes this server sends.
+public enum WebSocketCloseCode: UInt16, Sendable {
+    case normal = 1000
+    case goingAway = 1001
+    case protocolError = 1002
+    case unsupportedData = 1003
+    case invalidPayload = 1007
+    case policyViolation = 1008
+    case messageTooBig = 1009
+    case internalError = 1011
+
+    /// Whether a peer may send `code` in a close frame (1005, 1006, 1015 are never sent).
+    public static func isValidOnTheWire(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: return true
+        default: return false
+        }
+    }
+}
+
+/// What a decoder delivers: whole messages (fragments joined) and control frames.
+public enum WebSocketMessage: Equatable, Sendable {
+    case text([UInt8])
+    case binary([UInt8])
+    case ping([UInt8])
+    case pong([UInt8])
+    /// A close frame: its code (nil when it had none) and reason.
+    case close(code: UInt16?, reason: String)
+}
+
+/// Why the peer's bytes are refused, with the close code to answer.
+public struct WebSocketProtocolError: Error, Equatable, Sendable {
+    public let code: WebSocketCloseCode
+    public let reason: String
+
+    public init(_ code: WebSocketCloseCode, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+}
+
+/// Frames bytes for sending.
+public enum WebSocketFrameEncoder {
+    /// One frame. `maskingKey` is required from clients and forbidden from servers.
+    public static func frame(_ opcode: WebSocketOpcode, payload: some Collection<UInt8>, fin: Bool = true,
+                             maskingKey: (UInt8, UInt8, UInt8, UInt8)? = nil) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + 14)
+        appendFrame(opcode, payload: payload, fin: fin, maskingKey: maskingKey, to: &out)
+        return out
+    }
+
+    public static func appendFrame(_ opcode: WebSocketOpcode, payload: some Collection<UInt8>, fin: Bool = true,
+                                   maskingKey: (UInt8, UInt8, UInt8, UInt8)? = nil, to out: inout [UInt8]) {
+        out.append((fin ? 0x80 : 0) | opcode.rawValue)
+        let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
+        let length = payload.count
+        if length < 126 {
+            out.append(maskBit | UInt8(length))
+        } else if length <= 0xFFFF {
+            out.append(maskBit | 126)
+            out.append(UInt8(length >> 8))
+            out.append(UInt8(length & 0xFF))
+        } else {
+            out.append(maskBit | 127)
+            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((UInt64(length) >> UInt64(shift)) & 0xFF)) }
+        }
+        if let (m0, m1, m2, m3) = maskingKey {
+            let mask = [m0, m1, m2, m3]
+            out.append(contentsOf: mask)
+            for (i, byte) in payload.enumerated() { out.append(byte ^ mask[i & 3]) }
+        } else {
+            out.append(contentsOf: payload)
+        }
+    }
+
+    /// A close frame's payload: the code, then the reason cut to fit 125 bytes on a character boundary.
+    public static func closePayload(_ code: WebSocketCloseCode, reason: String = "") -> [UInt8] {
+        var out = [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)]
+        var reasonBytes = Array(reason.utf8)
+        if reasonBytes.count > 123 {
+            reasonBytes = Array(reasonBytes.prefix(123))
+            while let last = reasonBytes.last, last & 0xC0 == 0x80 { reasonBytes.removeLast() }
+            if let last = reasonBytes.last, last >= 0xC0 { reasonBytes.removeLast() }
+        }
+        out.append(contentsOf: reasonBytes)
+        return out
+    }
+}
