@@ -16,14 +16,15 @@ let package = Package(
         .target(name: "Base64"),
         .target(name: "JWT", dependencies: ["JSON", "Base64", "COpenSSL"]),
         .target(name: "WebSocket", dependencies: ["Base64", "COpenSSL"]),
+        .target(name: "SocketIO", dependencies: ["JSON", "Base64"]),
         .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
         .target(name: "ChatCore", dependencies: ["JSON", "JWT", "CLinux", "COpenSSL"]),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatCore", "JSON", "JWT", "PostgresClient", "CLinux"]
+            dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "PostgresClient", "CLinux"]
         ),
 
-        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "ChatServer"]),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "ChatServer"]),
         .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"]),
     ],
     swiftLanguageModes: [.v6]
