@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <crypt.h>
 #include <pthread.h>
+#include <sys/random.h>
 
 // Declared here because Glibc exports them only under _GNU_SOURCE.
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *addr_len, int flags);

@@ -1,3 +1,5 @@
+import JSON
+
 /// The input rules of CONTRACT.md Part 2, one place for all of them.
 public enum Validation {
     public static let maxUsernameCharacters = 64
@@ -48,6 +50,18 @@ public enum Validation {
         }
         guard !value.utf8.contains(0) else { return .failure(Failure("password must not contain NUL characters")) }
         return .success(value)
+    }
+
+    /// A `send_message` payload `{"to": <user uuid>, "message": <text>}`: the canonical
+    /// recipient id and the text, non-empty, at most `maxBytes` of UTF-8, no NUL.
+    public static func outgoingMessage(_ payload: JSONValue?, maxBytes: Int) -> Result<(to: String, content: String), Failure> {
+        guard case .object(let fields)? = payload else { return .failure(Failure("payload must be an object {to, message}")) }
+        guard let toText = fields["to"]?.stringValue, let to = uuid(toText) else { return .failure(Failure("to must be a user id (UUID)")) }
+        guard let content = fields["message"]?.stringValue else { return .failure(Failure("message must be a string")) }
+        guard !trimWhitespace(content).isEmpty else { return .failure(Failure("message must not be empty")) }
+        guard content.utf8.count <= maxBytes else { return .failure(Failure("message must be at most \(maxBytes) bytes")) }
+        guard !content.utf8.contains(0) else { return .failure(Failure("message must not contain NUL characters")) }
+        return .success((to, content))
     }
 
     /// A canonical (lower-case) UUID, or nil.

@@ -7,10 +7,15 @@ struct APIRouter: HTTPHandler {
     let accounts: AccountService
     let messages: MessageService
     let store: any ChatStore
+    /// Engine.IO + Socket.IO at /socket.io/.
+    let engine: EngineIOServer?
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
-    func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+    func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        if let engine, request.path == "/socket.io/" || request.path == "/socket.io" {
+            return engine.handle(request, loop: loop, respond: respond)
+        }
         let reply: @Sendable (HTTPResponse) -> Void = { response in
             var response = response
             response.headers += Self.cors

@@ -31,6 +31,7 @@ final class EventLoop: @unchecked Sendable {
     private var shuttingDown = false
     /// Milliseconds on the monotonic clock, read once per wake-up.
     private(set) var now: Int64 = monotonicMilliseconds()
+    private var timers = TimerHeap()
     /// Scratch space every connection of this loop reads into before keeping what it needs.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var cachedDateSecond = -1
@@ -113,6 +114,25 @@ final class EventLoop: @unchecked Sendable {
         close(fd)
     }
 
+    /// Runs `task` on this loop after `milliseconds`, unless the returned timer is cancelled first.
+    /// Call on the loop.
+    @discardableResult
+    func schedule(after milliseconds: Int64, _ task: @escaping () -> Void) -> LoopTimer {
+        let timer = LoopTimer(deadline: monotonicMilliseconds() + milliseconds, task: task)
+        timers.insert(timer)
+        return timer
+    }
+
+    /// Hands a descriptor to another owner without closing it (a WebSocket upgrade).
+    func deregister(_ selectable: Selectable) {
+        let fd = selectable.fd
+        epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+        if Int(fd) < selectables.count, selectables[Int(fd)] === selectable {
+            selectables[Int(fd)] = nil
+            registeredCount -= 1
+        }
+    }
+
     /// The HTTP `Date` header value, formatted once per second.
     var httpDate: String {
         var seconds = timespec()
@@ -128,7 +148,8 @@ final class EventLoop: @unchecked Sendable {
         thread = pthread_self()
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while !stopRequested.load(ordering: .relaxed) {
-            let count = epoll_wait(epollFD, &events, Int32(events.count), 1000)
+            let wait = timers.nextDeadline().map { max(0, min(1000, $0 - monotonicMilliseconds())) } ?? 1000
+            let count = epoll_wait(epollFD, &events, Int32(events.count), Int32(wait))
             now = monotonicMilliseconds()
             if count > 0 {
                 for i in 0..<Int(count) {
@@ -143,6 +164,7 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
             runQueuedTasks()
+            while let timer = timers.popDue(now: now) { timer.fire() }
             if now - lastTick >= 1000 {
                 lastTick = now
                 for selectable in selectables.compactMap({ $0 }) { selectable.tick(now: now) }
@@ -170,4 +192,81 @@ func monotonicMilliseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// A one-shot timer of an event loop; `cancel()` on the loop.
+final class LoopTimer {
+    let deadline: Int64
+    private var task: (() -> Void)?
+
+    init(deadline: Int64, task: @escaping () -> Void) {
+        self.deadline = deadline
+        self.task = task
+    }
+
+    var isCancelled: Bool { task == nil }
+
+    func cancel() { task = nil }
+
+    func fire() {
+        let task = self.task
+        self.task = nil
+        task?()
+    }
+}
+
+/// A binary min-heap of timers by deadline; cancelled ones are dropped when they surface.
+struct TimerHeap {
+    private var items: [LoopTimer] = []
+
+    mutating func nextDeadline() -> Int64? {
+        while let first = items.first, first.isCancelled { _ = removeFirst() }
+        return items.first?.deadline
+    }
+
+    mutating func insert(_ timer: LoopTimer) {
+        items.append(timer)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].deadline < items[parent].deadline else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popDue(now: Int64) -> LoopTimer? {
+        while let first = items.first {
+            if first.isCancelled { _ = removeFirst(); continue }
+            guard first.deadline <= now else { return nil }
+            return removeFirst()
+        }
+        return nil
+    }
+
+    private mutating func removeFirst() -> LoopTimer {
+        let first = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < items.count, items[left].deadline < items[smallest].deadline { smallest = left }
+                if right < items.count, items[right].deadline < items[smallest].deadline { smallest = right }
+                guard smallest != parent else { break }
+                items.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return first
+    }
+}
+
+/// Carries a value that belongs to one loop through another thread and back: it may only be
+/// used on that loop (NIO's NIOLoopBound, without the check).
+struct LoopBound<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

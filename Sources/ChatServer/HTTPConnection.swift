@@ -6,7 +6,8 @@ import Glibc
 
 /// Answers requests. `respond` may be called on any thread, exactly once.
 protocol HTTPHandler: Sendable {
-    func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void)
+    /// `loop` is the one the request arrived on; `respond` may be called from any thread.
+    func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void)
 }
 
 /// Limits and time-outs every connection obeys.
@@ -33,6 +34,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         /// Answer sent or being sent with `Connection: close`; then half-close and drain.
         case closingAfterWrite
         case lingering(until: Int64)
+        /// A 101 answer is being written; then the socket goes to its new owner.
+        case handingOver((Int32, [UInt8]) -> Void)
         case closed
     }
 
@@ -188,7 +191,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         let current = generation
         state = .awaitingResponse(generation: current, keepAlive: request.keepAlive && !stopping, headOnly: request.method == "HEAD")
         let loop = self.loop
-        handler.handle(request) { [self] response in
+        handler.handle(request, on: loop) { [self] response in
             if loop.isOnLoop {
                 complete(generation: current, response: response)
             } else {
@@ -199,6 +202,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     private func complete(generation finished: UInt64, response: HTTPResponse) {
         guard case .awaitingResponse(let current, let keepAlive, let headOnly) = state, current == finished else { return }
+        if let takeover = response.takeover {
+            state = .handingOver(takeover)
+            enqueue(response.serialized(keepAlive: true, date: loop.httpDate))
+            return handOverIfFlushed()
+        }
         let stayOpen = keepAlive && !stopping && !(peerClosed && inputStart == input.count)
         enqueue(response.serialized(keepAlive: stayOpen, headOnly: headOnly, date: loop.httpDate))
         if stayOpen {
@@ -256,9 +264,18 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
             outputStart = 0
             if case .closingAfterWrite = state { return finishClosingIfFlushed() }
+            if case .handingOver = state { return handOverIfFlushed() }
             if case .reading = state, !processing { process() }
         }
         updateInterest()
+    }
+
+    private func handOverIfFlushed() {
+        guard case .handingOver(let takeover) = state else { return }
+        guard !hasPendingOutput else { return updateInterest() }
+        state = .closed
+        loop.deregister(self)
+        takeover(fd, Array(input[inputStart...]))
     }
 
     private func finishClosingIfFlushed() {
@@ -277,7 +294,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             if output.count - outputStart <= limits.maxPendingOutput { wanted |= EPOLLIN.rawValue }
         case .lingering:
             wanted |= EPOLLIN.rawValue
-        case .awaitingResponse, .closingAfterWrite, .closed:
+        case .awaitingResponse, .closingAfterWrite, .handingOver, .closed:
             break
         }
         if hasPendingOutput { wanted |= EPOLLOUT.rawValue }
@@ -309,7 +326,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             } else if !hasPendingOutput && now - lastActivity >= limits.idleTimeoutMilliseconds {
                 return close()
             }
-        case .awaitingResponse, .closingAfterWrite:
+        case .awaitingResponse, .closingAfterWrite, .handingOver:
             break
         }
         if hasPendingOutput && now - lastWriteProgress >= limits.writeStallMilliseconds { hardClose() }

@@ -5,10 +5,13 @@ import Glibc
 #endif
 
 /// A response before it is framed. Content-Length, Connection and Date are added on writing.
-struct HTTPResponse {
+struct HTTPResponse: Sendable {
     var status: Int
     var headers: [(name: String, value: String)]
     var body: [UInt8]
+    /// For 101 Switching Protocols: called on the loop, once the response is written, with the
+    /// socket and any bytes already read past the request; the connection then forgets both.
+    var takeover: (@Sendable (Int32, [UInt8]) -> Void)?
 
     init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -40,6 +43,10 @@ struct HTTPResponse {
             out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
         }
         out.append(contentsOf: "Date: \(date)\r\n".utf8)
+        if status == 101 {
+            out.append(contentsOf: "\r\n".utf8)  // its own Connection: Upgrade is among the headers
+            return out
+        }
         out.append(contentsOf: (keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
         if !headOnly { out.append(contentsOf: body) }
         return out

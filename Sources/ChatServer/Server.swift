@@ -37,7 +37,12 @@ final class Server {
         let hashing = WorkQueue(label: "bcrypt", limit: 1024)
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) })
-        let router = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store)
+        let writer = MessageWriter(pool: pool)
+        let rooms = SocketIORooms()
+        let chat = ChatSocketApp(accounts: accounts, writer: writer, rooms: rooms, maxMessageBytes: configuration.maxMessageBytes)
+        let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
+        let engine = EngineIOServer(options: EngineIOOptions()) { session in socketIO.makeClient(for: session) }
+        let router = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store, engine: engine)
 
         var limits = HTTPConnectionLimits()
         limits.parser.maxHeaderBytes = configuration.maxHeaderBytes

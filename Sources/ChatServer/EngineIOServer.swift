@@ -1,0 +1,123 @@
+import Base64
+import CLinux
+import JSON
+import SocketIO
+import Synchronization
+import WebSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What an Engine.IO session reports to the application above it (Socket.IO, or the echo of
+/// the conformance mode), on the session's loop.
+protocol EngineIOSessionDelegate: AnyObject {
+    func session(_ session: EngineIOSession, receivedText text: [UInt8])
+    func session(_ session: EngineIOSession, receivedBinary bytes: [UInt8])
+    func sessionDidClose(_ session: EngineIOSession, reason: String)
+}
+
+struct EngineIOOptions: Sendable {
+    var pingIntervalMilliseconds: Int64 = 25_000
+    var pingTimeoutMilliseconds: Int64 = 20_000
+    var maxPayload = 1_000_000
+}
+
+/// Engine.IO v4 on one path: the handshake, the polling and WebSocket transports, the upgrade
+/// between them, and the registry of sessions. A session lives on the loop that opened it;
+/// requests for it that arrive on another loop (polling uses several TCP connections) are
+/// handed to that loop, and an upgrading WebSocket's socket moves there.
+final class EngineIOServer: Sendable {
+    let options: EngineIOOptions
+    private let sessions = Mutex<[String: EngineIOSession]>([:])
+    private let makeDelegate: @Sendable (EngineIOSession) -> EngineIOSessionDelegate
+
+    init(options: EngineIOOptions, makeDelegate: @escaping @Sendable (EngineIOSession) -> EngineIOSessionDelegate) {
+        self.options = options
+        self.makeDelegate = makeDelegate
+    }
+
+    var sessionCount: Int { sessions.withLock { $0.count } }
+
+    func remove(_ session: EngineIOSession) {
+        sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+    }
+
+    private func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
+
+    /// Error answers as the reference server gives them.
+    static func refusal(_ code: Int, _ message: String) -> HTTPResponse {
+        .json(400, ["code": .number(Double(code)), "message": .string(message)], headers: [("Access-Control-Allow-Origin", "*")])
+    }
+
+    /// Answers a request under the Engine.IO path. Runs on the loop of the HTTP connection.
+    func handle(_ request: HTTPRequest, loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        guard request.queryParameter("EIO") == "4" else { return respond(Self.refusal(5, "Unsupported protocol version")) }
+        let sid = request.queryParameter("sid")
+        switch request.queryParameter("transport") {
+        case "polling":
+            guard let sid else {
+                guard request.method == "GET" else { return respond(Self.refusal(2, "Bad handshake method")) }
+                let session = open(on: loop, transportIsWebSocket: false)
+                return respond(Self.pollingResponse(EngineIOPacket.encode(payload: [session.openPacket(upgrades: ["websocket"])])))
+            }
+            guard let session = lookup(sid) else { return respond(Self.refusal(1, "Session ID unknown")) }
+            guard request.method == "GET" || request.method == "POST" else { return respond(Self.refusal(2, "Bad request")) }
+            let method = request.method, body = request.body
+            session.loop.execute { session.handlePolling(method: method, body: body, respond: respond) }
+        case "websocket":
+            let accept: String
+            switch WebSocketHandshake.validate(method: request.method, minorVersion: request.minorVersion, header: request.header) {
+            case .failure(let refusal):
+                return respond(.error(refusal.status, refusal.message, headers: refusal.headers.map { ($0.key, $0.value) }))
+            case .success(let value):
+                accept = value
+            }
+            var response = HTTPResponse(status: 101, headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)])
+            let maxPayload = options.maxPayload
+            if let sid {
+                let session = lookup(sid)
+                response.takeover = { fd, leftover in
+                    guard let session else {
+                        // Unknown or closed session: accept, then close (clients expect a 101 first).
+                        let connection = WebSocketConnection(fd: fd, loop: loop, leftover: [], maxMessageBytes: maxPayload)
+                        return connection.close(code: .policyViolation, reason: "Session ID unknown")
+                    }
+                    session.loop.execute {
+                        let connection = WebSocketConnection(fd: fd, loop: session.loop, leftover: leftover, maxMessageBytes: maxPayload)
+                        session.beginUpgrade(connection)
+                    }
+                }
+            } else {
+                response.takeover = { [self] fd, leftover in
+                    let connection = WebSocketConnection(fd: fd, loop: loop, leftover: leftover, maxMessageBytes: maxPayload)
+                    let session = open(on: loop, transportIsWebSocket: true)
+                    session.attachWebSocket(connection)
+                    connection.send(text: session.openPacket(upgrades: []).encodedText())
+                }
+            }
+            respond(response)
+        default:
+            respond(Self.refusal(0, "Transport unknown"))
+        }
+    }
+
+    private func open(on loop: EventLoop, transportIsWebSocket: Bool) -> EngineIOSession {
+        let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options)
+        sessions.withLock { $0[session.id] = session }
+        session.delegate = makeDelegate(session)
+        session.startHeartbeat()
+        return session
+    }
+
+    static func pollingResponse(_ body: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; charset=UTF-8"), ("Access-Control-Allow-Origin", "*")], body: body)
+    }
+
+    /// 20 random URL-safe characters, like the reference server's ids.
+    static func makeSessionID() -> String {
+        var bytes = [UInt8](repeating: 0, count: 15)
+        _ = getrandom(&bytes, bytes.count, 0)
+        return Base64.encodeURL(bytes)
+    }
+}

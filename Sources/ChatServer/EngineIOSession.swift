@@ -1,0 +1,224 @@
+import JSON
+import SocketIO
+import WebSocket
+
+/// One Engine.IO session, confined to its loop: its transport (polling, or a WebSocket after
+/// a handshake or an upgrade), the packets waiting for a poll, and the heartbeat.
+final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
+    let id: String
+    unowned let loop: EventLoop
+    private unowned let server: EngineIOServer
+    private let options: EngineIOOptions
+    var delegate: EngineIOSessionDelegate?
+    private(set) var isClosed = false
+
+    private var webSocket: WebSocketConnection?
+    /// A WebSocket that sent `2probe` but not yet `5`.
+    private var probe: WebSocketConnection?
+    private var upgrading = false
+    private var queue: [EngineIOPacket] = []
+    private var pendingPoll: (@Sendable (HTTPResponse) -> Void)?
+    private var pingTimer: LoopTimer?
+    private var pongTimer: LoopTimer?
+
+    init(id: String, loop: EventLoop, server: EngineIOServer, options: EngineIOOptions) {
+        self.id = id
+        self.loop = loop
+        self.server = server
+        self.options = options
+    }
+
+    func openPacket(upgrades: [String]) -> EngineIOPacket {
+        let handshake: JSONValue = ["sid": .string(id), "upgrades": .array(upgrades.map(JSONValue.string)),
+                                    "pingInterval": .number(Double(options.pingIntervalMilliseconds)),
+                                    "pingTimeout": .number(Double(options.pingTimeoutMilliseconds)),
+                                    "maxPayload": .number(Double(options.maxPayload))]
+        return EngineIOPacket(.open, JSONWriter.bytes(handshake))
+    }
+
+    var isWebSocket: Bool { webSocket != nil }
+
+    // MARK: - Sending
+
+    func send(text: [UInt8]) { send(EngineIOPacket(.message, text)) }
+    func send(binary: [UInt8]) { send(.binary(binary)) }
+
+    func send(_ packet: EngineIOPacket) {
+        guard !isClosed else { return }
+        if let webSocket {
+            if packet.isBinary { webSocket.send(binary: packet.data) } else { webSocket.send(text: packet.encodedText()) }
+        } else {
+            queue.append(packet)
+            flushPoll()
+        }
+    }
+
+    private func flushPoll() {
+        guard let respond = pendingPoll, !queue.isEmpty else { return }
+        pendingPoll = nil
+        let body = EngineIOPacket.encode(payload: queue)
+        queue.removeAll()
+        respond(EngineIOServer.pollingResponse(body))
+    }
+
+    // MARK: - Heartbeat
+
+    func startHeartbeat() {
+        pingTimer = loop.schedule(after: options.pingIntervalMilliseconds) { [weak self] in self?.sendPing() }
+    }
+
+    private func sendPing() {
+        guard !isClosed else { return }
+        send(EngineIOPacket(.ping))
+        pongTimer = loop.schedule(after: options.pingTimeoutMilliseconds) { [weak self] in self?.close(reason: "ping timeout") }
+    }
+
+    private func receivedPong() {
+        guard pongTimer != nil else { return }
+        pongTimer?.cancel()
+        pongTimer = nil
+        pingTimer?.cancel()
+        pingTimer = loop.schedule(after: options.pingIntervalMilliseconds) { [weak self] in self?.sendPing() }
+    }
+
+    // MARK: - Polling
+
+    func handlePolling(method: String, body: [UInt8], respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        guard !isClosed else { return respond(EngineIOServer.refusal(1, "Session ID unknown")) }
+        if webSocket != nil { return respond(EngineIOServer.refusal(3, "Bad request")) }
+        if method == "GET" {
+            if let pending = pendingPoll {
+                // Two polls at once is a broken client: end the session.
+                pendingPoll = nil
+                pending(EngineIOServer.pollingResponse(EngineIOPacket(.close).encodedText()))
+                respond(EngineIOServer.refusal(3, "Bad request"))
+                return close(reason: "overlapping polls", notifyTransport: false)
+            }
+            if upgrading { return respond(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText())) }
+            pendingPoll = respond
+            flushPoll()
+            return
+        }
+        guard body.count <= options.maxPayload else {
+            respond(HTTPResponse.error(413, "Payload too large"))
+            return close(reason: "payload too large")
+        }
+        let packets: [EngineIOPacket]
+        do {
+            packets = try EngineIOPacket.decode(payload: body)
+        } catch {
+            respond(EngineIOServer.refusal(3, "Bad request"))
+            return close(reason: "parse error")
+        }
+        respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/html"), ("Access-Control-Allow-Origin", "*")], body: Array("ok".utf8)))
+        for packet in packets where !isClosed { receive(packet) }
+    }
+
+    private func receive(_ packet: EngineIOPacket) {
+        switch packet.kind {
+        case .pong: receivedPong()
+        case .message:
+            if packet.isBinary { delegate?.session(self, receivedBinary: packet.data) } else { delegate?.session(self, receivedText: packet.data) }
+        case .close:
+            if let pending = pendingPoll {
+                pendingPoll = nil
+                pending(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText()))
+            }
+            close(reason: "client close", notifyTransport: false)
+        case .ping, .noop, .upgrade, .open:
+            // Clients do not send these outside the upgrade; the reference server treats them as errors.
+            close(reason: "unexpected packet")
+        }
+    }
+
+    // MARK: - WebSocket
+
+    func attachWebSocket(_ connection: WebSocketConnection) {
+        webSocket = connection
+        connection.delegate = self
+    }
+
+    /// A WebSocket arrived for this polling session: probe, then switch on `5`.
+    func beginUpgrade(_ connection: WebSocketConnection) {
+        guard !isClosed, webSocket == nil, probe == nil else {
+            return connection.close(code: .policyViolation, reason: "already upgraded")
+        }
+        probe = connection
+        connection.delegate = self
+    }
+
+    func webSocket(_ connection: WebSocketConnection, received message: WebSocketMessage) {
+        if connection === probe { return handleProbe(connection, message) }
+        guard connection === webSocket else { return }
+        switch message {
+        case .text(let bytes):
+            guard let packet = try? EngineIOPacket.decode(webSocketText: bytes) else { return close(reason: "parse error") }
+            receive(packet)
+        case .binary(let bytes):
+            delegate?.session(self, receivedBinary: bytes)
+        default:
+            break
+        }
+    }
+
+    private func handleProbe(_ connection: WebSocketConnection, _ message: WebSocketMessage) {
+        guard case .text(let bytes) = message, let packet = try? EngineIOPacket.decode(webSocketText: bytes) else {
+            probe = nil
+            return connection.close(code: .protocolError, reason: "bad upgrade")
+        }
+        switch packet.kind {
+        case .ping where packet.data == Array("probe".utf8):
+            connection.send(text: EngineIOPacket(.pong, text: "probe").encodedText())
+            upgrading = true
+            // Release a poll in flight so the client can move on.
+            if let pending = pendingPoll {
+                pendingPoll = nil
+                pending(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText()))
+            }
+        case .upgrade where upgrading:
+            probe = nil
+            upgrading = false
+            webSocket = connection
+            let waiting = queue
+            queue.removeAll()
+            for packet in waiting { send(packet) }
+        default:
+            probe = nil
+            upgrading = false
+            connection.close(code: .protocolError, reason: "bad upgrade")
+        }
+    }
+
+    func webSocketDidClose(_ connection: WebSocketConnection) {
+        if connection === probe {
+            probe = nil
+            upgrading = false
+        } else if connection === webSocket {
+            close(reason: "transport close", notifyTransport: false)
+        }
+    }
+
+    // MARK: - Closing
+
+    /// Ends the session: timers off, out of the registry, the transport told (a pending poll
+    /// gets the close packet, a WebSocket a close frame), the application told once.
+    func close(reason: String, notifyTransport: Bool = true) {
+        guard !isClosed else { return }
+        isClosed = true
+        pingTimer?.cancel()
+        pongTimer?.cancel()
+        server.remove(self)
+        if let pending = pendingPoll {
+            pendingPoll = nil
+            pending(EngineIOServer.pollingResponse(EngineIOPacket(.close).encodedText()))
+        }
+        if let webSocket {
+            webSocket.delegate = nil
+            webSocket.close(code: notifyTransport ? .normal : .normal)
+        }
+        probe?.close(code: .goingAway)
+        probe = nil
+        delegate?.sessionDidClose(self, reason: reason)
+        delegate = nil
+    }
+}
