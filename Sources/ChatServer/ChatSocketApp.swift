@@ -13,11 +13,13 @@ struct ChatSocketApp: Sendable {
     let maxMessageBytes: Int
 
     var namespace: SocketIONamespace {
-        SocketIONamespace(name: "/", authorize: authorize, onConnect: connected)
+        SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: connected)
     }
 
-    func authorize(_ auth: JSONValue?) -> SocketIOAuthorization {
-        let token = auth?["token"]?.stringValue ?? ""
+    func authorize(_ auth: JSONValue?, handshake: HTTPRequest) -> SocketIOAuthorization {
+        // As the Node server: `auth.token || query.token`.
+        var token = auth?["token"]?.stringValue ?? ""
+        if token.isEmpty { token = handshake.queryParameter("token") ?? "" }
         guard !token.isEmpty else { return .refused(message: "No token") }
         switch accounts.authenticate(token: token) {
         case .success(let userID): return .accepted(userID: userID)

@@ -30,6 +30,9 @@ struct EngineIOOptions: Sendable {
 final class EngineIOServer: Sendable {
     let options: EngineIOOptions
     private let sessions = Mutex<[String: EngineIOSession]>([:])
+    /// Sessions a client closed by POST while no poll was pending: the next poll, if it comes
+    /// within a second, gets the noop that ends it (the reference server's `shouldClose`).
+    private let closingPolls = Mutex<[String: Int64]>([:])
     private let makeDelegate: @Sendable (EngineIOSession) -> EngineIOSessionDelegate
 
     init(options: EngineIOOptions, makeDelegate: @escaping @Sendable (EngineIOSession) -> EngineIOSessionDelegate) {
@@ -45,6 +48,19 @@ final class EngineIOServer: Sendable {
 
     private func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
 
+    func expectClosingPoll(for id: String) {
+        let now = monotonicMilliseconds()
+        closingPolls.withLock { polls in
+            polls = polls.filter { $0.value > now }
+            polls[id] = now + 1000
+        }
+    }
+
+    private func takeClosingPoll(_ id: String) -> Bool {
+        let now = monotonicMilliseconds()
+        return closingPolls.withLock { polls in (polls.removeValue(forKey: id) ?? 0) > now }
+    }
+
     /// Error answers as the reference server gives them.
     static func refusal(_ code: Int, _ message: String) -> HTTPResponse {
         .json(400, ["code": .number(Double(code)), "message": .string(message)], headers: [("Access-Control-Allow-Origin", "*")])
@@ -58,10 +74,13 @@ final class EngineIOServer: Sendable {
         case "polling":
             guard let sid else {
                 guard request.method == "GET" else { return respond(Self.refusal(2, "Bad handshake method")) }
-                let session = open(on: loop, transportIsWebSocket: false)
+                let session = open(on: loop, handshake: request)
                 return respond(Self.pollingResponse(EngineIOPacket.encode(payload: [session.openPacket(upgrades: ["websocket"])])))
             }
-            guard let session = lookup(sid) else { return respond(Self.refusal(1, "Session ID unknown")) }
+            guard let session = lookup(sid) else {
+                if request.method == "GET", takeClosingPoll(sid) { return respond(Self.pollingResponse(EngineIOPacket(.noop).encodedText())) }
+                return respond(Self.refusal(1, "Session ID unknown"))
+            }
             guard request.method == "GET" || request.method == "POST" else { return respond(Self.refusal(2, "Bad request")) }
             let method = request.method, body = request.body
             session.loop.execute { session.handlePolling(method: method, body: body, respond: respond) }
@@ -91,7 +110,7 @@ final class EngineIOServer: Sendable {
             } else {
                 response.takeover = { [self] fd, leftover in
                     let connection = WebSocketConnection(fd: fd, loop: loop, leftover: leftover, maxMessageBytes: maxPayload)
-                    let session = open(on: loop, transportIsWebSocket: true)
+                    let session = open(on: loop, handshake: request)
                     session.attachWebSocket(connection)
                     connection.send(text: session.openPacket(upgrades: []).encodedText())
                 }
@@ -102,8 +121,10 @@ final class EngineIOServer: Sendable {
         }
     }
 
-    private func open(on loop: EventLoop, transportIsWebSocket: Bool) -> EngineIOSession {
-        let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options)
+    private func open(on loop: EventLoop, handshake: HTTPRequest) -> EngineIOSession {
+        var handshake = handshake
+        handshake.body = []
+        let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options, handshake: handshake)
         sessions.withLock { $0[session.id] = session }
         session.delegate = makeDelegate(session)
         session.startHeartbeat()

@@ -19,10 +19,16 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var queue: [EngineIOPacket] = []
     private var pendingPoll: (@Sendable (HTTPResponse) -> Void)?
     private var pingTimer: LoopTimer?
+    /// While upgrading: when a held poll is released with a noop (unless `5` comes first).
+    private var releaseTimer: LoopTimer?
     private var pongTimer: LoopTimer?
 
-    init(id: String, loop: EventLoop, server: EngineIOServer, options: EngineIOOptions) {
+    /// The request that opened the session (its query carries e.g. a `token`).
+    let handshake: HTTPRequest
+
+    init(id: String, loop: EventLoop, server: EngineIOServer, options: EngineIOOptions, handshake: HTTPRequest) {
         self.id = id
+        self.handshake = handshake
         self.loop = loop
         self.server = server
         self.options = options
@@ -94,8 +100,8 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
                 respond(EngineIOServer.refusal(3, "Bad request"))
                 return close(reason: "overlapping polls", notifyTransport: false)
             }
-            if upgrading { return respond(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText())) }
             pendingPoll = respond
+            if upgrading { return scheduleRelease() }
             flushPoll()
             return
         }
@@ -123,6 +129,9 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             if let pending = pendingPoll {
                 pendingPoll = nil
                 pending(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText()))
+            } else {
+                // The poll that completes this close may still be on its way (another connection).
+                server.expectClosingPoll(for: id)
             }
             close(reason: "client close", notifyTransport: false)
         case .ping, .noop, .upgrade, .open:
@@ -170,14 +179,16 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         case .ping where packet.data == Array("probe".utf8):
             connection.send(text: EngineIOPacket(.pong, text: "probe").encodedText())
             upgrading = true
-            // Release a poll in flight so the client can move on.
-            if let pending = pendingPoll {
-                pendingPoll = nil
-                pending(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText()))
-            }
+            scheduleRelease()
         case .upgrade where upgrading:
             probe = nil
             upgrading = false
+            releaseTimer?.cancel()
+            // A poll still held now crossed the upgrade: polling is over for this session.
+            if let pending = pendingPoll {
+                pendingPoll = nil
+                pending(EngineIOServer.refusal(3, "Bad request"))
+            }
             webSocket = connection
             let waiting = queue
             queue.removeAll()
@@ -186,6 +197,17 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             probe = nil
             upgrading = false
             connection.close(code: .protocolError, reason: "bad upgrade")
+        }
+    }
+
+    /// A poll held during an upgrade is released with a noop soon (the reference server checks
+    /// every 100 ms), so a client can finish the upgrade; `5` arriving first answers it 400.
+    private func scheduleRelease() {
+        guard releaseTimer == nil || releaseTimer!.isCancelled else { return }
+        releaseTimer = loop.schedule(after: 50) { [weak self] in
+            guard let self, let pending = self.pendingPoll else { return }
+            self.pendingPoll = nil
+            pending(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText()))
         }
     }
 
@@ -207,6 +229,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         isClosed = true
         pingTimer?.cancel()
         pongTimer?.cancel()
+        releaseTimer?.cancel()
         server.remove(self)
         if let pending = pendingPoll {
             pendingPoll = nil

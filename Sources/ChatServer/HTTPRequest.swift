@@ -1,5 +1,5 @@
 /// A parsed HTTP/1.x request. Header names are lower-cased; values keep their bytes.
-struct HTTPRequest {
+struct HTTPRequest: Sendable {
     var method: String
     /// The request target as sent: `/api/messages/…?limit=5`.
     var target: String

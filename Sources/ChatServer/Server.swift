@@ -11,9 +11,10 @@ import Glibc
 /// and the signal handling that stops them in order.
 final class Server {
     private let configuration: Configuration
-    private let jwtSecret: String
+    /// nil: the conformance mode, without database or JWT.
+    private let jwtSecret: String?
 
-    init(configuration: Configuration, jwtSecret: String) {
+    init(configuration: Configuration, jwtSecret: String?) {
         self.configuration = configuration
         self.jwtSecret = jwtSecret
     }
@@ -22,13 +23,11 @@ final class Server {
     func run() -> Int32 {
         // Signals are taken synchronously by the main thread (sigwait); every thread started
         // from here inherits the mask, so none of them is interrupted.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
+        var signals = Self.stopSignals
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
+        guard let jwtSecret else { return serve(handler: Conformance.router(), pool: nil, poolThread: nil, description: "conformance mode (no database)") }
         var poolConfiguration = PostgresPool.Configuration()
         poolConfiguration.connections = configuration.databasePoolSize
         let pool = PostgresPool(options: configuration.database, configuration: poolConfiguration)
@@ -43,6 +42,20 @@ final class Server {
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(options: EngineIOOptions()) { session in socketIO.makeClient(for: session) }
         let router = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store, engine: engine)
+        return serve(handler: router, pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)")
+    }
+
+    private static var stopSignals: sigset_t {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        return signals
+    }
+
+    /// Starts the loops with `router`, waits for a stop signal, then shuts down in order.
+    private func serve(handler router: any HTTPHandler, pool: PostgresPool?, poolThread: PlatformThread?, description: String) -> Int32 {
+        var signals = Self.stopSignals
 
         var limits = HTTPConnectionLimits()
         limits.parser.maxHeaderBytes = configuration.maxHeaderBytes
@@ -65,8 +78,8 @@ final class Server {
                     listener = v4
                 } else {
                     Log.error("cannot listen: \(error)")
-                    pool.shutdown()
-                    poolThread.join()
+                    pool?.shutdown()
+                    poolThread?.join()
                     return 1
                 }
             }
@@ -84,7 +97,7 @@ final class Server {
         }
 
         let shownHost = host.contains(":") ? "[\(host)]" : host
-        print("chat server listening on http://\(shownHost):\(port) with \(loops.count) event loops; database \(configuration.databaseDescription)")
+        print("chat server listening on http://\(shownHost):\(port) with \(loops.count) event loops; \(description)")
         fflush(nil)
 
         var received: Int32 = 0
@@ -103,8 +116,8 @@ final class Server {
             }
         }
         for thread in threads { thread.join() }
-        pool.shutdown()
-        poolThread.join()
+        pool?.shutdown()
+        poolThread?.join()
         Log.info("stopped")
         return 0
     }

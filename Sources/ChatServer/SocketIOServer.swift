@@ -12,7 +12,7 @@ enum SocketIOAuthorization {
 /// each socket that connects. Both run on the socket's loop.
 struct SocketIONamespace: Sendable {
     let name: String
-    let authorize: @Sendable (_ auth: JSONValue?) -> SocketIOAuthorization
+    let authorize: @Sendable (_ auth: JSONValue?, _ handshake: HTTPRequest) -> SocketIOAuthorization
     let onConnect: @Sendable (SocketIOSocket) -> Void
 }
 
@@ -101,7 +101,7 @@ final class SocketIOClient: EngineIOSessionDelegate {
             return send(SocketIOPacket(.connectError, namespace: packet.namespace, data: ["message": "Invalid namespace"]))
         }
         guard sockets[packet.namespace] == nil else { return }
-        switch namespace.authorize(packet.data) {
+        switch namespace.authorize(packet.data, session.handshake) {
         case .refused(let message, let data):
             var payload = JSONObject([("message", .string(message))])
             if let data { payload["data"] = data }

@@ -19,7 +19,8 @@ protocol WebSocketDelegate: AnyObject {
 final class WebSocketConnection: Selectable, @unchecked Sendable {
     let fd: Int32
     unowned let loop: EventLoop
-    weak var delegate: WebSocketDelegate?
+    /// Held strongly (an echo handler has no other owner) and let go when the connection ends.
+    var delegate: WebSocketDelegate?
     private var decoder: WebSocketDecoder
     private var output: [UInt8] = []
     private var outputStart = 0
@@ -175,6 +176,8 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
         closed = true
         closing = true
         loop.deregisterAndClose(self)
+        let delegate = self.delegate
+        self.delegate = nil
         delegate?.webSocketDidClose(self)
     }
 }

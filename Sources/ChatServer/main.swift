@@ -4,8 +4,9 @@ import Glibc
 
 // ChatServer            serve (the default)
 // ChatServer migrate [schema.sql]   apply the schema and exit
+// ChatServer conformance            the protocol-suite and Autobahn targets (no database; tests only)
 let arguments = Array(CommandLine.arguments.dropFirst())
-let usage = "usage: ChatServer [serve | migrate [schema.sql]]"
+let usage = "usage: ChatServer [serve | migrate [schema.sql] | conformance]"
 
 var environment: [String: String] = [:]
 var entry = environ
@@ -35,6 +36,8 @@ case nil, "serve":
         exit(1)
     }
     exit(Server(configuration: configuration, jwtSecret: secret).run())
+case "conformance":
+    exit(Server(configuration: configuration, jwtSecret: nil).run())
 case "-h", "--help", "help":
     print(usage)
 default:
