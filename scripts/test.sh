@@ -27,4 +27,16 @@ unset DATABASE_URL
 export CHAT_SERVER_BIN="$(swift build --show-bin-path)/ChatServer"
 export CHAT_SCHEMA_FILE="$(pwd)/schema.sql"
 
-swift test --skip-build --disable-swift-testing "$@"
+# The independent client: python-socketio, pinned, in a venv of its own.
+requirements=Tests/IntegrationTests/python/requirements.txt
+if [ ! -x .venv/bin/python ] || ! cmp -s "$requirements" .venv/requirements.txt; then
+    rm -rf .venv
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
+    cp "$requirements" .venv/requirements.txt
+fi
+
+status=0
+swift test --skip-build --disable-swift-testing "$@" || status=$?
+(cd Tests/IntegrationTests/python && ../../../.venv/bin/python -m pytest -q -p no:cacheprovider) || status=$?
+exit $status

@@ -18,6 +18,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var upgrading = false
     private var queue: [EngineIOPacket] = []
     private var pendingPoll: (@Sendable (HTTPResponse) -> Void)?
+    static let maxPacketsPerPoll = 16
     private var pingTimer: LoopTimer?
     /// While upgrading: when a held poll is released with a noop (unless `5` comes first).
     private var releaseTimer: LoopTimer?
@@ -62,8 +63,10 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private func flushPoll() {
         guard let respond = pendingPoll, !queue.isEmpty else { return }
         pendingPoll = nil
-        let body = EngineIOPacket.encode(payload: queue)
-        queue.removeAll()
+        // python-engineio refuses a payload of more than 16 packets: the rest waits for the next poll.
+        let count = min(queue.count, Self.maxPacketsPerPoll)
+        let body = EngineIOPacket.encode(payload: Array(queue.prefix(count)))
+        queue.removeFirst(count)
         respond(EngineIOServer.pollingResponse(body))
     }
 

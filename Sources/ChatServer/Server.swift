@@ -70,10 +70,10 @@ final class Server {
         for loop in loops {
             let listener: (fd: Int32, port: Int)
             do {
-                listener = try Sockets.listen(host: host, port: port)
+                listener = try Sockets.listen(host: host, port: port, exclusive: loop.index == 0)
             } catch {
                 // No IPv6 on this machine: the default "::" falls back to IPv4.
-                if host == "::", loop.index == 0, let v4 = try? Sockets.listen(host: "0.0.0.0", port: port) {
+                if host == "::", loop.index == 0, let v4 = try? Sockets.listen(host: "0.0.0.0", port: port, exclusive: true) {
                     host = "0.0.0.0"
                     listener = v4
                 } else {

@@ -19,7 +19,24 @@ struct SocketError: Error, CustomStringConvertible {
 enum Sockets {
     /// A non-blocking listening socket on `host:port` with SO_REUSEPORT, so each event loop can
     /// have its own and the kernel spreads connections among them. `::` listens on IPv4 too.
-    static func listen(host: String, port: Int, backlog: Int32 = 1024) throws(SocketError) -> (fd: Int32, port: Int) {
+    ///
+    /// `exclusive` first checks that no other process holds the port: SO_REUSEPORT would
+    /// otherwise let a second server on the same port silently take half the connections.
+    static func listen(host: String, port: Int, exclusive: Bool = false, backlog: Int32 = 1024) throws(SocketError) -> (fd: Int32, port: Int) {
+        if exclusive && port != 0 {
+            let probe = try bindSocket(host: host, port: port, reusePort: false)
+            close(probe.fd)
+        }
+        let bound = try bindSocket(host: host, port: port, reusePort: true)
+        guard Glibc.listen(bound.fd, backlog) == 0 else {
+            let error = SocketError("listen")
+            close(bound.fd)
+            throw error
+        }
+        return bound
+    }
+
+    private static func bindSocket(host: String, port: Int, reusePort: Bool) throws(SocketError) -> (fd: Int32, port: Int) {
         var hints = addrinfo()
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -36,17 +53,12 @@ enum Sockets {
         var one: Int32 = 1
         var zero: Int32 = 0
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
         if info.ai_family == AF_INET6 {
             setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
         }
         guard bind(fd, info.ai_addr, info.ai_addrlen) == 0 else {
             let error = SocketError("bind \(host):\(port)")
-            close(fd)
-            throw error
-        }
-        guard Glibc.listen(fd, backlog) == 0 else {
-            let error = SocketError("listen")
             close(fd)
             throw error
         }
