@@ -1,6 +1,6 @@
 # The two commands (see README.md). Both install what is missing, build, and bring up a
 # private PostgreSQL when no database is configured.
-.PHONY: run test build
+.PHONY: run test build conformance
 
 run:
 	@scripts/run.sh
@@ -10,3 +10,7 @@ test:
 
 build:
 	swift build -c release
+
+# The Autobahn WebSocket suite alone (make test runs it too).
+conformance:
+	@scripts/conformance.sh

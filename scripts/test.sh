@@ -39,4 +39,5 @@ fi
 status=0
 swift test --skip-build --disable-swift-testing "$@" || status=$?
 (cd Tests/IntegrationTests/python && ../../../.venv/bin/python -m pytest -q -p no:cacheprovider) || status=$?
+scripts/conformance.sh || status=$?
 exit $status
