@@ -43,7 +43,7 @@ private struct ConformanceRouter: HTTPHandler {
         case "/engine.io/", "/engine.io": engineEcho.handle(request, loop: loop, respond: respond)
         case "/socket.io/", "/socket.io": socketIO.handle(request, loop: loop, respond: respond)
         default:
-            switch WebSocketHandshake.validate(method: request.method, minorVersion: request.minorVersion, header: request.header) {
+            switch WebSocketHandshake.validate(method: request.method, minorVersion: request.minorVersion, header: request.combinedHeader) {
             case .failure(let refusal):
                 respond(.error(refusal.status, refusal.message, headers: refusal.headers.map { ($0.key, $0.value) }))
             case .success(let accept):

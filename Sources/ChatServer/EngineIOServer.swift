@@ -86,7 +86,7 @@ final class EngineIOServer: Sendable {
             session.loop.execute { session.handlePolling(method: method, body: body, respond: respond) }
         case "websocket":
             let accept: String
-            switch WebSocketHandshake.validate(method: request.method, minorVersion: request.minorVersion, header: request.header) {
+            switch WebSocketHandshake.validate(method: request.method, minorVersion: request.minorVersion, header: request.combinedHeader) {
             case .failure(let refusal):
                 return respond(.error(refusal.status, refusal.message, headers: refusal.headers.map { ($0.key, $0.value) }))
             case .success(let value):

@@ -12,6 +12,13 @@ struct HTTPRequest: Sendable {
         headers.first(where: { $0.name == name })?.value
     }
 
+    /// Every value of a header joined with ", " (RFC 9110 §5.3), for list headers such as
+    /// Connection that a client may send more than once.
+    func combinedHeader(_ name: String) -> String? {
+        let values = headers.filter { $0.name == name }.map(\.value)
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+
     var path: Substring {
         if let question = target.firstIndex(of: "?") { return target[..<question] }
         return target[...]

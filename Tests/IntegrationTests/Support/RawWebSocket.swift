@@ -1,0 +1,62 @@
+import Foundation
+import WebSocket
+
+/// A WebSocket client at the byte level, for sending what no well-behaved client would.
+final class RawWebSocket {
+    let connection: RawConnection
+    private var decoder = WebSocketDecoder(role: .client, maxMessageBytes: 16 << 20)
+
+    /// Opens `path` with the RFC 6455 handshake; throws unless the answer is 101.
+    init(port: Int, path: String) throws {
+        connection = try RawConnection(port: port)
+        let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        var buffer: [UInt8] = []
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            guard let chunk = connection.receive(timeout: deadline.timeIntervalSinceNow), !chunk.isEmpty else { break }
+            buffer += chunk
+            if let end = buffer.indices.first(where: { buffer[$0...].starts(with: [13, 10, 13, 10]) }) {
+                let head = String(decoding: buffer[..<end], as: UTF8.self)
+                guard head.hasPrefix("HTTP/1.1 101"), head.contains(WebSocketHandshake.acceptValue(forKey: key)) else {
+                    throw ServerProcess.Failure(description: "no WebSocket upgrade: \(head)")
+                }
+                decoder.feed(buffer[(end + 4)...])
+                return
+            }
+        }
+        throw ServerProcess.Failure(description: "no answer to the WebSocket handshake")
+    }
+
+    func send(_ opcode: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, masked: Bool = true) {
+        connection.send(WebSocketFrameEncoder.frame(opcode, payload: payload, fin: fin, maskingKey: masked ? (1, 2, 3, 4) : nil))
+    }
+
+    func sendText(_ text: String) { send(.text, Array(text.utf8)) }
+
+    /// The next message, or nil on time-out or end of stream.
+    func receive(timeout: TimeInterval = 10) -> WebSocketMessage? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let message = try? decoder.next() { return message }
+            guard Date() < deadline, let chunk = connection.receive(timeout: deadline.timeIntervalSinceNow), !chunk.isEmpty else { return nil }
+            decoder.feed(chunk)
+        }
+    }
+
+    func receiveText(timeout: TimeInterval = 10) -> String? {
+        while let message = receive(timeout: timeout) {
+            if case .text(let bytes) = message { return String(decoding: bytes, as: UTF8.self) }
+            if case .close = message { return nil }
+        }
+        return nil
+    }
+
+    /// Reads until the server's close frame; returns its code (nil when the stream just ended).
+    func receiveClose(timeout: TimeInterval = 10) -> UInt16? {
+        while let message = receive(timeout: timeout) {
+            if case .close(let code, _) = message { return code }
+        }
+        return nil
+    }
+}
