@@ -13,7 +13,7 @@ struct APIRouter: HTTPHandler {
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        if let engine, request.path == "/socket.io/" || request.path == "/socket.io" {
+        if let engine, request.method != "OPTIONS", request.path == "/socket.io/" || request.path == "/socket.io" {
             return engine.handle(request, loop: loop, respond: respond)
         }
         let reply: @Sendable (HTTPResponse) -> Void = { response in

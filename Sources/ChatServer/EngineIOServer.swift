@@ -48,6 +48,15 @@ final class EngineIOServer: Sendable {
 
     private func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
 
+    /// Server shutdown: every session ends (a held poll is answered with the close packet, a
+    /// WebSocket gets a close frame), each on its own loop.
+    func closeAllSessions() {
+        let all = sessions.withLock { Array($0.values) }
+        for session in all {
+            session.loop.execute { session.close(reason: "server shutting down") }
+        }
+    }
+
     func expectClosingPoll(for id: String) {
         let now = monotonicMilliseconds()
         closingPolls.withLock { polls in

@@ -27,7 +27,9 @@ final class Server {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
-        guard let jwtSecret else { return serve(handler: Conformance.router(), pool: nil, poolThread: nil, description: "conformance mode (no database)") }
+        guard let jwtSecret else {
+            return serve(handler: Conformance.router(), pool: nil, poolThread: nil, description: "conformance mode (no database)", beforeShutdown: {})
+        }
         var poolConfiguration = PostgresPool.Configuration()
         poolConfiguration.connections = configuration.databasePoolSize
         let pool = PostgresPool(options: configuration.database, configuration: poolConfiguration)
@@ -42,7 +44,8 @@ final class Server {
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(options: EngineIOOptions()) { session in socketIO.makeClient(for: session) }
         let router = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store, engine: engine)
-        return serve(handler: router, pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)")
+        return serve(handler: router, pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)",
+                     beforeShutdown: engine.closeAllSessions)
     }
 
     private static var stopSignals: sigset_t {
@@ -54,7 +57,8 @@ final class Server {
     }
 
     /// Starts the loops with `router`, waits for a stop signal, then shuts down in order.
-    private func serve(handler router: any HTTPHandler, pool: PostgresPool?, poolThread: PlatformThread?, description: String) -> Int32 {
+    private func serve(handler router: any HTTPHandler, pool: PostgresPool?, poolThread: PlatformThread?, description: String,
+                       beforeShutdown: () -> Void) -> Int32 {
         var signals = Self.stopSignals
 
         var limits = HTTPConnectionLimits()
@@ -103,6 +107,7 @@ final class Server {
         var received: Int32 = 0
         sigwait(&signals, &received)
         Log.info("received \(received == SIGINT ? "SIGINT" : "SIGTERM"): finishing requests in flight, then stopping")
+        beforeShutdown()
         for loop in loops { loop.requestShutdown() }
 
         // Wait for the loops to drain, up to the shutdown time-out or a second signal.
