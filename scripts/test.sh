@@ -37,7 +37,19 @@ if [ ! -x .venv/bin/python ] || ! cmp -s "$requirements" .venv/requirements.txt;
 fi
 
 status=0
-swift test --skip-build --disable-swift-testing "$@" || status=$?
-(cd Tests/IntegrationTests/python && ../../../.venv/bin/python -m pytest -q -p no:cacheprovider) || status=$?
-scripts/conformance.sh || status=$?
+log=$(mktemp)
+trap 'cleanup; rm -f "$log"' EXIT
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee -a "$log" || status=$?
+(cd Tests/IntegrationTests/python && ../../../.venv/bin/python -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log" || status=$?
+scripts/conformance.sh 2>&1 | tee -a "$log" || status=$?
+
+# One closing line for all three runners.
+xctest=$(grep -E '^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -n 1 || true)
+xc_run=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<< "$xctest"); xc_failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<< "$xctest")
+py_passed=$(grep -oE '[0-9]+ passed' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
+py_failed=$(grep -E '[0-9]+ (passed|failed).* in [0-9.]+s' "$log" | tail -n 1 | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
+ab=$(grep '^AUTOBAHN ' "$log" | tail -n 1 || true)
+ab_passed=$(( $(sed -E 's/.* ok=([0-9]+).*/\1/' <<< "${ab:- ok=0}") + $(sed -E 's/.*non_strict=([0-9]+).*/\1/' <<< "${ab:-non_strict=0}") ))
+ab_failed=$(sed -E 's/.*failed=([0-9]+).*/\1/' <<< "${ab:-failed=0}")
+echo "tests: $(( ${xc_run:-0} - ${xc_failed:-0} + py_passed + ab_passed )) passed, $(( ${xc_failed:-0} + py_failed + ab_failed )) failed"
 exit $status

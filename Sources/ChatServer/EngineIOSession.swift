@@ -19,6 +19,8 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var queue: [EngineIOPacket] = []
     private var pendingPoll: (@Sendable (HTTPResponse) -> Void)?
     static let maxPacketsPerPoll = 16
+    /// A polling client that lets this many packets pile up is not polling: it is dropped.
+    static let maxQueuedPackets = 10_000
     private var pingTimer: LoopTimer?
     /// While upgrading: when a held poll is released with a noop (unless `5` comes first).
     private var releaseTimer: LoopTimer?
@@ -56,6 +58,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             if packet.isBinary { webSocket.send(binary: packet.data) } else { webSocket.send(text: packet.encodedText()) }
         } else {
             queue.append(packet)
+            if queue.count > Self.maxQueuedPackets { return close(reason: "client is not polling") }
             flushPoll()
         }
     }
@@ -101,7 +104,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
                 pendingPoll = nil
                 pending(EngineIOServer.pollingResponse(EngineIOPacket(.close).encodedText()))
                 respond(EngineIOServer.refusal(3, "Bad request"))
-                return close(reason: "overlapping polls", notifyTransport: false)
+                return close(reason: "overlapping polls")
             }
             pendingPoll = respond
             if upgrading { return scheduleRelease() }
@@ -136,7 +139,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
                 // The poll that completes this close may still be on its way (another connection).
                 server.expectClosingPoll(for: id)
             }
-            close(reason: "client close", notifyTransport: false)
+            close(reason: "client close")
         case .ping, .noop, .upgrade, .open:
             // Clients do not send these outside the upgrade; the reference server treats them as errors.
             close(reason: "unexpected packet")
@@ -219,7 +222,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             probe = nil
             upgrading = false
         } else if connection === webSocket {
-            close(reason: "transport close", notifyTransport: false)
+            close(reason: "transport close")
         }
     }
 
@@ -227,7 +230,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
 
     /// Ends the session: timers off, out of the registry, the transport told (a pending poll
     /// gets the close packet, a WebSocket a close frame), the application told once.
-    func close(reason: String, notifyTransport: Bool = true) {
+    func close(reason: String) {
         guard !isClosed else { return }
         isClosed = true
         pingTimer?.cancel()
@@ -240,7 +243,7 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         }
         if let webSocket {
             webSocket.delegate = nil
-            webSocket.close(code: notifyTransport ? .normal : .normal)
+            webSocket.close(code: .normal)
         }
         probe?.close(code: .goingAway)
         probe = nil
