@@ -65,7 +65,7 @@ final class EngineIOServer: Sendable {
         }
     }
 
-    private func takeClosingPoll(_ id: String) -> Bool {
+    func takeClosingPoll(_ id: String) -> Bool {
         let now = monotonicMilliseconds()
         return closingPolls.withLock { polls in (polls.removeValue(forKey: id) ?? 0) > now }
     }

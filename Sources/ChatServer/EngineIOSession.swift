@@ -96,7 +96,11 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     // MARK: - Polling
 
     func handlePolling(method: String, body: [UInt8], respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        guard !isClosed else { return respond(EngineIOServer.refusal(1, "Session ID unknown")) }
+        guard !isClosed else {
+            // Looked up just before the client's close ran: it still gets the noop that ends it.
+            if method == "GET", server.takeClosingPoll(id) { return respond(EngineIOServer.pollingResponse(EngineIOPacket(.noop).encodedText())) }
+            return respond(EngineIOServer.refusal(1, "Session ID unknown"))
+        }
         if webSocket != nil { return respond(EngineIOServer.refusal(3, "Bad request")) }
         if method == "GET" {
             if let pending = pendingPoll {
