@@ -5,6 +5,9 @@ let package = Package(
     name: "swift-chat-server",
     products: [
         .executable(name: "ChatServer", targets: ["ChatServer"]),
+        .executable(name: "chat-cli-a", targets: ["chat-cli-a"]),
+        .executable(name: "chat-cli-b", targets: ["chat-cli-b"]),
+        .library(name: "ChatClient", targets: ["ChatClient"]),
     ],
     targets: [
         // C headers, wrapped once; nothing else includes C.
@@ -23,6 +26,11 @@ let package = Package(
             name: "ChatServer",
             dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "PostgresClient", "CLinux"]
         ),
+
+        // The client library and the two terminal clients over it.
+        .target(name: "ChatClient", dependencies: ["JSON", "WebSocket", "SocketIO"]),
+        .executableTarget(name: "chat-cli-a", dependencies: ["ChatClient"]),
+        .executableTarget(name: "chat-cli-b", dependencies: ["ChatClient"]),
 
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "ChatServer"]),
         .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"]),

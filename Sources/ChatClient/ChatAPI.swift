@@ -1,0 +1,129 @@
+import Foundation
+import JSON
+
+/// A user as the server describes it.
+public struct ChatUser: Sendable, Equatable {
+    public let id: String
+    public let email: String?
+    public let username: String?
+
+    init(_ json: JSONValue?) throws {
+        guard let id = json?["id"]?.stringValue else { throw ClientError("the server's answer has no user id") }
+        self.id = id
+        email = json?["email"]?.stringValue
+        username = json?["username"]?.stringValue
+    }
+
+    public init(id: String, email: String?, username: String?) {
+        self.id = id
+        self.email = email
+        self.username = username
+    }
+
+    /// How to show the user: name, else email, else a short id.
+    public var displayName: String { username ?? email ?? String(id.prefix(8)) }
+}
+
+/// A chat message as history or live delivery gives it.
+public struct ChatMessageRecord: Sendable, Equatable {
+    public let id: String?
+    public let from: String
+    public let to: String?
+    public let text: String
+    public let timestamp: String?
+}
+
+/// The REST API: login (registering on first use when asked), user lookup, history.
+public struct ChatAPI: Sendable {
+    public enum Failure: Error, CustomStringConvertible, Sendable {
+        case unreachable(String)
+        case invalidCredentials
+        case cannotRegister(String)
+        case notFound(String)
+        case refused(Int, String)
+
+        public var description: String {
+            switch self {
+            case .unreachable(let why): return "cannot reach the server: \(why)"
+            case .invalidCredentials: return "wrong email or password"
+            case .cannotRegister(let why): return "cannot register: \(why)"
+            case .notFound(let what): return "\(what) not found"
+            case .refused(let status, let why): return "the server refused (HTTP \(status)): \(why)"
+            }
+        }
+    }
+
+    public let address: ServerAddress
+
+    public init(address: ServerAddress) {
+        self.address = address
+    }
+
+    private func call(_ method: String, _ target: String, token: String? = nil, body: JSONValue? = nil) throws(Failure) -> (Int, JSONValue?) {
+        var headers: [(String, String)] = []
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        do {
+            let response = try HTTPClient(address: address).request(method, target, headers: headers + [("Connection", "close")],
+                                                                     body: body.map(JSONWriter.bytes), timeout: 15)
+            return (response.status, try? JSONParser.parse(response.body))
+        } catch {
+            throw .unreachable("\(error)")
+        }
+    }
+
+    private static func reason(_ json: JSONValue?) -> String {
+        json?["error"]?.stringValue ?? json?["message"]?.stringValue ?? "no reason given"
+    }
+
+    /// Logs in; with `registerAs`, an unknown account is registered first (then logged in).
+    public func login(email: String, password: String, registerAs username: String? = nil) throws(Failure) -> (token: String, user: ChatUser?) {
+        let (status, json) = try call("POST", "/api/auth/login", body: ["email": .string(email), "password": .string(password)])
+        if status == 200, let token = json?["token"]?.stringValue {
+            return (token, try? ChatUser(json?["user"]))
+        }
+        if status == 401, let username {
+            let (registered, answer) = try call("POST", "/api/auth/register",
+                                                body: ["username": .string(username), "email": .string(email), "password": .string(password)])
+            if registered == 409 { throw .invalidCredentials }  // the account exists: the password is wrong
+            if registered == 400 { throw .cannotRegister(Self.reason(answer)) }
+            guard registered == 200 else { throw .refused(registered, Self.reason(answer)) }
+            return try login(email: email, password: password)
+        }
+        if status == 401 { throw .invalidCredentials }
+        throw .refused(status, Self.reason(json))
+    }
+
+    /// The user with this email (`GET /api/users?email=`).
+    public func user(email: String, token: String) throws(Failure) -> ChatUser {
+        let encoded = email.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? email
+        let (status, json) = try call("GET", "/api/users?email=\(encoded)", token: token)
+        switch status {
+        case 200:
+            do { return try ChatUser(json) } catch { throw .refused(200, "\(error)") }
+        case 404:
+            throw .notFound("no user with email \(email)")
+        default:
+            throw .refused(status, Self.reason(json))
+        }
+    }
+
+    /// The conversation with `peer`, oldest first: the newest `count` messages.
+    public func history(with peer: String, token: String, count: Int = 20) throws(Failure) -> [ChatMessageRecord] {
+        // History pages oldest first: find the total, then read the last page(s).
+        var all: [ChatMessageRecord] = []
+        var offset = 0
+        while true {
+            let (status, json) = try call("GET", "/api/messages/\(peer)?limit=100&offset=\(offset)", token: token)
+            guard status == 200, let rows = json?.arrayValue else { throw .refused(status, Self.reason(json)) }
+            all += rows.map { row in
+                ChatMessageRecord(id: row["id"]?.stringValue, from: row["sender_id"]?.stringValue ?? "", to: row["receiver_id"]?.stringValue,
+                                  text: row["content"]?.stringValue ?? "", timestamp: row["created_at"]?.stringValue)
+            }
+            if rows.count < 100 { break }
+            offset += 100
+            if all.count > 100 { all.removeFirst(all.count - 100) }
+        }
+        return Array(all.suffix(count))
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import JSON
+import SocketIO
+
+/// A Socket.IO v5 client on namespace `/`: CONNECT with an auth payload, events, acks.
+/// Handlers run on `queue`.
+final class SocketIOClientConnection: @unchecked Sendable {
+    typealias EventHandler = @Sendable ([JSONValue]) -> Void
+
+    private let queue: DispatchQueue
+    private var engine: EngineIOClient?
+    private var handlers: [String: EventHandler] = [:]
+    private var acks: [Int: @Sendable ([JSONValue]) -> Void] = [:]
+    private var nextAckID = 0
+    private var connectResult: Result<Void, ClientError>?
+    private let connected = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    var onDisconnect: (@Sendable (String) -> Void)?
+
+    init(queue: DispatchQueue) {
+        self.queue = queue
+    }
+
+    func on(_ event: String, _ handler: @escaping EventHandler) {
+        lock.lock(); handlers[event] = handler; lock.unlock()
+    }
+
+    /// Connects and waits for the server's CONNECT answer; a CONNECT_ERROR throws its message.
+    func connect(address: ServerAddress, transport: EngineIOClient.Transport, auth: JSONValue) throws {
+        let engine = EngineIOClient(address: address, query: "", transport: transport, queue: queue, onPacket: { [weak self] packet in
+            self?.receive(packet)
+        }, onClose: { [weak self] reason in
+            self?.finish(.failure(ClientError(reason)))
+            self?.onDisconnect?(reason)
+        })
+        self.engine = engine
+        try engine.open()
+        engine.send(EngineIOPacket(.message, SocketIOPacket(.connect, data: auth).encoded()))
+        guard connected.wait(timeout: .now() + 10) == .success else {
+            engine.close()
+            throw ClientError("the server did not answer the Socket.IO connect")
+        }
+        lock.lock(); let result = connectResult; lock.unlock()
+        if case .failure(let error) = result {
+            engine.close()
+            throw error
+        }
+    }
+
+    private func finish(_ result: Result<Void, ClientError>) {
+        lock.lock()
+        let first = connectResult == nil
+        if first { connectResult = result }
+        lock.unlock()
+        if first { connected.signal() }
+    }
+
+    private func receive(_ packet: EngineIOPacket) {
+        guard !packet.isBinary, let message = try? SocketIOPacket.decode(packet.data), message.namespace == "/" else { return }
+        switch message.kind {
+        case .connect:
+            finish(.success(()))
+        case .connectError:
+            finish(.failure(ClientError(message.data?["message"]?.stringValue ?? "connection refused")))
+        case .event:
+            guard case .array(let values)? = message.data, let name = values.first?.stringValue else { return }
+            lock.lock(); let handler = handlers[name]; lock.unlock()
+            handler?(Array(values.dropFirst()))
+        case .ack:
+            guard let id = message.ackID, case .array(let values)? = message.data else { return }
+            lock.lock(); let callback = acks.removeValue(forKey: id); lock.unlock()
+            callback?(values)
+        case .disconnect:
+            engine?.close()
+            onDisconnect?("the server disconnected this client")
+        case .binaryEvent, .binaryAck:
+            break
+        }
+    }
+
+    func emit(_ event: String, _ arguments: [JSONValue], ack: (@Sendable ([JSONValue]) -> Void)? = nil) {
+        var packet = SocketIOPacket(.event, data: .array([.string(event)] + arguments))
+        if let ack {
+            lock.lock()
+            nextAckID += 1
+            packet.ackID = nextAckID
+            acks[nextAckID] = ack
+            lock.unlock()
+        }
+        engine?.send(EngineIOPacket(.message, packet.encoded()))
+    }
+
+    func close() {
+        engine?.close()
+    }
+}
