@@ -146,7 +146,7 @@ public final class ChatCommandLine: @unchecked Sendable {
         } catch .invalidCredentials {
             throw Failure(code: .badCredentials, message: "wrong email or password for \(options.email)")
         } catch .cannotRegister(let why) {
-            throw Failure(code: .badCredentials, message: "\(options.email) has no account and cannot be registered: \(why)")
+            throw Failure(code: .badCredentials, message: "wrong email or password for \(options.email) (registering it as new failed too: \(why))")
         } catch .unreachable(let why) {
             throw Failure(code: .unreachable, message: "cannot reach the server at \(address): \(why)")
         } catch {

@@ -14,6 +14,8 @@ final class Terminal: @unchecked Sendable {
     private var prompt = "> "
     private var original = termios()
     private var raw = false
+    /// The first bytes of a UTF-8 character being typed, echoed once it is whole.
+    private var pendingMultibyte: [UInt8] = []
 
     init() {
         interactive = isatty(0) == 1 && isatty(1) == 1
@@ -116,8 +118,21 @@ final class Terminal: @unchecked Sendable {
                 }
             default:
                 guard byte >= 0x20 || byte == 0x09 else { continue }
-                lock.lock(); line.append(byte); lock.unlock()
-                if byte < 0x80 || byte & 0xC0 == 0x80 { redraw() }
+                // Echo what was typed, not the whole line again: a redraw per key is quadratic.
+                lock.lock()
+                line.append(byte)
+                if byte < 0x80 {
+                    write(String(UnicodeScalar(byte)))
+                } else if byte >= 0xC0 {
+                    pendingMultibyte = [byte]
+                } else if !pendingMultibyte.isEmpty {
+                    pendingMultibyte.append(byte)
+                    if let character = String(validating: pendingMultibyte, as: UTF8.self) {
+                        write(character)
+                        pendingMultibyte = []
+                    }
+                }
+                lock.unlock()
             }
         }
         return nil
