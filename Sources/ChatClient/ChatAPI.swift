@@ -101,8 +101,10 @@ public struct ChatAPI: Sendable {
         switch status {
         case 200:
             do { return try ChatUser(json) } catch { throw .refused(200, "\(error)") }
-        case 404:
+        case 404 where json?["error"] != nil:
             throw .notFound("no user with email \(email)")
+        case 404:
+            throw .refused(404, "this server has no user lookup (the Node original lacks it)")
         default:
             throw .refused(status, Self.reason(json))
         }

@@ -45,6 +45,10 @@ public final class ChatCommandLine: @unchecked Sendable {
     private var connection: SocketIOClientConnection?
     private var seen: Set<String> = []
     private var pendingAcks = 0
+    /// Sends not yet confirmed, oldest first: by their ack, or by `message_sent` from a server
+    /// that does not ack (the Node original), whichever comes first.
+    private var unconfirmed: [(number: Int, to: String, text: String)] = []
+    private var sendNumber = 0
     private var refusals = 0
     private var closing = false
     private let acksDone = NSCondition()
@@ -183,6 +187,13 @@ public final class ChatCommandLine: @unchecked Sendable {
     private func connect() throws {
         let connection = SocketIOClientConnection(queue: queue)
         connection.on("receive_message") { [weak self] arguments in self?.received(arguments.first) }
+        connection.on("message_sent") { [weak self] arguments in
+            guard let self, let payload = arguments.first, let to = payload["to"]?.stringValue, let text = payload["message"]?.stringValue else { return }
+            self.state.lock()
+            let number = self.unconfirmed.first(where: { $0.to == to && $0.text == text })?.number
+            self.state.unlock()
+            if let number { self.confirm(number, ok: true, id: payload["id"]?.stringValue, timestamp: payload["timestamp"]?.stringValue, error: nil) }
+        }
         connection.onDisconnect = { [weak self] reason in self?.lost(connection, reason) }
         do {
             try connection.connect(address: api.address, transport: options.transport, auth: ["token": .string(token)])
@@ -239,28 +250,43 @@ public final class ChatCommandLine: @unchecked Sendable {
     // MARK: - Sending
 
     private func send(_ text: String) {
+        let to = peer.id
         state.lock()
         let connection = self.connection
-        if connection != nil { pendingAcks += 1 }
+        sendNumber += 1
+        let number = sendNumber
+        if connection != nil {
+            pendingAcks += 1
+            unconfirmed.append((number, to, text))
+        }
         state.unlock()
         guard let connection else {
             return terminal.print(terminal.styled("✗ not sent (not connected; reconnecting): \(text)", .red))
         }
-        let to = peer.id
         connection.emit("send_message", [["to": .string(to), "message": .string(text)]]) { [weak self] answer in
-            guard let self else { return }
             let reply = answer.first
-            if reply?["ok"]?.boolValue == true {
-                self.show(ChatMessageRecord(id: reply?["id"]?.stringValue, from: self.me.id, to: to, text: text, timestamp: reply?["timestamp"]?.stringValue))
-            } else {
-                self.state.lock(); self.refusals += 1; self.state.unlock()
-                self.terminal.print(self.terminal.styled("✗ not sent (\(reply?["error"]?.stringValue ?? "refused")): \(text)", .red))
-            }
-            self.acksDone.lock()
-            self.state.lock(); self.pendingAcks -= 1; self.state.unlock()
-            self.acksDone.broadcast()
-            self.acksDone.unlock()
+            self?.confirm(number, ok: reply?["ok"]?.boolValue == true, id: reply?["id"]?.stringValue,
+                          timestamp: reply?["timestamp"]?.stringValue, error: reply?["error"]?.stringValue ?? "refused")
         }
+    }
+
+    /// Settles send `number` once: shows it confirmed, or why it was refused.
+    private func confirm(_ number: Int, ok: Bool, id: String?, timestamp: String?, error: String?) {
+        state.lock()
+        guard let index = unconfirmed.firstIndex(where: { $0.number == number }) else { state.unlock(); return }
+        let sent = unconfirmed.remove(at: index)
+        if !ok { refusals += 1 }
+        state.unlock()
+        if ok {
+            let when = timestamp ?? Self.isoFormatter.string(from: Date())
+            show(ChatMessageRecord(id: id, from: me.id, to: sent.to, text: sent.text, timestamp: when))
+        } else {
+            terminal.print(terminal.styled("✗ not sent (\(error ?? "refused")): \(sent.text)", .red))
+        }
+        acksDone.lock()
+        state.lock(); pendingAcks -= 1; state.unlock()
+        acksDone.broadcast()
+        acksDone.unlock()
     }
 
     // MARK: - Losing the connection
@@ -269,13 +295,14 @@ public final class ChatCommandLine: @unchecked Sendable {
         state.lock()
         guard self.connection === connection, !closing else { state.unlock(); return }
         self.connection = nil
-        let unconfirmed = pendingAcks
+        let unconfirmedCount = pendingAcks
         pendingAcks = 0
-        refusals += unconfirmed
+        refusals += unconfirmedCount
+        unconfirmed.removeAll()
         state.unlock()
         acksDone.lock(); acksDone.broadcast(); acksDone.unlock()
         terminal.print(terminal.styled("connection lost (\(reason)); reconnecting…", .yellow))
-        if unconfirmed > 0 { terminal.print(terminal.styled("✗ \(unconfirmed) message(s) not confirmed", .red)) }
+        if unconfirmedCount > 0 { terminal.print(terminal.styled("✗ \(unconfirmedCount) message(s) not confirmed", .red)) }
         Thread.detachNewThread { [self] in reconnect() }
     }
 
