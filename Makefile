@@ -1,6 +1,6 @@
 # The two commands (see README.md). Both install what is missing, build, and bring up a
 # private PostgreSQL when no database is configured.
-.PHONY: run test build conformance
+.PHONY: run test build conformance chat-a chat-b
 
 run:
 	@scripts/run.sh
@@ -14,3 +14,10 @@ build:
 # The Autobahn WebSocket suite alone (make test runs it too).
 conformance:
 	@scripts/conformance.sh
+
+# The two terminal clients (demo users A and B); see README "Chatting from two terminals".
+chat-a:
+	@scripts/chat.sh a $(CHAT_ARGS)
+
+chat-b:
+	@scripts/chat.sh b $(CHAT_ARGS)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_packages
 ensure_swift
 ensure_env_file
-swift build -c release --product ChatServer 2>&1 | grep -vE '^(\[[0-9]+/[0-9]+\]|Building|Compiling|Write|Emitting|Planning)' || true
+swift build -c release 2>&1 | grep -vE '^(\[[0-9]+/[0-9]+\]|Building|Compiling|Write|Emitting|Planning)' || true
 bin="$(swift build -c release --show-bin-path)/ChatServer"
 [ -x "$bin" ] || { echo "build failed" >&2; exit 1; }
 
