@@ -105,13 +105,8 @@ final class EventLoop: @unchecked Sendable {
 
     /// Forgets and closes the descriptor.
     func deregisterAndClose(_ selectable: Selectable) {
-        let fd = selectable.fd
-        epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
-        if Int(fd) < selectables.count, selectables[Int(fd)] === selectable {
-            selectables[Int(fd)] = nil
-            registeredCount -= 1
-        }
-        close(fd)
+        deregister(selectable)
+        close(selectable.fd)
     }
 
     /// Runs `task` on this loop after `milliseconds`, unless the returned timer is cancelled first.

@@ -47,8 +47,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var parser: HTTPRequestParser
     private var input: [UInt8] = []
     private var inputStart = 0
-    private var output: [UInt8] = []
-    private var outputStart = 0
+    private var output = OutputBuffer()
     private var generation: UInt64 = 0
     private var requestStartedAt: Int64?
     private let acceptedAt: Int64
@@ -146,7 +145,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         processing = true
         defer { processing = false }
         while case .reading = state, !closeRequestedWhileIdle() {
-            guard output.count - outputStart <= limits.maxPendingOutput else { break }
+            guard output.pendingCount <= limits.maxPendingOutput else { break }
             let event: HTTPRequestParser.Event
             do {
                 event = try input.withUnsafeBufferPointer { buffer throws(HTTPParseError) in
@@ -236,33 +235,19 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     // MARK: - Output
 
-    private var hasPendingOutput: Bool { outputStart < output.count }
+    private var hasPendingOutput: Bool { !output.isEmpty }
 
     private func enqueue(_ bytes: [UInt8]) {
         if !hasPendingOutput { lastWriteProgress = loop.now }
-        if output.isEmpty { output = bytes } else { output.append(contentsOf: bytes) }
+        output.append(bytes)
         flush()
     }
 
     private func flush() {
-        while hasPendingOutput {
-            let count = output.withUnsafeBytes { buffer in
-                write(fd, buffer.baseAddress! + outputStart, buffer.count - outputStart)
-            }
-            if count > 0 {
-                outputStart += count
-                lastWriteProgress = loop.now
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                break
-            } else {
-                return hardClose()
-            }
-        }
-        if !hasPendingOutput {
-            output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
-            outputStart = 0
+        let now = loop.now
+        let result = output.flush(to: fd) { lastWriteProgress = now }
+        if case .failed = result { return hardClose() }
+        if case .drained = result {
             if case .closingAfterWrite = state { return finishClosingIfFlushed() }
             if case .handingOver = state { return handOverIfFlushed() }
             if case .reading = state, !processing { process() }
@@ -291,7 +276,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         var wanted: UInt32 = peerClosed ? 0 : EPOLLRDHUP.rawValue
         switch state {
         case .reading:
-            if output.count - outputStart <= limits.maxPendingOutput { wanted |= EPOLLIN.rawValue }
+            if output.pendingCount <= limits.maxPendingOutput { wanted |= EPOLLIN.rawValue }
         case .lingering:
             wanted |= EPOLLIN.rawValue
         case .awaitingResponse, .closingAfterWrite, .handingOver, .closed:

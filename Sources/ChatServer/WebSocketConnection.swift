@@ -22,8 +22,7 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
     /// Held strongly (an echo handler has no other owner) and let go when the connection ends.
     var delegate: WebSocketDelegate?
     private var decoder: WebSocketDecoder
-    private var output: [UInt8] = []
-    private var outputStart = 0
+    private var output = OutputBuffer()
     private var closing = false
     private var closed = false
     private var closeDeadline: Int64?
@@ -54,9 +53,9 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
 
     func send(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
         guard isOpen else { return }
-        WebSocketFrameEncoder.appendFrame(opcode, payload: payload, to: &output)
+        output.withAppending { WebSocketFrameEncoder.appendFrame(opcode, payload: payload, to: &$0) }
         flush()
-        if output.count - outputStart > maxPendingOutput {
+        if output.pendingCount > maxPendingOutput {
             close(code: .policyViolation, reason: "client is not reading")
         }
     }
@@ -64,7 +63,7 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
     /// Starts the closing handshake: our close frame, then wait (briefly) for the peer's.
     func close(code: WebSocketCloseCode = .normal, reason: String = "") {
         guard isOpen else { return }
-        WebSocketFrameEncoder.appendFrame(.close, payload: WebSocketFrameEncoder.closePayload(code, reason: reason), to: &output)
+        output.withAppending { WebSocketFrameEncoder.appendFrame(.close, payload: WebSocketFrameEncoder.closePayload(code, reason: reason), to: &$0) }
         closing = true
         closeDeadline = loop.now + 2000
         flush()
@@ -115,7 +114,7 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
             case .close(let code, _):
                 // Echo the peer's code (RFC 6455 §5.5.1), then we are done.
                 let answer = code.flatMap { WebSocketCloseCode(rawValue: $0) } ?? .normal
-                WebSocketFrameEncoder.appendFrame(.close, payload: code == nil ? [] : WebSocketFrameEncoder.closePayload(answer), to: &output)
+                output.withAppending { WebSocketFrameEncoder.appendFrame(.close, payload: code == nil ? [] : WebSocketFrameEncoder.closePayload(answer), to: &$0) }
                 closing = true
                 flush()
                 return terminateWhenFlushed()
@@ -126,35 +125,23 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
     }
 
     private func flush() {
-        while outputStart < output.count {
-            let count = output.withUnsafeBytes { write(fd, $0.baseAddress! + outputStart, $0.count - outputStart) }
-            if count > 0 {
-                outputStart += count
-                lastWriteProgress = loop.now
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                break
-            } else {
-                return terminate()
-            }
-        }
-        if outputStart == output.count {
-            output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
-            outputStart = 0
-            if closing { shutdown(fd, Int32(SHUT_WR)) }
+        let now = loop.now
+        switch output.flush(to: fd, progress: { lastWriteProgress = now }) {
+        case .failed: return terminate()
+        case .drained: if closing { shutdown(fd, Int32(SHUT_WR)) }
+        case .pending: break
         }
         updateInterest()
     }
 
     private func terminateWhenFlushed() {
-        if outputStart == output.count { terminate() }
+        if output.isEmpty { terminate() }
     }
 
     private func updateInterest() {
         guard !closed else { return }
         var wanted: UInt32 = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
-        if outputStart < output.count { wanted |= EPOLLOUT.rawValue }
+        if !output.isEmpty { wanted |= EPOLLOUT.rawValue }
         if wanted != interest {
             interest = wanted
             loop.modify(self, events: wanted)
@@ -163,7 +150,7 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
 
     func tick(now: Int64) {
         if let deadline = closeDeadline, now >= deadline { return terminate() }
-        if outputStart < output.count && now - lastWriteProgress >= 30_000 { terminate() }
+        if !output.isEmpty && now - lastWriteProgress >= 30_000 { terminate() }
     }
 
     func beginShutdown() {
