@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "ChatServer", targets: ["ChatServer"]),
         .executable(name: "chat-cli-a", targets: ["chat-cli-a"]),
         .executable(name: "chat-cli-b", targets: ["chat-cli-b"]),
+        .executable(name: "chat-bench", targets: ["chat-bench"]),
         .library(name: "ChatClient", targets: ["ChatClient"]),
     ],
     targets: [
@@ -31,6 +32,8 @@ let package = Package(
         .target(name: "ChatClient", dependencies: ["JSON", "WebSocket", "SocketIO"]),
         .executableTarget(name: "chat-cli-a", dependencies: ["ChatClient"]),
         .executableTarget(name: "chat-cli-b", dependencies: ["ChatClient"]),
+        // make bench: the load generator.
+        .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "CLinux"]),
 
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "ChatServer"]),
         .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"]),

@@ -128,4 +128,14 @@ public struct ChatAPI: Sendable {
         }
         return Array(all.suffix(count))
     }
+
+    /// The `id` claim of a JWT (the Node server's login answers only the token).
+    public static func userID(fromToken token: String) -> String? {
+        let parts = token.split(separator: ".")
+        guard parts.count == 3 else { return nil }
+        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), let payload = try? JSONParser.parse([UInt8](data)) else { return nil }
+        return payload["id"]?.stringValue
+    }
 }

@@ -146,7 +146,7 @@ public final class ChatCommandLine: @unchecked Sendable {
         do {
             let session = try api.login(email: options.email, password: options.password, registerAs: registerAs)
             token = session.token
-            me = session.user ?? ChatUser(id: Self.userID(fromToken: session.token) ?? "?", email: options.email, username: options.name)
+            me = session.user ?? ChatUser(id: ChatAPI.userID(fromToken: session.token) ?? "?", email: options.email, username: options.name)
         } catch .invalidCredentials {
             throw Failure(code: .badCredentials, message: "wrong email or password for \(options.email)")
         } catch .cannotRegister(let why) {
@@ -418,13 +418,4 @@ public final class ChatCommandLine: @unchecked Sendable {
         return parts.map(\.count) == [8, 4, 4, 4, 12] && text.allSatisfy { $0 == "-" || $0.isHexDigit }
     }
 
-    /// The `id` claim of a JWT (the Node server's login answers only the token).
-    static func userID(fromToken token: String) -> String? {
-        let parts = token.split(separator: ".")
-        guard parts.count == 3 else { return nil }
-        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let payload = try? JSONParser.parse([UInt8](data)) else { return nil }
-        return payload["id"]?.stringValue
-    }
 }

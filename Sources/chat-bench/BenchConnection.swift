@@ -1,0 +1,149 @@
+import CLinux
+import ChatClient
+import Foundation
+import WebSocket
+
+/// One benchmark user: a Socket.IO connection over WebSocket, driven without blocking by the
+/// bench's single epoll loop. It frames and scans bytes directly — no JSON tree per message —
+/// so the bench costs far less per message than a server does.
+final class BenchConnection {
+    let fd: Int32
+    let index: Int
+    let peerID: String
+    private var decoder = WebSocketDecoder(role: .client, maxMessageBytes: 1 << 20)
+    private var output: [UInt8] = []
+    var sequence = 0
+    var inFlight = 0
+
+    /// Connects, upgrades, and joins namespace `/` with `token`; blocking, done before the run.
+    init(address: ServerAddress, token: String, index: Int, peerID: String) throws {
+        self.index = index
+        self.peerID = peerID
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(address.host, String(address.port), &hints, &list) == 0, let info = list else { throw ClientError("resolve") }
+        defer { freeaddrinfo(list) }
+        fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
+        guard Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            close(fd)
+            throw ClientError("connect: \(String(cString: strerror(errno)))")
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let key = "dGhlIHNhbXBsZSBub25jZQ=="
+        write(Array("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: \(address.host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            guard count > 0 else { throw ClientError("handshake failed") }
+            buffer += chunk[0..<count]
+            if let end = buffer.indices.dropLast(3).first(where: { buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10 }) {
+                guard buffer.starts(with: Array("HTTP/1.1 101".utf8)) else { throw ClientError("no upgrade") }
+                decoder.feed(buffer[(end + 4)...])
+                break
+            }
+        }
+        _ = try nextText(blocking: true)  // the Engine.IO open packet
+        sendText(Array("40{\"token\":\"\(token)\"}".utf8))
+        write(output)
+        output.removeAll()
+        while let text = try nextText(blocking: true) {
+            if text.starts(with: Array("40".utf8)) { break }
+            if text.starts(with: Array("44".utf8)) { throw ClientError("refused: \(String(decoding: text, as: UTF8.self))") }
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+
+    private func nextText(blocking: Bool) throws -> [UInt8]? {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if case .text(let bytes)? = try decoder.next() { return bytes }
+            let count = recv(fd, &chunk, chunk.count, 0)
+            guard count > 0 else { return nil }
+            decoder.feed(chunk[0..<count])
+        }
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count <= 0 { return }
+            offset += count
+        }
+    }
+
+    func sendText(_ payload: [UInt8]) {
+        WebSocketFrameEncoder.appendFrame(.text, payload: payload, maskingKey: (0x12, 0x34, 0x56, 0x78), to: &output)
+    }
+
+    /// Queues `send_message` carrying "<index>:<sequence>:<sent at, ns>" as its text.
+    func queueMessage(now: UInt64) {
+        sequence += 1
+        inFlight += 1
+        sendText(Array("42[\"send_message\",{\"to\":\"\(peerID)\",\"message\":\"\(index):\(sequence):\(now)\"}]".utf8))
+    }
+
+    /// Writes what is queued; false when the socket is full (the rest waits).
+    @discardableResult
+    func flush() -> Bool {
+        guard !output.isEmpty else { return true }
+        let count = output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if count > 0 { output.removeFirst(count) }
+        return output.isEmpty
+    }
+
+    enum Event {
+        case sent(sentAt: UInt64)
+        case received(sentAt: UInt64)
+    }
+
+    /// Reads what arrived and reports the chat events in it; answers pings.
+    func readEvents(_ scratch: UnsafeMutableRawBufferPointer, _ report: (Event) -> Void) -> Bool {
+        while true {
+            let count = recv(fd, scratch.baseAddress, scratch.count, 0)
+            if count > 0 {
+                decoder.feed(UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+                if count < scratch.count { break }
+            } else if count == 0 {
+                return false
+            } else {
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                if errno == EINTR { continue }
+                return false
+            }
+        }
+        while let message = try? decoder.next() {
+            guard case .text(let bytes) = message else { continue }
+            if bytes == [0x32] { sendText([0x33]); continue }  // ping → pong
+            guard bytes.count > 20, bytes[0] == 0x34, bytes[1] == 0x32 else { continue }
+            let isSent = bytes[4] == UInt8(ascii: "m")  // 42["message_sent" vs 42["receive_message"
+            guard let sentAt = Self.sentAt(bytes) else { continue }
+            if isSent { inFlight -= 1 }
+            report(isSent ? .sent(sentAt: sentAt) : .received(sentAt: sentAt))
+        }
+        return true
+    }
+
+    /// The ns timestamp after the second ':' of the "message" string.
+    static func sentAt(_ bytes: [UInt8]) -> UInt64? {
+        let key = Array("\"message\":\"".utf8)
+        guard let start = bytes.indices.first(where: { bytes[$0...].starts(with: key) }) else { return nil }
+        var index = start + key.count
+        var colons = 0
+        while index < bytes.count, colons < 2 {
+            if bytes[index] == UInt8(ascii: ":") { colons += 1 }
+            index += 1
+        }
+        var value: UInt64 = 0
+        while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+            value = value * 10 + UInt64(bytes[index] - 0x30)
+            index += 1
+        }
+        return value
+    }
+}
