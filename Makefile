@@ -1,6 +1,6 @@
 # The two commands (see README.md). Both install what is missing, build, and bring up a
 # private PostgreSQL when no database is configured.
-.PHONY: run test build conformance chat-a chat-b
+.PHONY: run test build conformance chat-a chat-b bench
 
 run:
 	@scripts/run.sh
@@ -21,3 +21,7 @@ chat-a:
 
 chat-b:
 	@scripts/chat.sh b $(CHAT_ARGS)
+
+# Performance figures (see README "Performance").
+bench:
+	@scripts/bench.sh
