@@ -58,7 +58,9 @@ public enum Validation {
         guard case .object(let fields)? = payload else { return .failure(Failure("payload must be an object {to, message}")) }
         guard let toText = fields["to"]?.stringValue, let to = uuid(toText) else { return .failure(Failure("to must be a user id (UUID)")) }
         guard let content = fields["message"]?.stringValue else { return .failure(Failure("message must be a string")) }
-        guard !trimWhitespace(content).isEmpty else { return .failure(Failure("message must not be empty")) }
+        // Most texts start with a visible ASCII character: no need to trim them to know.
+        let startsVisible = content.utf8.first.map { $0 > 0x20 && $0 < 0x7F } ?? false
+        guard startsVisible || !trimWhitespace(content).isEmpty else { return .failure(Failure("message must not be empty")) }
         guard content.utf8.count <= maxBytes else { return .failure(Failure("message must be at most \(maxBytes) bytes")) }
         guard !content.utf8.contains(0) else { return .failure(Failure("message must not contain NUL characters")) }
         return .success((to, content))

@@ -109,19 +109,22 @@ final class MessageWriter: Sendable {
         }
     }
 
-    /// A PostgreSQL array literal: every element quoted, `"` and `\` escaped.
+    /// A PostgreSQL array literal: every element quoted, `"` and `\` escaped. Built on UTF-8
+    /// bytes: this runs for every message of every batch.
     static func arrayLiteral(_ values: [String]) -> String {
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
         for (i, value) in values.enumerated() {
-            if i > 0 { out += "," }
-            out += "\""
-            for scalar in value.unicodeScalars {
-                if scalar == "\"" || scalar == "\\" { out += "\\" }
-                out.unicodeScalars.append(scalar)
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                out.append(byte)
             }
-            out += "\""
+            out.append(UInt8(ascii: "\""))
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A random (version 4) UUID.

@@ -14,11 +14,14 @@ final class BenchConnection {
     private var output: [UInt8] = []
     var sequence = 0
     var inFlight = 0
+    /// `42["send_message",{"to":"<peer>","message":"<index>:` — the fixed start of every message.
+    private let messagePrefix: [UInt8]
 
     /// Connects, upgrades, and joins namespace `/` with `token`; blocking, done before the run.
     init(address: ServerAddress, token: String, index: Int, peerID: String) throws {
         self.index = index
         self.peerID = peerID
+        messagePrefix = Array("42[\"send_message\",{\"to\":\"\(peerID)\",\"message\":\"\(index):".utf8)
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
@@ -85,7 +88,28 @@ final class BenchConnection {
     func queueMessage(now: UInt64) {
         sequence += 1
         inFlight += 1
-        sendText(Array("42[\"send_message\",{\"to\":\"\(peerID)\",\"message\":\"\(index):\(sequence):\(now)\"}]".utf8))
+        var payload = messagePrefix
+        payload.reserveCapacity(messagePrefix.count + 32)
+        Self.appendDecimal(UInt64(sequence), to: &payload)
+        payload.append(UInt8(ascii: ":"))
+        Self.appendDecimal(now, to: &payload)
+        payload.append(contentsOf: [0x22, 0x7D, 0x5D])  // "}]
+        sendText(payload)
+    }
+
+    private static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(rest % 10) + 0x30
+                rest /= 10
+                count += 1
+            } while rest > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[i]) }
+        }
     }
 
     /// Writes what is queued; false when the socket is full (the rest waits).
@@ -131,19 +155,28 @@ final class BenchConnection {
 
     /// The ns timestamp after the second ':' of the "message" string.
     static func sentAt(_ bytes: [UInt8]) -> UInt64? {
-        let key = Array("\"message\":\"".utf8)
-        guard let start = bytes.indices.first(where: { bytes[$0...].starts(with: key) }) else { return nil }
-        var index = start + key.count
-        var colons = 0
-        while index < bytes.count, colons < 2 {
-            if bytes[index] == UInt8(ascii: ":") { colons += 1 }
-            index += 1
+        bytes.withUnsafeBufferPointer { buffer -> UInt64? in
+            // "message":"<index>:<sequence>:<ns>" — find the key by its 10 bytes, then skip two colons.
+            let key: [UInt8] = Array("\"message\":\"".utf8)
+            var index = 0
+            let count = buffer.count
+            search: while index + key.count <= count {
+                for k in 0..<key.count where buffer[index + k] != key[k] { index += 1; continue search }
+                break
+            }
+            guard index + key.count <= count else { return nil }
+            index += key.count
+            var colons = 0
+            while index < count, colons < 2 {
+                if buffer[index] == 0x3A { colons += 1 }
+                index += 1
+            }
+            var value: UInt64 = 0
+            while index < count, buffer[index] >= 0x30, buffer[index] <= 0x39 {
+                value = value * 10 + UInt64(buffer[index] - 0x30)
+                index += 1
+            }
+            return value
         }
-        var value: UInt64 = 0
-        while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
-            value = value * 10 + UInt64(bytes[index] - 0x30)
-            index += 1
-        }
-        return value
     }
 }
