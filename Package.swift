@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "CLinux"]),
 
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "ChatServer"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"], exclude: ["python"]),
     ],
     swiftLanguageModes: [.v6]
 )
