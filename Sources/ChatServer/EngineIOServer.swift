@@ -48,11 +48,19 @@ final class EngineIOServer: Sendable {
 
     private func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
 
-    /// Server shutdown: every session ends (a held poll is answered with the close packet, a
-    /// WebSocket gets a close frame), each on its own loop.
-    func closeAllSessions() {
+    /// Server shutdown: every session ends, each on its own loop (see `closeGracefully`);
+    /// waits up to `timeoutMilliseconds` for polling clients to collect what they are owed.
+    func closeAllSessions(timeoutMilliseconds: Int64) {
         let all = sessions.withLock { Array($0.values) }
         for session in all {
+            session.loop.execute { session.closeGracefully() }
+        }
+        let deadline = monotonicMilliseconds() + timeoutMilliseconds
+        while sessionCount > 0 && monotonicMilliseconds() < deadline {
+            var pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+            nanosleep(&pause, nil)
+        }
+        for session in sessions.withLock({ Array($0.values) }) {
             session.loop.execute { session.close(reason: "server shutting down") }
         }
     }

@@ -18,6 +18,8 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var upgrading = false
     private var queue: [EngineIOPacket] = []
     private var pendingPoll: (@Sendable (HTTPResponse) -> Void)?
+    /// Shutting down: answer polls with what is queued, then close.
+    private var draining = false
     static let maxPacketsPerPoll = 16
     /// A polling client that lets this many packets pile up is not polling: it is dropped.
     static let maxQueuedPackets = 10_000
@@ -64,13 +66,30 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     }
 
     private func flushPoll() {
-        guard let respond = pendingPoll, !queue.isEmpty else { return }
+        guard let respond = pendingPoll, !queue.isEmpty || draining else { return }
         pendingPoll = nil
         // python-engineio refuses a payload of more than 16 packets: the rest waits for the next poll.
         let count = min(queue.count, Self.maxPacketsPerPoll)
-        let body = EngineIOPacket.encode(payload: Array(queue.prefix(count)))
+        var packets = Array(queue.prefix(count))
         queue.removeFirst(count)
-        respond(EngineIOServer.pollingResponse(body))
+        if draining && queue.isEmpty && packets.count < Self.maxPacketsPerPoll {
+            // The last of what was owed, with the close packet: the session ends here.
+            packets.append(EngineIOPacket(.close))
+            respond(EngineIOServer.pollingResponse(EngineIOPacket.encode(payload: packets)))
+            return close(reason: "server shutting down")
+        }
+        respond(EngineIOServer.pollingResponse(EngineIOPacket.encode(payload: packets)))
+    }
+
+    /// Server shutdown: a WebSocket closes now (its frames are already on their way); a polling
+    /// client first collects what is queued for it, poll after poll, then gets the close packet.
+    func closeGracefully() {
+        guard !isClosed else { return }
+        if webSocket != nil || queue.isEmpty {
+            return close(reason: "server shutting down")
+        }
+        draining = true
+        flushPoll()
     }
 
     // MARK: - Heartbeat

@@ -127,6 +127,18 @@ final class MessageWriter: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Waits (on the calling thread) until nothing is queued or being written, or `timeout`
+    /// passes; at shutdown, so what is committed is also acknowledged before sockets close.
+    func waitUntilIdle(timeoutMilliseconds: Int64) -> Bool {
+        let deadline = monotonicMilliseconds() + timeoutMilliseconds
+        while monotonicMilliseconds() < deadline {
+            if state.withLock({ !$0.writing && $0.queue.isEmpty }) { return true }
+            var pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+            nanosleep(&pause, nil)
+        }
+        return false
+    }
+
     /// A random (version 4) UUID.
     static func makeUUID() -> String {
         var bytes = [UInt8](repeating: 0, count: 16)

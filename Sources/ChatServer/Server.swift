@@ -44,8 +44,11 @@ final class Server {
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(options: EngineIOOptions()) { session in socketIO.makeClient(for: session) }
         let router = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store, engine: engine)
-        return serve(handler: router, pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)",
-                     beforeShutdown: engine.closeAllSessions)
+        return serve(handler: router, pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
+            // Messages already taken are committed and acknowledged before sessions close.
+            if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }
+            engine.closeAllSessions(timeoutMilliseconds: 3_000)
+        }
     }
 
     private static var stopSignals: sigset_t {

@@ -196,3 +196,24 @@ def test_an_acknowledged_message_survives_kill_9(database):
     finally:
         server.stop(signal.SIGKILL)
     assert psql(database, f"SELECT content FROM messages WHERE id = '{ack['id']}'") == "durable"
+
+
+@pytest.mark.parametrize("mode", ["websocket", "polling"])
+def test_a_graceful_stop_acknowledges_everything_it_stored(database, mode):
+    server = Server(os.environ["CHAT_SERVER_BIN"], database)
+    try:
+        a_id, _, a_token = server.user("ann")
+        b_id, _, _ = server.user("bob")
+        a = connect(server, a_token, TRANSPORTS[mode])
+        acks = Inbox()
+        for n in range(300):
+            a.emit("send_message", {"to": b_id, "message": f"stop {n}"}, callback=lambda result: acks.add("ack", result))
+        assert acks.wait(lambda: len(acks.of("ack")) >= 1)  # writes are flowing: stop in the middle of them
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0
+        acks.wait(lambda: len(acks.of("ack")) == 300, timeout=5)
+    finally:
+        server.stop()
+    acknowledged = {ack["id"] for ack in acks.of("ack") if ack.get("ok")}
+    stored = set(psql(database, f"SELECT id FROM messages WHERE sender_id = '{a_id}'").split())
+    assert stored and acknowledged == stored, (len(acknowledged), len(stored))
