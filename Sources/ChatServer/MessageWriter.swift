@@ -114,12 +114,17 @@ final class MessageWriter: Sendable {
     static func arrayLiteral(_ values: [String]) -> String {
         var out: [UInt8] = [UInt8(ascii: "{")]
         out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
-        for (i, value) in values.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
+        for index in values.indices {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
             out.append(UInt8(ascii: "\""))
-            for byte in value.utf8 {
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
-                out.append(byte)
+            let utf8 = values[index].utf8
+            if utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                for byte in utf8 {
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                    out.append(byte)
+                }
+            } else {
+                out.append(contentsOf: utf8)  // ids and most texts: one copy
             }
             out.append(UInt8(ascii: "\""))
         }

@@ -87,3 +87,14 @@ final class TimestampsTests: XCTestCase {
         XCTAssertEqual(Timestamps.format(epochMicroseconds: -1), "1969-12-31T23:59:59.999Z")
     }
 }
+
+@testable import ChatServer
+
+final class MessageWriterLiteralTests: XCTestCase {
+    func testArrayLiteralsQuoteAndEscapeEveryElement() {
+        XCTAssertEqual(ChatServer.MessageWriter.arrayLiteral([]), "{}")
+        XCTAssertEqual(ChatServer.MessageWriter.arrayLiteral(["a", "b c", "", "NULL"]), #"{"a","b c","","NULL"}"#)
+        XCTAssertEqual(ChatServer.MessageWriter.arrayLiteral([#"say "hi""#, #"back\slash"#, "{,}", "é😀"]),
+                       #"{"say \"hi\"","back\\slash","{,}","é😀"}"#)
+    }
+}
