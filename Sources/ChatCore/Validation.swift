@@ -72,7 +72,9 @@ public enum Validation {
         guard utf8.count == 36 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(36)
-        for (i, byte) in utf8.enumerated() {
+        var i = -1
+        for byte in utf8 {
+            i += 1
             if i == 8 || i == 13 || i == 18 || i == 23 {
                 guard byte == UInt8(ascii: "-") else { return nil }
                 out.append(byte)
