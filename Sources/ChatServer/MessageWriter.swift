@@ -34,6 +34,8 @@ final class MessageWriter: Sendable {
     private struct State {
         var queue: [Pending] = []
         var writing = false
+        /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
+        var accepting = true
     }
 
     private let pool: PostgresPool
@@ -52,7 +54,7 @@ final class MessageWriter: Sendable {
                completion: @escaping @Sendable (Result<StoredMessage, MessageWriteError>) -> Void) {
         let pending = Pending(id: Self.makeUUID(), senderID: senderID, receiverID: receiverID, content: content, completion: completion)
         let batch: [Pending]? = state.withLock { state in
-            guard state.queue.count < maxQueued else { return [] }
+            guard state.accepting, state.queue.count < maxQueued else { return [] }
             state.queue.append(pending)
             return state.writing ? nil : takeBatch(&state)
         }
@@ -132,9 +134,11 @@ final class MessageWriter: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Waits (on the calling thread) until nothing is queued or being written, or `timeout`
-    /// passes; at shutdown, so what is committed is also acknowledged before sockets close.
+    /// At shutdown: refuses new messages from now on, then waits (on the calling thread) until
+    /// nothing is queued or being written, or the time-out passes — so every message stored is
+    /// also acknowledged before the sockets close.
     func waitUntilIdle(timeoutMilliseconds: Int64) -> Bool {
+        state.withLock { $0.accepting = false }
         let deadline = monotonicMilliseconds() + timeoutMilliseconds
         while monotonicMilliseconds() < deadline {
             if state.withLock({ !$0.writing && $0.queue.isEmpty }) { return true }
