@@ -29,5 +29,4 @@ public final class WorkQueue: Sendable {
         return true
     }
 
-    public var pendingCount: Int { pending.load(ordering: .relaxed) }
 }

@@ -47,8 +47,6 @@ final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         return EngineIOPacket(.open, JSONWriter.bytes(handshake))
     }
 
-    var isWebSocket: Bool { webSocket != nil }
-
     // MARK: - Sending
 
     func send(text: [UInt8]) { send(EngineIOPacket(.message, text)) }

@@ -216,8 +216,6 @@ final class SocketIORooms: Sendable {
         }
     }
 
-    func count(in room: String) -> Int { members.withLock { $0[room]?.count ?? 0 } }
-
     /// Sends `event` to every socket in `room` of `namespace`.
     func emit(to room: String, namespace: String = "/", _ event: String, _ arguments: [JSONValue]) {
         let sockets = members.withLock { $0[room].map { Array($0.values) } ?? [] }

@@ -39,7 +39,6 @@ public final class PostgresConnection {
         return PostgresRows(result: result!)
     }
 
-    public var serverVersion: Int { Int(PQserverVersion(connection)) }
 
     static func check(_ result: OpaquePointer?, connection: OpaquePointer) throws(PostgresError) {
         guard let result else {

@@ -24,9 +24,6 @@ public struct WebSocketDecoder: Sendable {
         self.maxMessageBytes = maxMessageBytes
     }
 
-    /// Bytes waiting for the rest of their frame.
-    public var bufferedByteCount: Int { buffer.count - bufferStart + fragments.count }
-
     public mutating func feed(_ bytes: some Collection<UInt8>) {
         if bufferStart > 0 && bufferStart == buffer.count {
             buffer.removeAll(keepingCapacity: true)
