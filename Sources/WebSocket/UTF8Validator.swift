@@ -18,6 +18,27 @@ public struct UTF8Validator: Sendable {
         return true
     }
 
+    /// The same over contiguous bytes, skipping ASCII eight bytes at a time (chat text is mostly ASCII).
+    public mutating func feed(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { feed(raw: $0) }
+    }
+
+    public mutating func feed(raw bytes: UnsafeRawBufferPointer) -> Bool {
+        let count = bytes.count
+        var i = 0
+        while i < count {
+            if state == Self.accept {
+                while i + 8 <= count, bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+                while i < count, bytes[i] < 0x80 { i += 1 }
+                if i == count { return true }
+            }
+            state = Self.transitions[Int(state) + Int(Self.types[Int(bytes[i])])]
+            if state == Self.reject { return false }
+            i += 1
+        }
+        return true
+    }
+
     /// True when everything fed so far is valid and complete (no code point cut in half).
     public var isComplete: Bool { state == Self.accept }
 

@@ -94,28 +94,10 @@ public struct WebSocketDecoder: Sendable {
         var payload = Array(buffer[payloadStart..<(payloadStart + length)])
         if masked {
             let key = (buffer[payloadStart - 4], buffer[payloadStart - 3], buffer[payloadStart - 2], buffer[payloadStart - 1])
-            Self.unmask(&payload, key: key)
+            payload.withUnsafeMutableBytes { WebSocketFrameEncoder.applyMask(key, to: $0) }
         }
         bufferStart += headerLength + length
         return Frame(fin: fin, opcode: opcode, payload: payload)
-    }
-
-    private static func unmask(_ payload: inout [UInt8], key: (UInt8, UInt8, UInt8, UInt8)) {
-        let mask = UInt32(key.0) | UInt32(key.1) << 8 | UInt32(key.2) << 16 | UInt32(key.3) << 24
-        payload.withUnsafeMutableBytes { raw in
-            var i = 0
-            let count = raw.count
-            while i + 4 <= count {
-                let word = raw.loadUnaligned(fromByteOffset: i, as: UInt32.self) ^ mask
-                raw.storeBytes(of: word, toByteOffset: i, as: UInt32.self)
-                i += 4
-            }
-            let bytes = [key.0, key.1, key.2, key.3]
-            while i < count {
-                raw[i] ^= bytes[i & 3]
-                i += 1
-            }
-        }
     }
 
     private mutating func assemble(_ frame: Frame) throws(WebSocketProtocolError) -> WebSocketMessage? {

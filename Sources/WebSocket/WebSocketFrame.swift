@@ -77,12 +77,42 @@ public enum WebSocketFrameEncoder {
             out.append(maskBit | 127)
             for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((UInt64(length) >> UInt64(shift)) & 0xFF)) }
         }
-        if let (m0, m1, m2, m3) = maskingKey {
-            let mask = [m0, m1, m2, m3]
-            out.append(contentsOf: mask)
-            for (i, byte) in payload.enumerated() { out.append(byte ^ mask[i & 3]) }
+        if let key = maskingKey {
+            out.append(key.0)
+            out.append(key.1)
+            out.append(key.2)
+            out.append(key.3)
+            let payloadStart = out.count
+            out.append(contentsOf: payload)
+            out.withUnsafeMutableBytes { raw in
+                applyMask(key, to: UnsafeMutableRawBufferPointer(rebasing: raw[payloadStart...]))
+            }
         } else {
             out.append(contentsOf: payload)
+        }
+    }
+
+    /// XORs `bytes` with the repeating 4-byte `key` (RFC 6455 §5.3), a word at a time; masking
+    /// and unmasking are the same operation.
+    public static func applyMask(_ key: (UInt8, UInt8, UInt8, UInt8), to bytes: UnsafeMutableRawBufferPointer) {
+        let inOrder = UInt32(key.0) | UInt32(key.1) << 8 | UInt32(key.2) << 16 | UInt32(key.3) << 24
+        let word = UInt32(littleEndian: inOrder)  // as the key's bytes load from memory
+        let wide = UInt64(word) | UInt64(word) << 32
+        let count = bytes.count
+        var i = 0
+        while i + 8 <= count {
+            bytes.storeBytes(of: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ wide, toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        var rest = inOrder
+        if i + 4 <= count {
+            bytes.storeBytes(of: bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self) ^ word, toByteOffset: i, as: UInt32.self)
+            i += 4
+        }
+        while i < count {
+            bytes[i] ^= UInt8(truncatingIfNeeded: rest)
+            rest >>= 8
+            i += 1
         }
     }
 

@@ -43,6 +43,28 @@ final class UTF8ValidatorTests: XCTestCase {
         }
     }
 
+    /// The word-at-a-time ASCII skip must agree with the byte DFA wherever a multi-byte sequence
+    /// or a bad byte sits relative to the 8-byte steps, whole and fed in pieces.
+    func testTheASCIIFastPathAgreesAtEveryOffset() {
+        let inserts: [[UInt8]] = [[0xC3, 0xA9], [0xE2, 0x82, 0xAC], [0xF0, 0x9D, 0x84, 0x9E], [0xFF], [0xC3], [0xED, 0xA0, 0x80], [0x80]]
+        for insert in inserts {
+            for offset in 0...17 {
+                for tail in [0, 1, 9] {
+                    let bytes = Array(repeating: UInt8(ascii: "a"), count: offset) + insert + Array(repeating: UInt8(ascii: "z"), count: tail)
+                    let expected = String(validating: bytes, as: UTF8.self) != nil
+                    var whole = UTF8Validator()
+                    XCTAssertEqual(whole.feed(bytes) && whole.isComplete, expected, "\(bytes)")
+                    var pieces = UTF8Validator()
+                    var ok = true
+                    for start in stride(from: 0, to: bytes.count, by: 5) where ok {
+                        ok = pieces.feed(Array(bytes[start..<min(bytes.count, start + 5)]))
+                    }
+                    XCTAssertEqual(ok && pieces.isComplete, expected, "in pieces: \(bytes)")
+                }
+            }
+        }
+    }
+
     func testFailsFastAndKnowsIncompleteFromInvalid() {
         var validator = UTF8Validator()
         XCTAssertTrue(validator.feed([0xF0, 0x90]))
@@ -85,6 +107,19 @@ final class WebSocketDecoderTests: XCTestCase {
         // Unmasked server frames, decoded by a client; fragmented "Hel" + "lo".
         XCTAssertEqual(decode([0x01, 0x03, 0x48, 0x65, 0x6C, 0x80, 0x02, 0x6C, 0x6F], role: .client).0, [.text(Array("Hello".utf8))])
         XCTAssertEqual(decode([0x89, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F], role: .client).0, [.ping(Array("Hello".utf8))])
+    }
+
+    func testMaskingAgreesWithTheRFCDefinitionForEveryTailLength() {
+        for size in 0...33 {
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            let keyBytes = [key.0, key.1, key.2, key.3]
+            let expected = payload.indices.map { payload[$0] ^ keyBytes[$0 % 4] }
+            let frame = masked(.binary, payload)
+            XCTAssertEqual(Array(frame.suffix(size)), expected, "size \(size)")
+            var roundTrip = expected
+            roundTrip.withUnsafeMutableBytes { WebSocketFrameEncoder.applyMask(key, to: $0) }
+            XCTAssertEqual(roundTrip, payload)
+        }
     }
 
     func testLengthsOf7_16And64BitsWholeAndByteByByte() {
