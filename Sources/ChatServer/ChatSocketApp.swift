@@ -1,5 +1,6 @@
 import ChatCore
 import JSON
+import SocketIO
 
 /// The chat as a Socket.IO application (CONTRACT.md): CONNECT authenticated by JWT (the
 /// `auth.token` of the CONNECT, or the handshake's `token` query parameter), one room per
@@ -7,8 +8,18 @@ import JSON
 /// `receive_message` to every socket of the receiver and `message_sent` (or the ack) to the
 /// sender. Refusals: an ack `{ok:false,error}`, or without an ack a `message_error` event.
 struct ChatSocketApp: Sendable {
+    /// Who asked for a message to be written, and how to answer them.
+    struct Origin: Sendable {
+        let socket: SocketIOSocket
+        let ackID: Int?
+        /// The event's `to` and `message` as sent, echoed in `message_error`.
+        let payload: JSONValue?
+    }
+
+    typealias Writer = MessageWriter<Origin>
+
     let accounts: AccountService
-    let writer: MessageWriter
+    let writer: Writer
     let rooms: SocketIORooms
     let maxMessageBytes: Int
 
@@ -31,47 +42,135 @@ struct ChatSocketApp: Sendable {
         guard let userID = socket.userID else { return }
         socket.join(userID)
         socket.on("send_message") { arguments, _, ack in
-            send(from: socket, userID: userID, payload: arguments.first, ack: ack)
+            send(from: socket, userID: userID, payload: arguments.first, ackID: ack?.id)
         }
     }
 
-    private func send(from socket: SocketIOSocket, userID: String, payload: JSONValue?, ack: SocketIOSocket.Ack?) {
-        let refuse = { (error: String) in
-            if let ack {
-                ack([["ok": false, "error": .string(error)]], [])
-            } else {
-                socket.emit("message_error", [["to": payload?["to"] ?? .null, "message": payload?["message"] ?? .null, "error": .string(error)]])
-            }
-        }
-        let (to, content): (String, String)
+    private func send(from socket: SocketIOSocket, userID: String, payload: JSONValue?, ackID: Int?) {
+        let origin = Origin(socket: socket, ackID: ackID, payload: payload)
         switch Validation.outgoingMessage(payload, maxBytes: maxMessageBytes) {
-        case .failure(let failure): return refuse(failure.message)
-        case .success(let message): (to, content) = message
-        }
-        let rooms = self.rooms
-        let loop = socket.loop
-        let answer = LoopBound((ack: ack, refuse: refuse))
-        writer.write(senderID: userID, receiverID: to, content: content) { result in
-            // Delivery fans out from the writer's thread; the sender's answer goes to its loop.
-            if case .success(let stored) = result {
-                rooms.emit(to: to, "receive_message", [["from": .string(stored.senderID), "message": .string(stored.content),
-                                                        "timestamp": .string(stored.createdAt), "id": .string(stored.id)]])
+        case .failure(let failure):
+            socket.sendEncoded(Self.refusal(failure.message, to: origin))
+        case .success(let message):
+            if !writer.write(senderID: userID, receiverID: message.to, content: message.content, context: origin) {
+                socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
             }
-            loop.execute {
-                let (ack, refuse) = answer.value
-                switch result {
-                case .success(let stored):
-                    socket.emit("message_sent", [["to": .string(to), "message": .string(stored.content), "id": .string(stored.id),
-                                                  "timestamp": .string(stored.createdAt)]])
-                    ack?([["ok": true, "id": .string(stored.id), "timestamp": .string(stored.createdAt)]], [])
-                case .failure(.unknownRecipient):
-                    refuse("no user with id \(to)")
-                case .failure(.unavailable):
-                    refuse("the message could not be stored; try again")
-                case .failure(.failed):
-                    refuse("the message could not be stored")
+        }
+    }
+
+    static let tryAgain = "the message could not be stored; try again"
+
+    /// Hands out one committed batch (on the writer's thread): every packet is encoded here,
+    /// once, and each event loop gets one task carrying all of its sockets' packets, so a
+    /// socket's share of the batch leaves in one write.
+    static func deliver(_ outcomes: [Writer.Outcome], rooms: SocketIORooms) {
+        var receivers: Set<String> = []
+        for outcome in outcomes { if case .success(let stored) = outcome.result { receivers.insert(stored.receiverID) } }
+        let members = rooms.members(of: receivers)
+        var perLoop: [(loop: EventLoop, packets: [(SocketIOSocket, [UInt8])])] = []
+        func post(_ packet: [UInt8], to socket: SocketIOSocket) {
+            if let index = perLoop.firstIndex(where: { $0.loop === socket.loop }) {
+                perLoop[index].packets.append((socket, packet))
+            } else {
+                perLoop.append((socket.loop, [(socket, packet)]))
+            }
+        }
+        for outcome in outcomes {
+            let origin = outcome.context
+            switch outcome.result {
+            case .success(let stored):
+                if let sockets = members[stored.receiverID] {
+                    let packet = receiveMessage(stored)
+                    for socket in sockets where socket.namespace == "/" { post(packet, to: socket) }
                 }
+                post(messageSent(stored, to: origin), to: origin.socket)
+                if let ackID = origin.ackID { post(accepted(stored, ackID: ackID, namespace: origin.socket.namespace), to: origin.socket) }
+            case .failure(let error):
+                let reason: String
+                switch error {
+                case .unknownRecipient: reason = "no user with id \(outcome.receiverID)"
+                case .unavailable: reason = tryAgain
+                case .failed: reason = "the message could not be stored"
+                }
+                post(refusal(reason, to: origin), to: origin.socket)
             }
         }
+        for (loop, packets) in perLoop {
+            loop.execute { for (socket, packet) in packets { socket.sendEncoded(packet) } }
+        }
+    }
+
+    // MARK: - Packets, written as bytes (no JSON tree per message)
+
+    /// `2["receive_message",{"from","message","timestamp","id"}]`
+    static func receiveMessage(_ stored: StoredMessage) -> [UInt8] {
+        var out = eventStart("receive_message", namespace: "/", capacity: stored.content.utf8.count + 160)
+        JSONWriter.writeKey("from", into: &out)
+        JSONWriter.writeString(stored.senderID, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.writeKey("message", into: &out)
+        JSONWriter.writeString(stored.content, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.writeKey("timestamp", into: &out)
+        JSONWriter.writeString(stored.createdAt, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.writeKey("id", into: &out)
+        JSONWriter.writeString(stored.id, into: &out)
+        out.append(contentsOf: "}]".utf8)
+        return out
+    }
+
+    /// `2["message_sent",{"to","message","id","timestamp"}]`
+    static func messageSent(_ stored: StoredMessage, to origin: Origin) -> [UInt8] {
+        var out = eventStart("message_sent", namespace: origin.socket.namespace, capacity: stored.content.utf8.count + 160)
+        JSONWriter.writeKey("to", into: &out)
+        JSONWriter.writeString(stored.receiverID, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.writeKey("message", into: &out)
+        JSONWriter.writeString(stored.content, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.writeKey("id", into: &out)
+        JSONWriter.writeString(stored.id, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.writeKey("timestamp", into: &out)
+        JSONWriter.writeString(stored.createdAt, into: &out)
+        out.append(contentsOf: "}]".utf8)
+        return out
+    }
+
+    /// `3<ack id>[{"ok":true,"id","timestamp"}]`
+    static func accepted(_ stored: StoredMessage, ackID: Int, namespace: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(120)
+        SocketIOPacket.appendHeader(.ack, namespace: namespace, ackID: ackID, to: &out)
+        out.append(contentsOf: #"[{"ok":true,"#.utf8)
+        JSONWriter.writeKey("id", into: &out)
+        JSONWriter.writeString(stored.id, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.writeKey("timestamp", into: &out)
+        JSONWriter.writeString(stored.createdAt, into: &out)
+        out.append(contentsOf: "}]".utf8)
+        return out
+    }
+
+    /// The ack `[{"ok":false,"error"}]`, or without an ack id the event
+    /// `message_error` `{"to","message","error"}` echoing what was sent.
+    static func refusal(_ error: String, to origin: Origin) -> [UInt8] {
+        let namespace = origin.socket.namespace
+        if let ackID = origin.ackID {
+            return SocketIOPacket(.ack, namespace: namespace, ackID: ackID, data: [["ok": false, "error": .string(error)]]).encoded()
+        }
+        let echoed: JSONValue = ["to": origin.payload?["to"] ?? .null, "message": origin.payload?["message"] ?? .null, "error": .string(error)]
+        return SocketIOSocket.eventPacket("message_error", [echoed], namespace: namespace).encoded()
+    }
+
+    private static func eventStart(_ name: StaticString, namespace: String, capacity: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(capacity)
+        SocketIOPacket.appendHeader(.event, namespace: namespace, to: &out)
+        out.append(contentsOf: #"[""#.utf8)
+        name.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(contentsOf: #"",{"#.utf8)
+        return out
     }
 }

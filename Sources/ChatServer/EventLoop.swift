@@ -16,6 +16,11 @@ protocol Selectable: AnyObject {
     func beginShutdown()
 }
 
+/// A connection that writes what it queued during this turn of the loop in one go, at its end.
+protocol DeferredFlushing: AnyObject {
+    func flushDeferred()
+}
+
 /// One thread, one epoll: the ae.c idea. Everything registered here is touched only on this
 /// thread; other threads hand it work through `execute`, which wakes it with an eventfd.
 final class EventLoop: @unchecked Sendable {
@@ -34,6 +39,9 @@ final class EventLoop: @unchecked Sendable {
     private var timers = TimerHeap()
     /// Scratch space every connection of this loop reads into before keeping what it needs.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    /// Connections with output queued this turn: one write each after the turn's events and
+    /// tasks, however many frames they queued (a batch of acks to one socket is one write).
+    private var deferredFlushes: [DeferredFlushing] = []
     private var cachedDateSecond = -1
     private var cachedDate = ""
 
@@ -160,11 +168,25 @@ final class EventLoop: @unchecked Sendable {
             }
             runQueuedTasks()
             while let timer = timers.popDue(now: now) { timer.fire() }
+            flushDeferred()
             if now - lastTick >= 1000 {
                 lastTick = now
                 for selectable in selectables.compactMap({ $0 }) { selectable.tick(now: now) }
             }
             if shuttingDown && registeredCount == 0 { break }
+        }
+    }
+
+    /// Asks for `connection.flushDeferred()` at the end of this turn; call once per turn, on the loop.
+    func flushAtEndOfTurn(_ connection: DeferredFlushing) {
+        deferredFlushes.append(connection)
+    }
+
+    private func flushDeferred() {
+        while !deferredFlushes.isEmpty {
+            let connections = deferredFlushes
+            deferredFlushes.removeAll(keepingCapacity: true)
+            for connection in connections { connection.flushDeferred() }
         }
     }
 

@@ -19,49 +19,63 @@ enum MessageWriteError: Error, Sendable, Equatable {
 }
 
 /// Group commit: messages from every loop queue here; one INSERT (one round trip, one
-/// implicit transaction) writes a whole batch, and every message of it is reported only
-/// after that COMMIT. One batch is in flight at a time, so order is kept: per sender, and
-/// between the sequence numbers and the order of the reports.
-final class MessageWriter: Sendable {
-    private struct Pending {
+/// implicit transaction) writes a whole batch, and the batch's outcomes are reported together,
+/// in order, only after that COMMIT — so the caller can fan them out once per event loop
+/// instead of once per message. One batch is in flight at a time, so order is kept: per
+/// sender, and between the sequence numbers and the order of the reports. `Context` is
+/// whatever the caller needs to answer (the sending socket and its ack id, for the chat).
+final class MessageWriter<Context: Sendable>: Sendable {
+    struct Outcome: Sendable {
+        let context: Context
+        let receiverID: String
+        let result: Result<StoredMessage, MessageWriteError>
+    }
+
+    private struct Pending: Sendable {
         let id: String
         let senderID: String
         let receiverID: String
         let content: String
-        let completion: @Sendable (Result<StoredMessage, MessageWriteError>) -> Void
+        let context: Context
     }
 
-    private struct State {
+    private struct State: Sendable {
         var queue: [Pending] = []
         var writing = false
         /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
         var accepting = true
+        /// Batches committed whose outcomes are still being handed out.
+        var reporting = 0
+        var ids = MessageIDGenerator()
     }
 
     private let pool: PostgresPool
     private let maxBatch: Int
     private let maxQueued: Int
+    private let report: @Sendable ([Outcome]) -> Void
     private let state = Mutex(State())
 
-    init(pool: PostgresPool, maxBatch: Int = 2000, maxQueued: Int = 200_000) {
+    /// `report` runs on the pool's thread with each batch's outcomes, in the order written.
+    /// `maxQueued` bounds memory and the wait of a queued message under overload: 20,000 is
+    /// about a third of a second of what the writer commits here at saturation; beyond it a
+    /// message is refused at once ("try again") rather than acknowledged seconds later.
+    init(pool: PostgresPool, maxBatch: Int = 2000, maxQueued: Int = 20_000, report: @escaping @Sendable ([Outcome]) -> Void) {
         self.pool = pool
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
+        self.report = report
     }
 
-    /// Queues one message; `completion` runs on the pool's thread after COMMIT (or failure).
-    func write(senderID: String, receiverID: String, content: String,
-               completion: @escaping @Sendable (Result<StoredMessage, MessageWriteError>) -> Void) {
-        let pending = Pending(id: Self.makeUUID(), senderID: senderID, receiverID: receiverID, content: content, completion: completion)
-        let batch: [Pending]? = state.withLock { state in
-            guard state.accepting, state.queue.count < maxQueued else { return [] }
-            state.queue.append(pending)
-            return state.writing ? nil : takeBatch(&state)
+    /// Queues one message; its outcome is reported after COMMIT (or failure). False, and
+    /// nothing queued, when the writer is stopping or `maxQueued` messages already wait.
+    func write(senderID: String, receiverID: String, content: String, context: Context) -> Bool {
+        let taken: (accepted: Bool, batch: [Pending]?) = state.withLock { state in
+            guard state.accepting, state.queue.count < maxQueued else { return (false, nil) }
+            state.queue.append(Pending(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content, context: context))
+            return (true, state.writing ? nil : takeBatch(&state))
         }
-        if let batch {
-            if batch.isEmpty { return completion(.failure(.unavailable)) }
-            send(batch)
-        }
+        if let batch = taken.batch { send(batch) }
+        return taken.accepted
     }
 
     private func takeBatch(_ state: inout State) -> [Pending]? {
@@ -70,9 +84,12 @@ final class MessageWriter: Sendable {
             return nil
         }
         state.writing = true
-        let count = min(maxBatch, state.queue.count)
-        let batch = Array(state.queue.prefix(count))
-        state.queue.removeFirst(count)
+        if state.queue.count <= maxBatch {
+            defer { state.queue.removeAll(keepingCapacity: true) }
+            return state.queue
+        }
+        let batch = Array(state.queue.prefix(maxBatch))
+        state.queue.removeFirst(maxBatch)
         return batch
     }
 
@@ -85,53 +102,60 @@ final class MessageWriter: Sendable {
             JOIN users u ON u.id = i.receiver_id
             ORDER BY i.n
             RETURNING id::text AS id, created_at::text AS created_at
-            """, [Self.arrayLiteral(batch.map(\.id)), Self.arrayLiteral(batch.map(\.senderID)),
-                  Self.arrayLiteral(batch.map(\.receiverID)), Self.arrayLiteral(batch.map(\.content))])
+            """, [PostgresArrayLiteral.text(batch.lazy.map(\.id)), PostgresArrayLiteral.text(batch.lazy.map(\.senderID)),
+                  PostgresArrayLiteral.text(batch.lazy.map(\.receiverID)), PostgresArrayLiteral.text(batch.lazy.map(\.content))])
         pool.submit(statement) { [self] result in
-            switch result {
-            case .success(let rows):
-                var created: [String: String] = [:]
-                for row in 0..<rows.count {
-                    if let id = rows.value(row, "id") { created[id] = rows.value(row, "created_at").map(Timestamps.fromPostgres) ?? "" }
-                }
-                for pending in batch {
-                    if let createdAt = created[pending.id] {
-                        pending.completion(.success(StoredMessage(id: pending.id, senderID: pending.senderID, receiverID: pending.receiverID,
-                                                                  content: pending.content, createdAt: createdAt)))
-                    } else {
-                        pending.completion(.failure(.unknownRecipient))
-                    }
-                }
-            case .failure(let error):
-                Log.warning("message batch of \(batch.count) not written: \(error)")
-                let failure: MessageWriteError = error.kind == .server ? .failed : .unavailable
-                for pending in batch { pending.completion(.failure(failure)) }
+            // The next batch goes to the database first; this one is reported while it runs.
+            let next = state.withLock { state in
+                state.reporting += 1
+                return takeBatch(&state)
             }
-            if let next = state.withLock({ takeBatch(&$0) }) { send(next) }
+            if let next { send(next) }
+            report(Self.outcomes(of: batch, result))
+            state.withLock { $0.reporting -= 1 }
         }
     }
 
-    /// A PostgreSQL array literal: every element quoted, `"` and `\` escaped. Built on UTF-8
-    /// bytes: this runs for every message of every batch.
-    static func arrayLiteral(_ values: [String]) -> String {
-        var out: [UInt8] = [UInt8(ascii: "{")]
-        out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
-        for index in values.indices {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            let utf8 = values[index].utf8
-            if utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-                for byte in utf8 {
-                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
-                    out.append(byte)
-                }
-            } else {
-                out.append(contentsOf: utf8)  // ids and most texts: one copy
-            }
-            out.append(UInt8(ascii: "\""))
+    private static func outcomes(of batch: [Pending], _ result: Result<PostgresRows, PostgresError>) -> [Outcome] {
+        let rows: PostgresRows
+        switch result {
+        case .success(let value): rows = value
+        case .failure(let error):
+            Log.warning("message batch of \(batch.count) not written: \(error)")
+            let failure: MessageWriteError = error.kind == .server ? .failed : .unavailable
+            return batch.map { Outcome(context: $0.context, receiverID: $0.receiverID, result: .failure(failure)) }
         }
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        // RETURNING gives the rows in the order inserted (the batch's, minus unknown receivers):
+        // walk both together; a row out of that order falls back to a lookup.
+        var createdByID: [String: String]?
+        var row = 0
+        var lastCreatedText = "", lastCreated = ""
+        func createdAt(_ text: String?) -> String {
+            guard let text else { return "" }
+            if text != lastCreatedText { (lastCreatedText, lastCreated) = (text, Timestamps.fromPostgres(text)) }
+            return lastCreated  // a batch shares one transaction time: converted once
+        }
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(batch.count)
+        for pending in batch {
+            var created: String?
+            if createdByID == nil, row < rows.count, rows.rows[row][0] == pending.id {
+                created = createdAt(rows.rows[row][1])
+                row += 1
+            } else if row < rows.count || createdByID != nil {
+                if createdByID == nil {
+                    createdByID = Dictionary(rows.rows[row...].map { ($0[0] ?? "", createdAt($0[1])) }, uniquingKeysWith: { first, _ in first })
+                }
+                created = createdByID?[pending.id]
+            }
+            if let created {
+                outcomes.append(Outcome(context: pending.context, receiverID: pending.receiverID, result: .success(StoredMessage(
+                    id: pending.id, senderID: pending.senderID, receiverID: pending.receiverID, content: pending.content, createdAt: created))))
+            } else {
+                outcomes.append(Outcome(context: pending.context, receiverID: pending.receiverID, result: .failure(.unknownRecipient)))
+            }
+        }
+        return outcomes
     }
 
     /// At shutdown: refuses new messages from now on, then waits (on the calling thread) until
@@ -141,26 +165,10 @@ final class MessageWriter: Sendable {
         state.withLock { $0.accepting = false }
         let deadline = monotonicMilliseconds() + timeoutMilliseconds
         while monotonicMilliseconds() < deadline {
-            if state.withLock({ !$0.writing && $0.queue.isEmpty }) { return true }
+            if state.withLock({ !$0.writing && $0.queue.isEmpty && $0.reporting == 0 }) { return true }
             var pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
             nanosleep(&pause, nil)
         }
         return false
-    }
-
-    /// A random (version 4) UUID.
-    static func makeUUID() -> String {
-        var bytes = [UInt8](repeating: 0, count: 16)
-        _ = getrandom(&bytes, 16, 0)
-        bytes[6] = bytes[6] & 0x0F | 0x40
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        let hex = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for (i, byte) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -38,8 +38,8 @@ final class Server {
         let hashing = WorkQueue(label: "bcrypt", limit: 1024)
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) })
-        let writer = MessageWriter(pool: pool)
         let rooms = SocketIORooms()
+        let writer = ChatSocketApp.Writer(pool: pool) { ChatSocketApp.deliver($0, rooms: rooms) }
         let chat = ChatSocketApp(accounts: accounts, writer: writer, rooms: rooms, maxMessageBytes: configuration.maxMessageBytes)
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(options: EngineIOOptions()) { session in socketIO.makeClient(for: session) }

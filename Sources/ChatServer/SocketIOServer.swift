@@ -125,7 +125,19 @@ final class SocketIOClient: EngineIOSessionDelegate {
 
 /// One connected socket of a namespace, confined to its loop.
 final class SocketIOSocket: @unchecked Sendable {
-    typealias Ack = ([JSONValue], [[UInt8]]) -> Void
+    /// The answer an event with an ack id asks for: call it once, on the socket's loop
+    /// (or send `encoded` through `sendEncoded` from there).
+    struct Ack: Sendable {
+        let id: Int
+        let socket: SocketIOSocket
+
+        func callAsFunction(_ values: [JSONValue], _ binaries: [[UInt8]] = []) {
+            guard socket.isConnected else { return }
+            let packet = SocketIOPacket(binaries.isEmpty ? .ack : .binaryAck, namespace: socket.namespace, ackID: id,
+                                        data: .array(values), attachments: binaries.count)
+            socket.client?.send(packet, attachments: binaries)
+        }
+    }
     typealias Handler = (_ arguments: ArraySlice<JSONValue>, _ attachments: [[UInt8]], _ ack: Ack?) -> Void
 
     let id: String
@@ -134,7 +146,7 @@ final class SocketIOSocket: @unchecked Sendable {
     /// The CONNECT payload.
     let auth: JSONValue
     unowned let loop: EventLoop
-    private weak var client: SocketIOClient?
+    fileprivate weak var client: SocketIOClient?
     private let rooms: SocketIORooms
     private var handlers: [String: Handler] = [:]
     private var joined: Set<String> = []
@@ -175,18 +187,7 @@ final class SocketIOSocket: @unchecked Sendable {
 
     func handleEvent(_ arguments: [JSONValue], attachments: [[UInt8]], ackID: Int?) {
         guard let name = arguments.first?.stringValue, let handler = handlers[name] else { return }
-        var ack: Ack?
-        if let ackID {
-            var answered = false
-            ack = { [weak self] values, binaries in
-                guard let self, !answered, self.isConnected else { return }
-                answered = true
-                let packet = SocketIOPacket(binaries.isEmpty ? .ack : .binaryAck, namespace: self.namespace, ackID: ackID,
-                                            data: .array(values), attachments: binaries.count)
-                self.client?.send(packet, attachments: binaries)
-            }
-        }
-        handler(arguments.dropFirst(), attachments, ack)
+        handler(arguments.dropFirst(), attachments, ackID.map { Ack(id: $0, socket: self) })
     }
 
     func didDisconnect(reason: String) {
@@ -200,8 +201,8 @@ final class SocketIOSocket: @unchecked Sendable {
     }
 }
 
-/// Rooms across loops: a room's members may live on any loop; a broadcast encodes the packet
-/// once and hands it to each member's loop.
+/// Rooms across loops: a room's members may live on any loop; whoever broadcasts encodes the
+/// packet once and hands it to each member's loop.
 final class SocketIORooms: Sendable {
     private let members = Mutex<[String: [ObjectIdentifier: SocketIOSocket]]>([:])
 
@@ -216,17 +217,14 @@ final class SocketIORooms: Sendable {
         }
     }
 
-    /// Sends `event` to every socket in `room` of `namespace`.
-    func emit(to room: String, namespace: String = "/", _ event: String, _ arguments: [JSONValue]) {
-        let sockets = members.withLock { $0[room].map { Array($0.values) } ?? [] }
-        guard !sockets.isEmpty else { return }
-        let encoded = SocketIOSocket.eventPacket(event, arguments, namespace: namespace).encoded()
-        for socket in sockets where socket.namespace == namespace {
-            if socket.loop.isOnLoop {
-                socket.sendEncoded(encoded)
-            } else {
-                socket.loop.execute { socket.sendEncoded(encoded) }
+    /// The sockets in each of `rooms`, looked up under one lock (a batch of messages at once).
+    func members(of rooms: some Sequence<String>) -> [String: [SocketIOSocket]] {
+        members.withLock { members in
+            var found: [String: [SocketIOSocket]] = [:]
+            for room in rooms where found[room] == nil {
+                if let sockets = members[room] { found[room] = Array(sockets.values) }
             }
+            return found
         }
     }
 }

@@ -16,7 +16,7 @@ protocol WebSocketDelegate: AnyObject {
 /// RFC 6455 decoder, frames out without blocking. Pings are answered here; a peer that
 /// breaks the protocol is closed with the matching code (1002, 1007, 1009); a peer that
 /// does not read what we send (over `maxPendingOutput`) is closed with 1008.
-final class WebSocketConnection: Selectable, @unchecked Sendable {
+final class WebSocketConnection: Selectable, DeferredFlushing, @unchecked Sendable {
     let fd: Int32
     unowned let loop: EventLoop
     /// Held strongly (an echo handler has no other owner) and let go when the connection ends.
@@ -28,6 +28,7 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
     private var closeDeadline: Int64?
     private var lastWriteProgress: Int64
     private var interest: UInt32 = 0
+    private var flushScheduled = false
     private let maxPendingOutput: Int
 
     init(fd: Int32, loop: EventLoop, leftover: [UInt8], maxMessageBytes: Int, maxPendingOutput: Int = 4 << 20) {
@@ -54,10 +55,19 @@ final class WebSocketConnection: Selectable, @unchecked Sendable {
     func send(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
         guard isOpen else { return }
         output.withAppending { WebSocketFrameEncoder.appendFrame(opcode, payload: payload, to: &$0) }
-        flush()
         if output.pendingCount > maxPendingOutput {
-            close(code: .policyViolation, reason: "client is not reading")
+            return close(code: .policyViolation, reason: "client is not reading")
         }
+        // Written at the end of the loop's turn, with whatever else this turn sends here.
+        if !flushScheduled {
+            flushScheduled = true
+            loop.flushAtEndOfTurn(self)
+        }
+    }
+
+    func flushDeferred() {
+        flushScheduled = false
+        if !closed { flush() }
     }
 
     /// Starts the closing handshake: our close frame, then wait (briefly) for the peer's.

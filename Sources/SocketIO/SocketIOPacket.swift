@@ -95,7 +95,16 @@ public struct SocketIOPacket: Equatable, Sendable {
     }
 
     public func encoded() -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "0") + kind.rawValue]
+        var out: [UInt8] = []
+        Self.appendHeader(kind, namespace: namespace, ackID: ackID, attachments: attachments, to: &out)
+        if let data { JSONWriter.write(data, into: &out) }
+        return out
+    }
+
+    /// Everything before the JSON: type, attachment count, namespace, ack id. Lets a hot path
+    /// write its JSON straight after it, without building a `JSONValue`.
+    public static func appendHeader(_ kind: Kind, namespace: String = "/", ackID: Int? = nil, attachments: Int = 0, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "0") + kind.rawValue)
         if kind == .binaryEvent || kind == .binaryAck {
             out.append(contentsOf: String(attachments).utf8)
             out.append(UInt8(ascii: "-"))
@@ -104,8 +113,6 @@ public struct SocketIOPacket: Equatable, Sendable {
             out.append(contentsOf: namespace.utf8)
             out.append(UInt8(ascii: ","))
         }
-        if let ackID { out.append(contentsOf: String(ackID).utf8) }
-        if let data { JSONWriter.write(data, into: &out) }
-        return out
+        if let ackID { JSONWriter.writeInteger(Int64(ackID), into: &out) }
     }
 }
