@@ -121,8 +121,12 @@ final class BenchConnection {
         return output.isEmpty
     }
 
+    var pendingOutput: Int { output.count }
+
     enum Event {
         case sent(sentAt: UInt64)
+        /// `message_error`: the server refused the message (e.g. "try again" under overload).
+        case refused
         case received(sentAt: UInt64)
     }
 
@@ -145,19 +149,24 @@ final class BenchConnection {
             guard case .text(let bytes) = message else { continue }
             if bytes == [0x32] { sendText([0x33]); continue }  // ping → pong
             guard bytes.count > 20, bytes[0] == 0x34, bytes[1] == 0x32 else { continue }
-            let isSent = bytes[4] == UInt8(ascii: "m")  // 42["message_sent" vs 42["receive_message"
+            // 42["message_sent", 42["message_error" or 42["receive_message"
+            if bytes[4] == UInt8(ascii: "m") {
+                inFlight -= 1
+                if bytes[12] == UInt8(ascii: "e") { report(.refused); continue }
+            }
             guard let sentAt = Self.sentAt(bytes) else { continue }
-            if isSent { inFlight -= 1 }
-            report(isSent ? .sent(sentAt: sentAt) : .received(sentAt: sentAt))
+            report(bytes[4] == UInt8(ascii: "m") ? .sent(sentAt: sentAt) : .received(sentAt: sentAt))
         }
         return true
     }
+
+    private static let messageKey: [UInt8] = Array("\"message\":\"".utf8)
 
     /// The ns timestamp after the second ':' of the "message" string.
     static func sentAt(_ bytes: [UInt8]) -> UInt64? {
         bytes.withUnsafeBufferPointer { buffer -> UInt64? in
             // "message":"<index>:<sequence>:<ns>" — find the key by its 10 bytes, then skip two colons.
-            let key: [UInt8] = Array("\"message\":\"".utf8)
+            let key = messageKey
             var index = 0
             let count = buffer.count
             search: while index + key.count <= count {

@@ -18,6 +18,10 @@ struct Options {
     var idle = 0
     var pid: Int32?
     var password = "bench-password"
+    var usersFile: String?
+    var thenRate = 0
+    var thenSeconds = 0.0
+    var timeline = false
 }
 
 func parseOptions() -> Options {
@@ -25,6 +29,10 @@ func parseOptions() -> Options {
     var arguments = Array(CommandLine.arguments.dropFirst())
     while !arguments.isEmpty {
         let name = arguments.removeFirst()
+        if name == "--timeline" {
+            options.timeline = true
+            continue
+        }
         guard let value = arguments.first else { fatalError("\(name) needs a value") }
         arguments.removeFirst()
         switch name {
@@ -36,6 +44,10 @@ func parseOptions() -> Options {
         case "--warmup": options.warmup = Double(value)!
         case "--idle": options.idle = Int(value)!
         case "--pid": options.pid = Int32(value)!
+        case "--users-file": options.usersFile = value
+        case "--then-rate": options.thenRate = Int(value)!
+        case "--then-seconds": options.thenSeconds = Double(value)!
+
         default: fatalError("unknown option \(name); see the README's Performance section")
         }
     }
@@ -54,41 +66,65 @@ func nowNanoseconds() -> UInt64 {
 }
 
 /// CPU seconds and RSS (KiB) of a process, from /proc.
-func processUsage(_ pid: Int32) -> (cpu: Double, rssKB: Int)? {
+func processUsage(_ pid: Int32) -> (cpu: Double, system: Double, rssKB: Int)? {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
           let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
     let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
     let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
     let cpu = (Double(fields[11])! + Double(fields[12])!) / ticks
     let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
-    return (cpu, rss)
+    return (cpu, Double(fields[12])! / ticks, rss)
 }
 
-func selfCPU() -> Double {
+/// This process's CPU seconds, user and system (the kernel's loopback TCP work lands in system).
+func selfCPU() -> (user: Double, system: Double) {
     var usage = rusage()
     getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    return (Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6, Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+}
+
+/// CPU seconds all cores spent busy since boot (everything but idle and I/O wait), from /proc/stat.
+func machineBusyCPU() -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let first = stat.split(separator: "\n").first else { return 0 }
+    let ticks = first.split(separator: " ").dropFirst().compactMap { Double($0) }
+    guard ticks.count >= 5 else { return 0 }
+    return (ticks.reduce(0, +) - ticks[3] - ticks[4]) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 // MARK: - Users
 
+// Users are created (bcrypt-bound: tens per second) once, and their tokens kept in
+// --users-file when given, so later phases start at once and no login competes with the load.
+var saved: [(token: String, id: String)] = []
+if let path = options.usersFile, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+    saved = text.split(separator: "\n").compactMap { line in
+        let fields = line.split(separator: " ")
+        return fields.count == 2 ? (String(fields[0]), String(fields[1])) : nil
+    }
+}
 let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-print("creating \(options.users) users on \(address)…")
+let missing = max(0, options.users - saved.count)
+if missing > 0 { print("creating \(missing) users on \(address)…") }
 final class Slots<T>: @unchecked Sendable {
     var values: [T?]
     let lock = NSLock()
     init(_ count: Int) { values = Array(repeating: nil, count: count) }
     func set(_ index: Int, _ value: T) { lock.lock(); values[index] = value; lock.unlock() }
 }
-let sessions = Slots<(token: String, id: String)>(options.users)
-DispatchQueue.concurrentPerform(iterations: options.users) { index in
+let sessions = Slots<(token: String, id: String)>(missing)
+DispatchQueue.concurrentPerform(iterations: missing) { index in
     let email = "bench-\(run)-\(index)@bench.chat"
     guard let session = try? api.login(email: email, password: options.password, registerAs: "bench \(index)") else { return }
     let id = session.user?.id ?? ChatAPI.userID(fromToken: session.token) ?? ""
     sessions.set(index, (session.token, id))
 }
-let users = sessions.values.compactMap { $0 }
-guard users.count == options.users else { fatalError("only \(users.count) of \(options.users) users could log in") }
+let created = sessions.values.compactMap { $0 }
+guard created.count == missing else { fatalError("only \(created.count) of \(missing) users could log in") }
+if let path = options.usersFile, missing > 0 {
+    saved += created
+    try (saved.map { "\($0.token) \($0.id)" }.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+}
+let users = Array((saved.isEmpty ? created : saved).prefix(options.users))
 
 // MARK: - Idle connections
 
@@ -128,36 +164,80 @@ var events = [epoll_event](repeating: epoll_event(), count: 512)
 let start = nowNanoseconds()
 let measureFrom = start + UInt64(options.warmup * 1e9)
 let stopAt = measureFrom + UInt64(options.seconds * 1e9)
+/// After the main phase, an optional open-loop phase at `thenRate` (recovery after overload).
+let thenUntil = stopAt + UInt64(options.thenSeconds * 1e9)
 var measuredSent = 0
-var serverBefore: (cpu: Double, rssKB: Int)?
-let benchCPUBefore = selfCPU()
+var measuring = false
+var serverBefore: (cpu: Double, system: Double, rssKB: Int)?
+var benchCPUBefore = selfCPU()
+var machineBusyBefore = machineBusyCPU()
 var nextSender = 0
 var scheduled = 0.0
+var scheduledSince = start
 var maxRSS = 0
+/// Whole-run counts, warm-up included: what the server must have stored is `acknowledged`.
+var acknowledged = 0, refused = 0, heldBack = 0
+
+/// One line per second of the run when --timeline is given.
+struct Second {
+    var acknowledged = 0
+    var refused = 0
+    var heldBack = 0
+    var latencies: [UInt64] = []
+    var rssKB = 0
+}
+var timeline: [Second] = []
+@MainActor func second(_ at: UInt64) -> Int {
+    let index = Int((at - start) / 1_000_000_000)
+    while timeline.count <= index { timeline.append(Second()) }
+    return index
+}
 
 if options.rate == 0 {
     for connection in connections { for _ in 0..<options.window { connection.queueMessage(now: nowNanoseconds()) }; connection.flush() }
 }
 var lastSample = start
+var touched: [Bool] = Array(repeating: false, count: connections.count)
 while true {
     let now = nowNanoseconds()
-    if now >= stopAt { break }
-    if serverBefore == nil, now >= measureFrom, let pid = options.pid { serverBefore = processUsage(pid) }
-    if options.rate > 0 {
-        // Open loop: messages due since the start at the fixed rate, round-robin over users.
-        let due = Double(now - start) / 1e9 * Double(options.rate)
+    if now >= thenUntil { break }
+    if !measuring, now >= measureFrom {
+        measuring = true
+        if let pid = options.pid { serverBefore = processUsage(pid) }
+        benchCPUBefore = selfCPU()
+        machineBusyBefore = machineBusyCPU()
+    }
+    let rate = now < stopAt ? options.rate : options.thenRate
+    if now >= stopAt, scheduledSince < stopAt { (scheduledSince, scheduled) = (stopAt, 0) }
+    if rate > 0 {
+        // Open loop: messages due since the phase began at its fixed rate, round-robin over
+        // users, each connection written once per turn. A connection whose socket is full
+        // (the server is pushing back) holds its messages back instead of queueing without end.
+        let due = Double(now - scheduledSince) / 1e9 * Double(rate)
         while scheduled < due {
-            connections[nextSender].queueMessage(now: now)
-            connections[nextSender].flush()
+            let connection = connections[nextSender]
+            if connection.pendingOutput < 256 * 1024 {
+                connection.queueMessage(now: now)
+                touched[nextSender] = true
+            } else {
+                heldBack += 1
+                if options.timeline { timeline[second(now)].heldBack += 1 }
+            }
             nextSender = (nextSender + 1) % connections.count
             scheduled += 1
+        }
+        for index in touched.indices where touched[index] {
+            touched[index] = false
+            connections[index].flush()
         }
     }
     if let pid = options.pid, now - lastSample > 500_000_000 {
         lastSample = now
-        maxRSS = max(maxRSS, processUsage(pid)?.rssKB ?? 0)
+        let rss = processUsage(pid)?.rssKB ?? 0
+        maxRSS = max(maxRSS, rss)
+        if options.timeline { timeline[second(now)].rssKB = max(timeline[second(now)].rssKB, rss) }
     }
-    let count = epoll_wait(epollFD, &events, Int32(events.count), options.rate > 0 ? 1 : 50)
+    let count = epoll_wait(epollFD, &events, Int32(events.count), rate > 0 ? 1 : 50)
     guard count >= 0 else { continue }
     for i in 0..<Int(count) {
         let connection = connections[Int(events[i].data.u32)]
@@ -165,10 +245,20 @@ while true {
             let arrived = nowNanoseconds()
             switch event {
             case .sent(let sentAt):
-                if sentAt >= measureFrom { sentLatencies.append(arrived - sentAt); measuredSent += 1 }
+                acknowledged += 1
+                if sentAt >= measureFrom && sentAt < stopAt { sentLatencies.append(arrived - sentAt); measuredSent += 1 }
+                if options.timeline {
+                    let index = second(arrived)
+                    timeline[index].acknowledged += 1
+                    timeline[index].latencies.append(arrived - sentAt)
+                }
+                if options.rate == 0, arrived < stopAt { connection.queueMessage(now: arrived) }
+            case .refused:
+                refused += 1
+                if options.timeline { timeline[second(arrived)].refused += 1 }
                 if options.rate == 0, arrived < stopAt { connection.queueMessage(now: arrived) }
             case .received(let sentAt):
-                if sentAt >= measureFrom { endToEnd.append(arrived - sentAt) }
+                if sentAt >= measureFrom && sentAt < stopAt { endToEnd.append(arrived - sentAt) }
             }
         }
         if !alive { fatalError("the server closed connection \(connection.index)") }
@@ -176,8 +266,32 @@ while true {
     }
     for connection in connections where !connection.flush() {}
 }
-let elapsed = Double(nowNanoseconds() - measureFrom) / 1e9
-let benchCPU = selfCPU() - benchCPUBefore
+let elapsed = Double(min(nowNanoseconds(), stopAt) - measureFrom) / 1e9
+let benchCPUAfter = selfCPU()
+let machineBusy = machineBusyCPU() - machineBusyBefore
+let benchUser = benchCPUAfter.user - benchCPUBefore.user
+let benchSystem = benchCPUAfter.system - benchCPUBefore.system
+let benchCPU = benchUser + benchSystem
+let serverAfter = options.pid.flatMap { processUsage($0) }
+
+// Every message sent gets its answer (stored or refused) before the figures are final.
+let drainUntil = nowNanoseconds() + 15_000_000_000
+while connections.contains(where: { $0.inFlight > 0 }) && nowNanoseconds() < drainUntil {
+    let count = epoll_wait(epollFD, &events, Int32(events.count), 100)
+    for i in 0..<Int(max(0, count)) {
+        let connection = connections[Int(events[i].data.u32)]
+        _ = connection.readEvents(scratch) { event in
+            switch event {
+            case .sent: acknowledged += 1
+            case .refused: refused += 1
+            case .received: break
+            }
+        }
+        connection.flush()
+    }
+    for connection in connections where !connection.flush() {}
+}
+let unanswered = connections.reduce(0) { $0 + $1.inFlight }
 
 func percentile(_ values: [UInt64], _ p: Double) -> Double {
     guard !values.isEmpty else { return .nan }
@@ -190,14 +304,29 @@ func line(_ name: String, _ values: [UInt64]) -> String {
            Double(values.max() ?? 0) / 1e6)
 }
 
+if options.timeline {
+    print("second  acknowledged  refused  held back  ack p50 ms  ack p99 ms  server RSS KiB")
+    for (index, entry) in timeline.enumerated() {
+        print(String(format: "%6d  %12d  %7d  %9d  %10.2f  %10.2f  %14d", index, entry.acknowledged, entry.refused, entry.heldBack,
+                     percentile(entry.latencies, 0.5), percentile(entry.latencies, 0.99), entry.rssKB))
+    }
+}
 let mode = options.rate > 0 ? "open loop at \(options.rate) msg/s" : "closed loop, window \(options.window) per sender"
-print("\(options.users) users, \(mode), \(options.seconds) s measured after \(options.warmup) s warm-up")
+let then = options.thenSeconds > 0 ? ", then \(options.thenRate) msg/s for \(options.thenSeconds) s" : ""
+print("\(options.users) users, \(mode), \(options.seconds) s measured after \(options.warmup) s warm-up\(then)")
 print(String(format: "persisted: %.0f messages/s (%d in %.1f s)", Double(measuredSent) / elapsed, measuredSent, elapsed))
 print(line("ack (message_sent)", sentLatencies))
 print(line("end to end (receive_message)", endToEnd))
-if let pid = options.pid, let before = serverBefore, let after = processUsage(pid) {
+print("whole run: acknowledged \(acknowledged), refused \(refused), unanswered \(unanswered), held back by TCP back-pressure \(heldBack)")
+if let before = serverBefore, let after = serverAfter {
     let cpu = after.cpu - before.cpu
-    print(String(format: "server: %.2f CPU s (%.0f%% of one core), %.1f µs CPU per message, RSS %d KiB (max %d)",
-                 cpu, cpu / elapsed * 100, cpu / Double(max(1, measuredSent)) * 1e6, after.rssKB, max(maxRSS, after.rssKB)))
+    let system = after.system - before.system
+    let rest = machineBusy - cpu - benchCPU
+    print(String(format: "PostgreSQL and the rest of the machine: %.2f CPU s, %.1f µs per message", rest, rest / Double(max(1, measuredSent)) * 1e6))
+    print(String(format: "server: %.2f CPU s (%.0f%% of one core), %.1f µs CPU per message (kernel %.1f), RSS %d KiB (max %d)",
+                 cpu, cpu / elapsed * 100, cpu / Double(max(1, measuredSent)) * 1e6, system / Double(max(1, measuredSent)) * 1e6,
+                 after.rssKB, max(maxRSS, after.rssKB)))
 }
-print(String(format: "bench itself: %.2f CPU s, %.1f µs CPU per message", benchCPU, benchCPU / Double(max(1, measuredSent)) * 1e6))
+let perMessage = 1e6 / Double(max(1, measuredSent))
+print(String(format: "bench itself: %.2f CPU s, %.1f µs CPU per message (user %.1f, kernel %.1f)", benchCPU, benchCPU * perMessage,
+             benchUser * perMessage, benchSystem * perMessage))
