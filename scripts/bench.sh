@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# make bench: builds in release, starts a throw-away PostgreSQL and the server, and runs
-# chat-bench: saturation (closed loop), a steady 2,500 msg/s (open loop), idle connections.
-# Every phase is bounded; loopback only. BENCH_ARGS adds options to every phase;
-# BENCH_PHASES picks phases (default "saturation steady idle").
+# make bench: builds in release, starts a throw-away (durable, fsync on) PostgreSQL and the
+# server, and runs chat-bench: saturation (closed loop), a steady 2,500 msg/s (open loop),
+# 10,000 idle connections, and overload (twice the measured saturation for 60 s, then
+# 2,500 msg/s to show the recovery), checking that every acknowledged message was stored.
+#
+#   BENCH_PHASES   which phases (default "saturation steady idle overload")
+#   BENCH_ARGS     extra chat-bench options for every phase
+#   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
+#                  included; never committed here): it then runs on its own database of the
+#                  same cluster, through the same phases (overload aside), and a side-by-side
+#                  table ends the run.
+# Every phase is bounded and stops by itself; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -10,41 +18,116 @@ ensure_packages
 ensure_swift
 swift build -c release --product ChatServer --product chat-bench 2>&1 | grep -E 'error' || true
 bin=$(swift build -c release --show-bin-path)
+phases=${BENCH_PHASES:-saturation steady idle overload}
+
+if [ -n "${NODE_ORIGINAL:-}" ]; then
+    [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
+        { echo "NODE_ORIGINAL=$NODE_ORIGINAL is not a checkout of the Node original with its node_modules" >&2; exit 2; }
+    command -v node >/dev/null || { echo "NODE_ORIGINAL needs node on PATH" >&2; exit 2; }
+fi
 
 cluster=$(pwd)/.pgbench
 if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(pwd)" 2>/dev/null; then cluster=$(mktemp -d /tmp/chat-pgbench.XXXXXX); fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-server=""
-users_file=$(mktemp /tmp/chat-bench-users.XXXXXX)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+scratch=$(mktemp -d /tmp/chat-bench.XXXXXX)
+pids=()
 cleanup() {
-    rm -f "$users_file"
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
     scripts/pg-cluster.sh stop "$cluster" || true
-    rm -rf "$cluster"
+    rm -rf "$cluster" "$scratch"
 }
 trap cleanup EXIT
 rm -rf "$cluster"
 # A durable cluster (fsync on), as in production: the figures include real commits.
 export "$(scripts/pg-cluster.sh start "$cluster")"
 "$bin/ChatServer" migrate schema.sql > /dev/null
-JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning "$bin/ChatServer" serve &
-server=$!
-sleep 1
-idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$server/status)
-echo "idle server RSS: $idle_rss KiB"
 
-bench() { "$bin/chat-bench" --server "http://127.0.0.1:$port" --pid "$server" --users-file "$users_file" "$@" ${BENCH_ARGS:-}; }
-for phase in ${BENCH_PHASES:-saturation steady idle}; do
-    case $phase in
-    saturation)
-        echo "== saturation: 200 users, 8 in flight each"
-        bench --users 200 --window 8 --seconds 10 ;;
-    steady)
-        echo "== steady: 2,500 msg/s"
-        bench --users 200 --rate 2500 --seconds 10 ;;
-    idle)
-        echo "== idle: 10,000 Socket.IO connections"
-        bench --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
-    *) echo "unknown phase $phase" >&2; exit 2 ;;
-    esac
-done
+# bench NAME PHASE PORT PID [chat-bench options…]: one phase, shown as it runs; its summary
+# line is kept, tagged with the phase, for the table at the end.
+bench() {
+    local name=$1 phase=$2 port=$3 pid=$4; shift 4
+    "$bin/chat-bench" --server "http://127.0.0.1:$port" --pid "$pid" --users-file "$scratch/users-$name" "$@" ${BENCH_ARGS:-} |
+        sed -u "s/^summary:/summary-$phase:/" | tee -a "$scratch/out-$name" | grep -v '^summary'
+}
+# figure NAME PHASE KEY: a value from a phase's summary ("—" when that phase did not run).
+figure() { grep -h "^summary-$2:" "$scratch/out-$1" 2>/dev/null | grep -o " $3=[0-9.]*" | tail -n 1 | cut -d= -f2 | grep . || echo "—"; }
+message_rows() { psql "$1" -Atqc 'SELECT count(*) FROM messages'; }
+
+run_phases() {
+    local name=$1 port=$2 pid=$3 database=$4
+    echo "idle server RSS: $(awk '/VmRSS/ {print $2}' /proc/$pid/status) KiB"
+    echo "summary-fresh: idle_rss_kib=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)" >> "$scratch/out-$name"
+    for phase in $phases; do
+        case $phase in
+        saturation)
+            echo "== $name: saturation, 200 users, 8 in flight each"
+            bench "$name" saturation "$port" "$pid" --users 200 --window 8 --seconds 10 ;;
+        steady)
+            echo "== $name: steady 2,500 msg/s"
+            bench "$name" steady "$port" "$pid" --users 200 --rate 2500 --seconds 10 ;;
+        idle)
+            echo "== $name: 10,000 idle Socket.IO connections"
+            bench "$name" idle "$port" "$pid" --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
+        overload)
+            [ "$name" = ours ] || continue
+            local saturation rate before after acknowledged
+            saturation=$(figure "$name" saturation persisted_per_s | cut -d. -f1)
+            [ "$saturation" = "—" ] && saturation=60000
+            rate=$(( saturation * 2 ))
+            echo "== $name: overload, $rate msg/s offered (twice saturation) for 60 s, then 2,500 msg/s for 10 s"
+            before=$(message_rows "$database")
+            bench "$name" overload "$port" "$pid" --users 200 --rate "$rate" --seconds 60 --warmup 1 --then-rate 2500 --then-seconds 10 --timeline
+            after=$(message_rows "$database")
+            acknowledged=$(figure "$name" overload acknowledged)
+            if [ "$acknowledged" = $(( after - before )) ]; then
+                echo "overload: every acknowledged message is stored ($acknowledged acknowledged, $(( after - before )) rows added)"
+            else
+                echo "overload: MISMATCH: $acknowledged acknowledged, $(( after - before )) rows added"
+            fi ;;
+        *) echo "unknown phase $phase" >&2; exit 2 ;;
+        esac
+    done
+}
+
+port=$(free_port)
+JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning "$bin/ChatServer" serve &
+ours=$!
+pids+=("$ours")
+sleep 1
+run_phases ours "$port" "$ours" "$DATABASE_URL"
+kill "$ours"; wait "$ours" 2>/dev/null || true
+
+if [ -n "${NODE_ORIGINAL:-}" ]; then
+    # The Node original on its own database of the same cluster, with the tables its code
+    # expects (CONTRACT.md Part 1) — configured through the environment, run from an empty
+    # folder so no .env of the checkout is read.
+    node_db="${DATABASE_URL%/*}/node_original"
+    psql "${DATABASE_URL%/*}/postgres" -qc 'CREATE DATABASE node_original' >/dev/null
+    psql "$node_db" -q >/dev/null <<'SQL'
+CREATE TABLE users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), username text, email text UNIQUE NOT NULL, password text NOT NULL);
+CREATE TABLE messages (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), sender_id uuid, receiver_id uuid, content text,
+                       created_at timestamp DEFAULT current_timestamp);
+SQL
+    credentials=${DATABASE_URL#postgres://}; credentials=${credentials%%@*}
+    address=${DATABASE_URL#*@}; address=${address%%/*}
+    node_port=$(free_port)
+    mkdir -p "$scratch/node"
+    (cd "$scratch/node" && PORT=$node_port JWT_SECRET=bench-secret DB_USER=${credentials%%:*} DB_PASSWORD=${credentials#*:} \
+        DB_HOST=${address%%:*} DB_PORT=${address##*:} DB_NAME=node_original exec node "$NODE_ORIGINAL/index.js" > "$scratch/node.log" 2>&1) &
+    node_pid=$!
+    pids+=("$node_pid")
+    sleep 2
+    run_phases node "$node_port" "$node_pid" "$node_db"
+fi
+
+echo
+echo "== side by side (this run)"
+row() { printf '%-44s %18s %18s\n' "$1" "$2" "$3"; }
+row "" "Node original" "this server"
+row "persisted msg/s at saturation" "$(figure node saturation persisted_per_s)" "$(figure ours saturation persisted_per_s)"
+row "ack p99 ms at saturation" "$(figure node saturation ack_p99_ms)" "$(figure ours saturation ack_p99_ms)"
+row "server CPU µs per message at saturation" "$(figure node saturation server_cpu_us)" "$(figure ours saturation server_cpu_us)"
+row "ack p99 ms at a steady 2,500 msg/s" "$(figure node steady ack_p99_ms)" "$(figure ours steady ack_p99_ms)"
+row "KiB per idle Socket.IO connection" "$(figure node idle idle_kib_per_connection)" "$(figure ours idle idle_kib_per_connection)"
+row "server RSS KiB, fresh" "$(figure node fresh idle_rss_kib)" "$(figure ours fresh idle_rss_kib)"
+row "bench CPU µs per message at saturation" "$(figure node saturation bench_cpu_us)" "$(figure ours saturation bench_cpu_us)"

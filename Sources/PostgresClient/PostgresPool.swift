@@ -36,6 +36,10 @@ public final class PostgresPool: @unchecked Sendable {
         let deadline: Int64
         var results: [PostgresRows] = []
         var error: PostgresError?
+        /// The statement name behind each result still to come that answers a prepare (nil
+        /// for an ordinary result), in the order sent.
+        var expected: [String?] = []
+        var expectedNext = 0
     }
 
     private enum State {
@@ -50,6 +54,8 @@ public final class PostgresPool: @unchecked Sendable {
         var inFlightHead = 0
         var backoffMilliseconds: Int64 = 100
         var awaitingNullAfterResult = false
+        /// Statement names prepared on this connection.
+        var prepared: Set<String> = []
         init(state: State) { self.state = state }
         var inFlightCount: Int { inFlight.count - inFlightHead }
     }
@@ -263,20 +269,36 @@ public final class PostgresPool: @unchecked Sendable {
                 }
                 if let error = job.error { job.completion(.failure(error)) } else { job.completion(.success(job.results)) }
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-                slot.inFlight[slot.inFlightHead].results.append(PostgresRows(result: result))
+                if takeExpected(slot, succeeded: true) == nil {
+                    slot.inFlight[slot.inFlightHead].results.append(PostgresRows(result: result))
+                }
                 slot.awaitingNullAfterResult = true
             case PGRES_PIPELINE_ABORTED:
+                takeExpected(slot, succeeded: false)
                 if slot.inFlight[slot.inFlightHead].error == nil {
                     slot.inFlight[slot.inFlightHead].error = PostgresError(kind: .server, message: "statement skipped after an earlier error")
                 }
                 slot.awaitingNullAfterResult = true
             default:
+                takeExpected(slot, succeeded: false)
                 if slot.inFlight[slot.inFlightHead].error == nil {
                     slot.inFlight[slot.inFlightHead].error = PostgresError(result: result)
                 }
                 slot.awaitingNullAfterResult = true
             }
         }
+    }
+
+    /// Moves past the result just read; for a prepare's result returns its name, forgetting
+    /// it when the prepare did not succeed (it will be prepared again next time).
+    @discardableResult
+    private func takeExpected(_ slot: Slot, succeeded: Bool) -> String? {
+        let position = slot.inFlight[slot.inFlightHead].expectedNext
+        guard position < slot.inFlight[slot.inFlightHead].expected.count else { return nil }
+        slot.inFlight[slot.inFlightHead].expectedNext += 1
+        guard let name = slot.inFlight[slot.inFlightHead].expected[position] else { return nil }
+        if !succeeded { slot.prepared.remove(name) }
+        return name
     }
 
     private func dispatch() {
@@ -287,14 +309,27 @@ public final class PostgresPool: @unchecked Sendable {
                 if best == nil || slot.inFlightCount < best!.inFlightCount { best = slot }
             }
             guard let slot = best, case .ready(let connection) = slot.state else { return }
-            let job = waiting[waitingHead]
+            var job = waiting[waitingHead]
             waitingHead += 1
             if waitingHead == waiting.count { waiting.removeAll(keepingCapacity: true); waitingHead = 0 }
             var sent = true
             for statement in job.statements {
-                let ok = PostgresConnection.withCParameters(statement.parameters) { count, values in
-                    PQsendQueryParams(connection, statement.sql, count, nil, values, nil, nil, 0)
+                var ok: Int32
+                if let name = statement.preparedName {
+                    if !slot.prepared.contains(name) {
+                        guard PQsendPrepare(connection, name, statement.sql, Int32(statement.parameters.count), nil) == 1 else { sent = false; break }
+                        slot.prepared.insert(name)
+                        job.expected.append(name)
+                    }
+                    ok = PostgresConnection.withCParameters(statement.parameters) { count, values in
+                        PQsendQueryPrepared(connection, name, count, values, nil, nil, 0)
+                    }
+                } else {
+                    ok = PostgresConnection.withCParameters(statement.parameters) { count, values in
+                        PQsendQueryParams(connection, statement.sql, count, nil, values, nil, nil, 0)
+                    }
                 }
+                job.expected.append(nil)
                 if ok != 1 { sent = false; break }
             }
             if sent { sent = PQpipelineSync(connection) == 1 }
@@ -340,6 +375,7 @@ public final class PostgresPool: @unchecked Sendable {
         slot.inFlight.removeAll()
         slot.inFlightHead = 0
         slot.awaitingNullAfterResult = false
+        slot.prepared.removeAll()
         slot.state = .disconnected(retryAt: now + slot.backoffMilliseconds, failed: false)
         slot.backoffMilliseconds = min(slot.backoffMilliseconds * 2, 5_000)
     }

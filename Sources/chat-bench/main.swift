@@ -138,6 +138,7 @@ if options.idle > 0, let pid = options.pid {
     let after = processUsage(pid)!.rssKB
     print(String(format: "idle: %d Socket.IO connections held, server RSS %d → %d KiB: %.2f KiB per connection",
                  options.idle, before, after, Double(after - before) / Double(options.idle)))
+    print(String(format: "summary: idle_kib_per_connection=%.2f", Double(after - before) / Double(options.idle)))
     for connection in idle { close(connection.fd) }
     Thread.sleep(forTimeInterval: 1)
 }
@@ -327,6 +328,14 @@ if let before = serverBefore, let after = serverAfter {
                  cpu, cpu / elapsed * 100, cpu / Double(max(1, measuredSent)) * 1e6, system / Double(max(1, measuredSent)) * 1e6,
                  after.rssKB, max(maxRSS, after.rssKB)))
 }
+// One line for scripts (scripts/bench.sh builds its side-by-side table from it).
+var summary = String(format: "summary: persisted_per_s=%.0f ack_p50_ms=%.2f ack_p99_ms=%.2f acknowledged=%d refused=%d unanswered=%d",
+                     Double(measuredSent) / elapsed, percentile(sentLatencies, 0.5), percentile(sentLatencies, 0.99), acknowledged, refused, unanswered)
+if let before = serverBefore, let after = serverAfter {
+    summary += String(format: " server_cpu_us=%.1f server_rss_max_kib=%d", (after.cpu - before.cpu) / Double(max(1, measuredSent)) * 1e6, max(maxRSS, after.rssKB))
+}
 let perMessage = 1e6 / Double(max(1, measuredSent))
+summary += String(format: " bench_cpu_us=%.1f", benchCPU * perMessage)
 print(String(format: "bench itself: %.2f CPU s, %.1f µs CPU per message (user %.1f, kernel %.1f)", benchCPU, benchCPU * perMessage,
              benchUser * perMessage, benchSystem * perMessage))
+print(summary)
