@@ -24,10 +24,10 @@ struct ChatSocketApp: Sendable {
     let maxMessageBytes: Int
 
     var namespace: SocketIONamespace {
-        SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: connected)
+        SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) })
     }
 
-    func authorize(_ auth: JSONValue?, handshake: HTTPRequest) -> SocketIOAuthorization {
+    func authorize(_ auth: JSONValue?, handshake: EngineIOHandshake) -> SocketIOAuthorization {
         // As the Node server: `auth.token || query.token`.
         var token = auth?["token"]?.stringValue ?? ""
         if token.isEmpty { token = handshake.queryParameter("token") ?? "" }
@@ -38,7 +38,7 @@ struct ChatSocketApp: Sendable {
         }
     }
 
-    func connected(_ socket: SocketIOSocket) {
+    func connected(_ socket: SocketIOSocket, auth _: JSONValue) {
         guard let userID = socket.userID else { return }
         socket.join(userID)
         socket.on("send_message") { arguments, _, ack in

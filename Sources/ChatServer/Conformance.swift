@@ -22,8 +22,8 @@ enum Conformance {
     }
 
     private static func testNamespace(_ name: String) -> SocketIONamespace {
-        SocketIONamespace(name: name, authorize: { _, _ in .accepted(userID: nil) }) { socket in
-            socket.emit("auth", [socket.auth])
+        SocketIONamespace(name: name, authorize: { _, _ in .accepted(userID: nil) }) { socket, auth in
+            socket.emit("auth", [auth])
             socket.on("message") { arguments, attachments, _ in
                 socket.emit("message-back", Array(arguments), attachments: attachments)
             }

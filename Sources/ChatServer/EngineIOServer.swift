@@ -139,9 +139,8 @@ final class EngineIOServer: Sendable {
     }
 
     private func open(on loop: EventLoop, handshake: HTTPRequest) -> EngineIOSession {
-        var handshake = handshake
-        handshake.body = []
-        let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options, handshake: handshake)
+        let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options,
+                                      handshake: EngineIOHandshake(target: handshake.target))
         sessions.withLock { $0[session.id] = session }
         session.delegate = makeDelegate(session)
         session.startHeartbeat()

@@ -24,7 +24,9 @@ struct HTTPRequest: Sendable {
         return target[...]
     }
 
-    var query: Substring? {
+    var query: Substring? { Self.query(of: target) }
+
+    static func query(of target: String) -> Substring? {
         guard let question = target.firstIndex(of: "?") else { return nil }
         return target[target.index(after: question)...]
     }
@@ -38,7 +40,11 @@ struct HTTPRequest: Sendable {
 
     /// The value of a query parameter, percent-decoded (`+` is a space, as in forms).
     func queryParameter(_ name: String) -> String? {
-        guard let query else { return nil }
+        query.flatMap { Self.queryParameter(name, in: $0) }
+    }
+
+    /// The value of `name` in a query string (what follows `?`), percent-decoded.
+    static func queryParameter(_ name: String, in query: Substring) -> String? {
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = PercentDecoding.decode(parts[0]), key == name else { continue }

@@ -24,6 +24,13 @@ struct OutputBuffer {
         if bytes.isEmpty { bytes = more } else { bytes.append(contentsOf: more) }
     }
 
+    /// Frees the buffer's capacity when nothing waits in it (idle connections keep none).
+    mutating func releaseIfEmpty() {
+        guard isEmpty else { return }
+        bytes = []
+        start = 0
+    }
+
     /// Lets a caller frame bytes straight into the buffer.
     mutating func withAppending<R>(_ body: (inout [UInt8]) -> R) -> R { body(&bytes) }
 

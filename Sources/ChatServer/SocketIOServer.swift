@@ -12,8 +12,9 @@ enum SocketIOAuthorization {
 /// each socket that connects. Both run on the socket's loop.
 struct SocketIONamespace: Sendable {
     let name: String
-    let authorize: @Sendable (_ auth: JSONValue?, _ handshake: HTTPRequest) -> SocketIOAuthorization
-    let onConnect: @Sendable (SocketIOSocket) -> Void
+    let authorize: @Sendable (_ auth: JSONValue?, _ handshake: EngineIOHandshake) -> SocketIOAuthorization
+    /// With the CONNECT payload (`auth`), which the socket does not keep.
+    let onConnect: @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void
 }
 
 /// A generic Socket.IO v5 server over Engine.IO: namespaces, events with acks, binary
@@ -109,10 +110,10 @@ final class SocketIOClient: EngineIOSessionDelegate {
         case .accepted(let userID):
             connectTimer?.cancel()
             let socket = SocketIOSocket(id: EngineIOServer.makeSessionID(), namespace: packet.namespace, client: self,
-                                        loop: session.loop, rooms: server.rooms, userID: userID, auth: packet.data ?? .object(JSONObject()))
+                                        loop: session.loop, rooms: server.rooms, userID: userID)
             sockets[packet.namespace] = socket
             send(SocketIOPacket(.connect, namespace: packet.namespace, data: ["sid": .string(socket.id)]))
-            namespace.onConnect(socket)
+            namespace.onConnect(socket, packet.data ?? .object(JSONObject()))
         }
     }
 
@@ -143,8 +144,6 @@ final class SocketIOSocket: @unchecked Sendable {
     let id: String
     let namespace: String
     let userID: String?
-    /// The CONNECT payload.
-    let auth: JSONValue
     unowned let loop: EventLoop
     fileprivate weak var client: SocketIOClient?
     private let rooms: SocketIORooms
@@ -153,14 +152,13 @@ final class SocketIOSocket: @unchecked Sendable {
     private(set) var isConnected = true
     var onDisconnect: ((String) -> Void)?
 
-    init(id: String, namespace: String, client: SocketIOClient, loop: EventLoop, rooms: SocketIORooms, userID: String?, auth: JSONValue) {
+    init(id: String, namespace: String, client: SocketIOClient, loop: EventLoop, rooms: SocketIORooms, userID: String?) {
         self.id = id
         self.namespace = namespace
         self.client = client
         self.loop = loop
         self.rooms = rooms
         self.userID = userID
-        self.auth = auth
     }
 
     func on(_ event: String, _ handler: @escaping Handler) { handlers[event] = handler }

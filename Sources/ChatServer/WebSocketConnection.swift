@@ -160,7 +160,10 @@ final class WebSocketConnection: Selectable, DeferredFlushing, @unchecked Sendab
 
     func tick(now: Int64) {
         if let deadline = closeDeadline, now >= deadline { return terminate() }
-        if !output.isEmpty && now - lastWriteProgress >= 30_000 { terminate() }
+        if !output.isEmpty && now - lastWriteProgress >= 30_000 { return terminate() }
+        // Once a second: buffers that hold nothing give their memory back.
+        decoder.releaseBufferIfEmpty()
+        output.releaseIfEmpty()
     }
 
     func beginShutdown() {

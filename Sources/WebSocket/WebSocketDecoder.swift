@@ -32,6 +32,14 @@ public struct WebSocketDecoder: Sendable {
         buffer.append(contentsOf: bytes)
     }
 
+    /// Frees the input buffer when it holds nothing: an idle connection then keeps no
+    /// capacity from the last message it read.
+    public mutating func releaseBufferIfEmpty() {
+        guard bufferStart == buffer.count, fragmentOpcode == nil else { return }
+        buffer = []
+        bufferStart = 0
+    }
+
     /// The next whole message, nil when more bytes are needed.
     public mutating func next() throws(WebSocketProtocolError) -> WebSocketMessage? {
         while true {
