@@ -35,7 +35,7 @@ let package = Package(
         // make bench: the load generator.
         .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "CLinux"]),
 
-        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "PostgresClient", "ChatServer"]),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "PostgresClient", "ChatServer", "CLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"], exclude: ["python"]),
     ],
     swiftLanguageModes: [.v6]

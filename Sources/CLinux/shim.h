@@ -12,3 +12,5 @@
 // Declared here because Glibc exports them only under _GNU_SOURCE.
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *addr_len, int flags);
 extern int pthread_setname_np(pthread_t thread, const char *name);
+#include <sys/types.h>
+extern pid_t gettid(void);

@@ -1,32 +1,76 @@
+import CLinux
 import Dispatch
 import Synchronization
 
-/// Runs CPU-heavy work (bcrypt) off the event loops, on Dispatch's pool of one thread per
-/// core, with a bound on how much may wait: past it, `submit` refuses and the caller answers
-/// "try again" instead of queueing without end.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs CPU-heavy work (bcrypt) off the event loops, on threads of its own — one per core —
+/// with a bound on how much may wait: past it, `submit` refuses and the caller answers "try
+/// again" instead of queueing without end. The threads run at a lower priority (nice 10),
+/// so logins use every cycle the chat leaves idle, and an event loop that has messages to
+/// move preempts them: a burst of logins does not add its bcrypt time to chat latency.
 public final class WorkQueue: Sendable {
-    private let queue: DispatchQueue
-    private let pending = Atomic<Int>(0)
+    private final class Shared: Sendable {
+        let jobs = Mutex<(queue: [@Sendable () -> Void], head: Int, stopping: Bool)>(([], 0, false))
+        let available = DispatchSemaphore(value: 0)
+        let pending = Atomic<Int>(0)
+
+        /// The next job, or nil once the queue is gone and nothing is left.
+        func take() -> (@Sendable () -> Void)? {
+            while true {
+                available.wait()
+                let job: (@Sendable () -> Void)?? = jobs.withLock { state in
+                    if state.head < state.queue.count {
+                        let job = state.queue[state.head]
+                        state.head += 1
+                        if state.head == state.queue.count { state.queue.removeAll(keepingCapacity: true); state.head = 0 }
+                        return .some(job)
+                    }
+                    return state.stopping ? .some(nil) : nil
+                }
+                if let job { return job }
+            }
+        }
+    }
+
+    private let shared = Shared()
+    private let threadCount: Int
     public let limit: Int
 
-    public init(label: String, limit: Int) {
-        self.queue = DispatchQueue(label: label, qos: .userInitiated, attributes: .concurrent)
+    public init(label: String, limit: Int, threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), niceness: Int32 = 10) {
         self.limit = limit
+        threadCount = max(1, threads)
+        for index in 0..<threadCount {
+            let shared = self.shared
+            let name = "\(label)-\(index)"
+            PlatformThread.start(name: name) {
+                // On Linux a thread's nice value is its own (setpriority on its thread id).
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()), niceness)
+                while let job = shared.take() {
+                    job()
+                    shared.pending.subtract(1, ordering: .relaxed)
+                }
+            }.detach()
+        }
+    }
+
+    deinit {
+        shared.jobs.withLock { $0.stopping = true }
+        for _ in 0..<threadCount { shared.available.signal() }
     }
 
     /// False when `limit` jobs are already waiting or running; then `work` is not run.
     @discardableResult
     public func submit(_ work: @escaping @Sendable () -> Void) -> Bool {
-        let before = pending.add(1, ordering: .relaxed).oldValue
+        let before = shared.pending.add(1, ordering: .relaxed).oldValue
         guard before < limit else {
-            pending.subtract(1, ordering: .relaxed)
+            shared.pending.subtract(1, ordering: .relaxed)
             return false
         }
-        queue.async {
-            work()
-            self.pending.subtract(1, ordering: .relaxed)
-        }
+        shared.jobs.withLock { $0.queue.append(work) }
+        shared.available.signal()
         return true
     }
-
 }

@@ -4,19 +4,20 @@ import CLinux
 import Glibc
 #endif
 
-/// A plain joinable thread, for event loops and the database pool: each blocks in its own
-/// wait (epoll, poll) for its whole life, which is no job for Swift concurrency's pool.
-final class PlatformThread: @unchecked Sendable {
+/// A plain thread, for event loops, the database pool and the bcrypt workers: each blocks in
+/// its own wait (epoll, poll, a semaphore) for its whole life, which is no job for Swift
+/// concurrency's pool.
+public final class PlatformThread: @unchecked Sendable {
     private var handle = pthread_t()
     private let body: () -> Void
-    let name: String
+    public let name: String
 
     private init(name: String, body: @escaping () -> Void) {
         self.name = name
         self.body = body
     }
 
-    static func start(name: String, _ body: @escaping @Sendable () -> Void) -> PlatformThread {
+    public static func start(name: String, _ body: @escaping @Sendable () -> Void) -> PlatformThread {
         let thread = PlatformThread(name: name, body: body)
         let context = Unmanaged.passRetained(thread).toOpaque()
         let result = pthread_create(&thread.handle, nil, { context in
@@ -29,7 +30,12 @@ final class PlatformThread: @unchecked Sendable {
         return thread
     }
 
-    func join() {
+    public func join() {
         pthread_join(handle, nil)
+    }
+
+    /// For a thread nobody joins: its resources go when it ends.
+    public func detach() {
+        pthread_detach(handle)
     }
 }
