@@ -134,4 +134,42 @@ final class RealtimeProtocolTests: XCTestCase {
         let delivered = try XCTUnwrap(receiver.receiveText())
         XCTAssertTrue(delivered.hasPrefix(#"42["receive_message",{"from":"\#(ann.id)","message":"still here""#), delivered)
     }
+
+    /// A receiver that stops reading must not make the server buffer without end: past its
+    /// output limit the server closes it (1008, "client is not reading") and drops what it
+    /// held, while the sender's messages are all acknowledged and stored.
+    func testAReceiverThatStopsReadingIsDisconnectedAndTheSenderLosesNothing() throws {
+        let ann = try register("ann"), bob = try register("bob")
+        let stalled = try connectedSocket(token: bob.token)  // never read again until the end
+        let sender = try connectedSocket(token: ann.token)
+        let text = String(repeating: "z", count: 12_000)
+        let count = 2_500  // 30 MB towards bob: far more than kernel buffers and the 4 MiB limit hold
+        var sent = 0, acknowledged = 0
+        while acknowledged < count {
+            while sent < count && sent - acknowledged < 50 {
+                sender.sendText(#"42\#(sent)["send_message",{"to":"\#(bob.id)","message":"\#(text)"}]"#)
+                sent += 1
+            }
+            guard let answer = sender.receiveText(timeout: 20) else { return XCTFail("no answer after \(acknowledged) acks") }
+            if answer.hasPrefix("43") {
+                XCTAssertTrue(answer.contains(#"[{"ok":true,"#), String(answer.prefix(200)))
+                acknowledged += 1
+            }
+        }
+        let (bytes, ended) = stalled.connection.receiveUntilClosed(timeout: 30)
+        XCTAssertTrue(ended, "the server ended the stalled connection")
+        XCTAssertLessThan(bytes.count, count * text.count / 2, "what it held for the stalled reader was dropped, not kept")
+
+        let client = HTTPTestClient(port: port)
+        let last = try client.get("/api/messages/\(ann.id)?limit=1&offset=\(count - 1)", token: bob.token)
+        XCTAssertEqual(last.json?.arrayValue?.count, 1, "all \(count) messages are in bob's history")
+        let beyond = try client.get("/api/messages/\(ann.id)?limit=1&offset=\(count)", token: bob.token)
+        XCTAssertEqual(beyond.json?.arrayValue?.count, 0)
+
+        // Bob comes back and chats as usual.
+        let again = try connectedSocket(token: bob.token)
+        sender.sendText(#"42["send_message",{"to":"\#(bob.id)","message":"welcome back"}]"#)
+        let delivered = try XCTUnwrap(again.receiveText())
+        XCTAssertTrue(delivered.hasPrefix(#"42["receive_message",{"from":"\#(ann.id)","message":"welcome back""#), delivered)
+    }
 }
