@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # make bench: builds in release, starts a throw-away (durable, fsync on) PostgreSQL and the
 # server, and runs chat-bench: saturation (closed loop), a steady 2,500 msg/s (open loop),
-# 10,000 idle connections, and overload (twice the measured saturation for 60 s, then
+# the same with 8 clients logging in without pause (bcrypt-bound), 10,000 idle connections,
+# and overload (twice the measured saturation for 60 s, then
 # 2,500 msg/s to show the recovery), checking that every acknowledged message was stored.
 #
-#   BENCH_PHASES   which phases (default "saturation steady idle overload")
+#   BENCH_PHASES   which phases (default "saturation steady logins idle overload")
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
 #                  included; never committed here): it then runs on its own database of the
@@ -18,7 +19,7 @@ ensure_packages
 ensure_swift
 swift build -c release --product ChatServer --product chat-bench 2>&1 | grep -E 'error' || true
 bin=$(swift build -c release --show-bin-path)
-phases=${BENCH_PHASES:-saturation steady idle overload}
+phases=${BENCH_PHASES:-saturation steady logins idle overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -71,6 +72,9 @@ run_phases() {
         steady)
             echo "== $name: steady 2,500 msg/s"
             bench "$name" steady "$port" "$pid" --users 200 --rate 2500 --seconds 10 ;;
+        logins)
+            echo "== $name: steady 2,500 msg/s while 8 clients log in without pause"
+            bench "$name" logins "$port" "$pid" --users 200 --rate 2500 --seconds 10 --logins 8 ;;
         idle)
             echo "== $name: 10,000 idle Socket.IO connections"
             bench "$name" idle "$port" "$pid" --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
@@ -136,6 +140,8 @@ row "persisted msg/s at saturation" "$(figure node saturation persisted_per_s)" 
 row "ack p99 ms at saturation" "$(figure node saturation ack_p99_ms)" "$(figure ours saturation ack_p99_ms)"
 row "server CPU µs per message at saturation" "$(figure node saturation server_cpu_us)" "$(figure ours saturation server_cpu_us)"
 row "ack p99 ms at a steady 2,500 msg/s" "$(figure node steady ack_p99_ms)" "$(figure ours steady ack_p99_ms)"
+row "logins/s (8 clients, bcrypt cost 10)" "$(figure node logins logins_per_s)" "$(figure ours logins logins_per_s)"
+row "ack p99 ms at 2,500 msg/s during those logins" "$(figure node logins ack_p99_ms)" "$(figure ours logins ack_p99_ms)"
 row "KiB per idle Socket.IO connection" "$(figure node idle idle_kib_per_connection)" "$(figure ours idle idle_kib_per_connection)"
 row "server RSS KiB, fresh" "$(figure node fresh idle_rss_kib)" "$(figure ours fresh idle_rss_kib)"
 row "bench CPU µs per message at saturation" "$(figure node saturation bench_cpu_us)" "$(figure ours saturation bench_cpu_us)"

@@ -6,11 +6,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// Runs CPU-heavy work (bcrypt) off the event loops, on threads of its own — one per core —
-/// with a bound on how much may wait: past it, `submit` refuses and the caller answers "try
-/// again" instead of queueing without end. The threads run at a lower priority (nice 10),
-/// so logins use every cycle the chat leaves idle, and an event loop that has messages to
-/// move preempts them: a burst of logins does not add its bcrypt time to chat latency.
+/// Runs CPU-heavy work (bcrypt) off the event loops, on `threads` threads of its own, with a
+/// bound on how much may wait: past it, `submit` refuses and the caller answers "try again"
+/// instead of queueing without end. The threads run at a lower priority (nice 10) so the
+/// event loops preempt them. Measured here: that alone does not protect chat latency when
+/// they fill every core (commits then wait on I/O completion for up to a second, even at
+/// SCHED_IDLE); leaving a core free does, hence the server's default of cores − 1.
 public final class WorkQueue: Sendable {
     private final class Shared: Sendable {
         let jobs = Mutex<(queue: [@Sendable () -> Void], head: Int, stopping: Bool)>(([], 0, false))
@@ -39,7 +40,7 @@ public final class WorkQueue: Sendable {
     private let threadCount: Int
     public let limit: Int
 
-    public init(label: String, limit: Int, threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), niceness: Int32 = 10) {
+    public init(label: String, limit: Int, threads: Int, niceness: Int32 = 10) {
         self.limit = limit
         threadCount = max(1, threads)
         for index in 0..<threadCount {

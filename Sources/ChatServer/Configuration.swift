@@ -22,6 +22,9 @@ struct Configuration {
     var databaseDescription: String
     var databasePoolSize = 4
     var bcryptCost = Bcrypt.defaultCost
+    /// Threads hashing passwords. One core is left to the chat: with bcrypt on every core of
+    /// this 2-core machine, commits waited up to a second (make bench's logins phase).
+    var bcryptThreads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)
     var maxMessageBytes = 16_384
     var maxHeaderBytes = 16_384
     var maxBodyBytes = 1_048_576
@@ -58,6 +61,7 @@ struct Configuration {
         if let workers = try integer("WORKERS", 1...256) { self.workers = workers }
         if let size = try integer("DB_POOL_SIZE", 1...64) { databasePoolSize = size }
         if let cost = try integer("BCRYPT_COST", Bcrypt.costRange.lowerBound...Bcrypt.costRange.upperBound) { bcryptCost = cost }
+        if let threads = try integer("BCRYPT_THREADS", 1...256) { bcryptThreads = threads }
         if let bytes = try integer("MAX_MESSAGE_BYTES", 1...1_000_000) { maxMessageBytes = bytes }
         if let seconds = try integer("HEADER_TIMEOUT_SECONDS", 1...3600) { headerTimeoutMilliseconds = Int64(seconds) * 1000 }
         if let seconds = try integer("IDLE_TIMEOUT_SECONDS", 1...86400) { idleTimeoutMilliseconds = Int64(seconds) * 1000 }

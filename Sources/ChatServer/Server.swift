@@ -35,7 +35,7 @@ final class Server {
         let pool = PostgresPool(options: configuration.database, configuration: poolConfiguration)
         let poolThread = PlatformThread.start(name: "postgres-pool") { pool.run() }
         let store = PostgresChatStore(pool: pool)
-        let hashing = WorkQueue(label: "bcrypt", limit: 1024)
+        let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads)
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) })
         let rooms = SocketIORooms()

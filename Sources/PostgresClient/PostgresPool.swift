@@ -137,6 +137,7 @@ public final class PostgresPool: @unchecked Sendable {
             let stopping = takeSubmissions()
             advanceConnections(now: now)
             dispatch()
+            collectBufferedResults()
             expireWaiting(now: now)
             if stopping && waitingCount == 0 && slots.allSatisfy({ $0.inFlightCount == 0 }) { break }
 
@@ -248,6 +249,16 @@ public final class PostgresPool: @unchecked Sendable {
     private func lostError(_ connection: OpaquePointer) -> PostgresError {
         let text = String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines()
         return PostgresError(kind: .connectionLost, message: text.isEmpty ? "connection to the database lost" : text)
+    }
+
+    /// libpq may read a connection's answers into its buffer while sending (PQflush reads
+    /// too), and then poll() never reports them: they would wait for the next byte from that
+    /// server, or the one-second poll time-out. So before each poll, take what is buffered.
+    private func collectBufferedResults() {
+        for slot in slots where slot.inFlightCount > 0 {
+            guard case .ready(let connection) = slot.state else { continue }
+            collectResults(slot, connection: connection)
+        }
     }
 
     /// Reads every complete result. In pipeline mode each job's results are followed by NULL,

@@ -22,6 +22,7 @@ struct Options {
     var thenRate = 0
     var thenSeconds = 0.0
     var timeline = false
+    var logins = 0
 }
 
 func parseOptions() -> Options {
@@ -46,6 +47,7 @@ func parseOptions() -> Options {
         case "--pid": options.pid = Int32(value)!
         case "--users-file": options.usersFile = value
         case "--then-rate": options.thenRate = Int(value)!
+        case "--logins": options.logins = Int(value)!
         case "--then-seconds": options.thenSeconds = Double(value)!
 
         default: fatalError("unknown option \(name); see the README's Performance section")
@@ -95,11 +97,12 @@ func machineBusyCPU() -> Double {
 
 // Users are created (bcrypt-bound: tens per second) once, and their tokens kept in
 // --users-file when given, so later phases start at once and no login competes with the load.
-var saved: [(token: String, id: String)] = []
+struct BenchUser { let token: String, id: String, email: String }
+var saved: [BenchUser] = []
 if let path = options.usersFile, let text = try? String(contentsOfFile: path, encoding: .utf8) {
     saved = text.split(separator: "\n").compactMap { line in
         let fields = line.split(separator: " ")
-        return fields.count == 2 ? (String(fields[0]), String(fields[1])) : nil
+        return fields.count == 3 ? BenchUser(token: String(fields[0]), id: String(fields[1]), email: String(fields[2])) : nil
     }
 }
 let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -111,18 +114,18 @@ final class Slots<T>: @unchecked Sendable {
     init(_ count: Int) { values = Array(repeating: nil, count: count) }
     func set(_ index: Int, _ value: T) { lock.lock(); values[index] = value; lock.unlock() }
 }
-let sessions = Slots<(token: String, id: String)>(missing)
+let sessions = Slots<BenchUser>(missing)
 DispatchQueue.concurrentPerform(iterations: missing) { index in
     let email = "bench-\(run)-\(index)@bench.chat"
     guard let session = try? api.login(email: email, password: options.password, registerAs: "bench \(index)") else { return }
     let id = session.user?.id ?? ChatAPI.userID(fromToken: session.token) ?? ""
-    sessions.set(index, (session.token, id))
+    sessions.set(index, BenchUser(token: session.token, id: id, email: email))
 }
 let created = sessions.values.compactMap { $0 }
 guard created.count == missing else { fatalError("only \(created.count) of \(missing) users could log in") }
 if let path = options.usersFile, missing > 0 {
     saved += created
-    try (saved.map { "\($0.token) \($0.id)" }.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    try (saved.map { "\($0.token) \($0.id) \($0.email)" }.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
 }
 let users = Array((saved.isEmpty ? created : saved).prefix(options.users))
 
@@ -141,6 +144,39 @@ if options.idle > 0, let pid = options.pid {
     print(String(format: "summary: idle_kib_per_connection=%.2f", Double(after - before) / Double(options.idle)))
     for connection in idle { close(connection.fd) }
     Thread.sleep(forTimeInterval: 1)
+}
+
+// MARK: - Logins
+
+/// With --logins N: N threads log users in, one request after another, for the whole run
+/// (bcrypt-bound on the server), while the chat load below runs and is measured as usual.
+final class LoginLoad: @unchecked Sendable {
+    let lock = NSLock()
+    var succeeded = 0
+    var failed = 0
+    var measuredFrom = 0
+    var stop = false
+}
+let loginLoad = LoginLoad()
+if options.logins > 0 {
+    let emails = users.map(\.email)
+    for thread in 0..<options.logins {
+        Thread.detachNewThread {
+            let client = ChatAPI(address: address)
+            var index = thread
+            while true {
+                loginLoad.lock.lock()
+                let stop = loginLoad.stop
+                loginLoad.lock.unlock()
+                if stop { return }
+                let ok = (try? client.login(email: emails[index % emails.count], password: options.password)) != nil
+                loginLoad.lock.lock()
+                if ok { loginLoad.succeeded += 1 } else { loginLoad.failed += 1 }
+                loginLoad.lock.unlock()
+                index += options.logins
+            }
+        }
+    }
 }
 
 // MARK: - Load
@@ -207,6 +243,9 @@ while true {
         if let pid = options.pid { serverBefore = processUsage(pid) }
         benchCPUBefore = selfCPU()
         machineBusyBefore = machineBusyCPU()
+        loginLoad.lock.lock()
+        loginLoad.measuredFrom = loginLoad.succeeded
+        loginLoad.lock.unlock()
     }
     let rate = now < stopAt ? options.rate : options.thenRate
     if now >= stopAt, scheduledSince < stopAt { (scheduledSince, scheduled) = (stopAt, 0) }
@@ -268,6 +307,11 @@ while true {
     for connection in connections where !connection.flush() {}
 }
 let elapsed = Double(min(nowNanoseconds(), stopAt) - measureFrom) / 1e9
+loginLoad.lock.lock()
+loginLoad.stop = true
+let loginsMeasured = loginLoad.succeeded - loginLoad.measuredFrom
+let loginsFailed = loginLoad.failed
+loginLoad.lock.unlock()
 let benchCPUAfter = selfCPU()
 let machineBusy = machineBusyCPU() - machineBusyBefore
 let benchUser = benchCPUAfter.user - benchCPUBefore.user
@@ -318,6 +362,9 @@ print("\(options.users) users, \(mode), \(options.seconds) s measured after \(op
 print(String(format: "persisted: %.0f messages/s (%d in %.1f s)", Double(measuredSent) / elapsed, measuredSent, elapsed))
 print(line("ack (message_sent)", sentLatencies))
 print(line("end to end (receive_message)", endToEnd))
+if options.logins > 0 {
+    print(String(format: "logins: %.1f per second from %d threads (%d failed)", Double(loginsMeasured) / elapsed, options.logins, loginsFailed))
+}
 print("whole run: acknowledged \(acknowledged), refused \(refused), unanswered \(unanswered), held back by TCP back-pressure \(heldBack)")
 if let before = serverBefore, let after = serverAfter {
     let cpu = after.cpu - before.cpu
@@ -329,8 +376,8 @@ if let before = serverBefore, let after = serverAfter {
                  after.rssKB, max(maxRSS, after.rssKB)))
 }
 // One line for scripts (scripts/bench.sh builds its side-by-side table from it).
-var summary = String(format: "summary: persisted_per_s=%.0f ack_p50_ms=%.2f ack_p99_ms=%.2f acknowledged=%d refused=%d unanswered=%d",
-                     Double(measuredSent) / elapsed, percentile(sentLatencies, 0.5), percentile(sentLatencies, 0.99), acknowledged, refused, unanswered)
+var summary = String(format: "summary: logins_per_s=%.1f persisted_per_s=%.0f ack_p50_ms=%.2f ack_p99_ms=%.2f acknowledged=%d refused=%d unanswered=%d",
+                     Double(loginsMeasured) / elapsed, Double(measuredSent) / elapsed, percentile(sentLatencies, 0.5), percentile(sentLatencies, 0.99), acknowledged, refused, unanswered)
 if let before = serverBefore, let after = serverAfter {
     summary += String(format: " server_cpu_us=%.1f server_rss_max_kib=%d", (after.cpu - before.cpu) / Double(max(1, measuredSent)) * 1e6, max(maxRSS, after.rssKB))
 }

@@ -19,7 +19,7 @@ final class AccountServiceTests: XCTestCase {
             return "00000000-0000-4000-8000-\(String(repeating: "0", count: 12 - String(n).count))\(n)"
         })
         let fixedNow = now
-        accounts = AccountService(store: store, signer: signer, bcryptCost: 4, hashing: WorkQueue(label: "test", limit: 16), now: { fixedNow })
+        accounts = AccountService(store: store, signer: signer, bcryptCost: 4, hashing: WorkQueue(label: "test", limit: 16, threads: 2), now: { fixedNow })
     }
 
     /// Runs a callback-style call and waits for its result.

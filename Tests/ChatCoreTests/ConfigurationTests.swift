@@ -64,10 +64,12 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.bcryptCost, 10)
         XCTAssertEqual(configuration.maxMessageBytes, 16_384)
         XCTAssertGreaterThanOrEqual(configuration.workers, 1)
+        XCTAssertEqual(configuration.bcryptThreads, max(1, configuration.workers - 1), "one core left to the chat")
+        XCTAssertEqual(try Configuration(["BCRYPT_THREADS": "3"]).bcryptThreads, 3)
     }
 
     func testRefusesNonsenseWithTheVariableNamed() {
-        for (key, value) in [("PORT", "http"), ("PORT", "70000"), ("BCRYPT_COST", "3"), ("WORKERS", "0"), ("LOG_LEVEL", "loud")] {
+        for (key, value) in [("PORT", "http"), ("PORT", "70000"), ("BCRYPT_COST", "3"), ("WORKERS", "0"), ("BCRYPT_THREADS", "0"), ("LOG_LEVEL", "loud")] {
             XCTAssertThrowsError(try Configuration([key: value])) { error in
                 XCTAssertTrue("\(error)".contains(key), "\(error)")
             }
