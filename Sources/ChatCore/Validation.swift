@@ -68,25 +68,30 @@ public enum Validation {
 
     /// A canonical (lower-case) UUID, or nil.
     public static func uuid(_ value: some StringProtocol) -> String? {
-        let utf8 = value.utf8
-        guard utf8.count == 36 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(36)
-        var i = -1
-        for byte in utf8 {
-            i += 1
-            if i == 8 || i == 13 || i == 18 || i == 23 {
-                guard byte == UInt8(ascii: "-") else { return nil }
-                out.append(byte)
-                continue
+        var text = String(value)
+        return text.withUTF8 { utf8 -> String? in
+            guard utf8.count == 36 else { return nil }
+            var valid = true
+            let lowered = String(unsafeUninitializedCapacity: 36) { out in
+                for index in 0..<36 {
+                    let byte = utf8[index]
+                    if index == 8 || index == 13 || index == 18 || index == 23 {
+                        valid = valid && byte == UInt8(ascii: "-")
+                        out[index] = byte
+                        continue
+                    }
+                    switch byte {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): out[index] = byte
+                    case UInt8(ascii: "A")...UInt8(ascii: "F"): out[index] = byte + 32
+                    default:
+                        valid = false
+                        out[index] = UInt8(ascii: "0")
+                    }
+                }
+                return 36
             }
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): out.append(byte)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): out.append(byte + 32)
-            default: return nil
-            }
+            return valid ? lowered : nil
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static func trimWhitespace(_ value: String) -> String {

@@ -102,8 +102,8 @@ final class MessageWriter<Context: Sendable>: Sendable {
             JOIN users u ON u.id = i.receiver_id
             ORDER BY i.n
             RETURNING id::text AS id, created_at::text AS created_at
-            """, [PostgresArrayLiteral.text(batch.lazy.map(\.id)), PostgresArrayLiteral.text(batch.lazy.map(\.senderID)),
-                  PostgresArrayLiteral.text(batch.lazy.map(\.receiverID)), PostgresArrayLiteral.text(batch.lazy.map(\.content))],
+            """, [PostgresArrayLiteral.text(batch.map { $0.id }), PostgresArrayLiteral.text(batch.map { $0.senderID }),
+                  PostgresArrayLiteral.text(batch.map { $0.receiverID }), PostgresArrayLiteral.text(batch.map { $0.content })],
             preparedName: "chat_insert_messages")
         pool.submit(statement) { [self] result in
             // The next batch goes to the database first; this one is reported while it runs.

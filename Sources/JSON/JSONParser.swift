@@ -158,19 +158,23 @@ public struct JSONParser {
         mutating func parseString() throws(JSONError) -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes. UTF-8 is validated when the String is made.
+            // Fast path: no escapes. UTF-8 is validated when the String is made, and ASCII (most
+            // keys, ids and chat text) needs no validating at all.
+            var ascii = true
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                    index += 1
+                    if ascii { return String(decoding: raw, as: UTF8.self) }
                     guard let string = String(validating: raw, as: UTF8.self) else {
                         throw JSONError(offset: start, reason: "invalid UTF-8 in string")
                     }
-                    index += 1
                     return string
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw error("control character in string") }
+                if byte >= 0x80 { ascii = false }
                 index += 1
             }
             guard index < bytes.count else { throw error("unterminated string") }

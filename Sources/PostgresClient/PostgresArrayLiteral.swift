@@ -2,9 +2,9 @@
 /// `$2::text[]`): every element quoted, `"` and `\` escaped. Built on UTF-8 bytes: the
 /// message writer runs it for every message of every batch.
 public enum PostgresArrayLiteral {
-    public static func text(_ values: some Sequence<String>) -> String {
+    public static func text(_ values: [String]) -> String {
         var out: [UInt8] = [UInt8(ascii: "{")]
-        out.reserveCapacity(values.underestimatedCount * 40 + 2)
+        out.reserveCapacity(values.count * 40 + 2)
         var first = true
         for var value in values {
             if !first { out.append(UInt8(ascii: ",")) }

@@ -62,21 +62,16 @@ public enum WebSocketFrameEncoder {
         return out
     }
 
-    public static func appendFrame(_ opcode: WebSocketOpcode, payload: some Collection<UInt8>, fin: Bool = true,
+    /// The same for an array: this one is specialised (the generic one is not, across modules)
+    /// and is what every frame the server sends goes through.
+    public static func appendFrame(_ opcode: WebSocketOpcode, payload: [UInt8], fin: Bool = true,
                                    maskingKey: (UInt8, UInt8, UInt8, UInt8)? = nil, to out: inout [UInt8]) {
-        out.append((fin ? 0x80 : 0) | opcode.rawValue)
-        let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
-        let length = payload.count
-        if length < 126 {
-            out.append(maskBit | UInt8(length))
-        } else if length <= 0xFFFF {
-            out.append(maskBit | 126)
-            out.append(UInt8(length >> 8))
-            out.append(UInt8(length & 0xFF))
-        } else {
-            out.append(maskBit | 127)
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((UInt64(length) >> UInt64(shift)) & 0xFF)) }
-        }
+        payload.withUnsafeBufferPointer { appendFrame(opcode, payload: $0, fin: fin, maskingKey: maskingKey, to: &out) }
+    }
+
+    public static func appendFrame(_ opcode: WebSocketOpcode, payload: UnsafeBufferPointer<UInt8>, fin: Bool = true,
+                                   maskingKey: (UInt8, UInt8, UInt8, UInt8)? = nil, to out: inout [UInt8]) {
+        appendHeader(opcode, length: payload.count, fin: fin, masked: maskingKey != nil, to: &out)
         if let key = maskingKey {
             out.append(key.0)
             out.append(key.1)
@@ -90,6 +85,27 @@ public enum WebSocketFrameEncoder {
         } else {
             out.append(contentsOf: payload)
         }
+    }
+
+    private static func appendHeader(_ opcode: WebSocketOpcode, length: Int, fin: Bool, masked: Bool, to out: inout [UInt8]) {
+        out.append((fin ? 0x80 : 0) | opcode.rawValue)
+        let maskBit: UInt8 = masked ? 0x80 : 0
+        if length < 126 {
+            out.append(maskBit | UInt8(length))
+        } else if length <= 0xFFFF {
+            out.append(maskBit | 126)
+            out.append(UInt8(length >> 8))
+            out.append(UInt8(length & 0xFF))
+        } else {
+            out.append(maskBit | 127)
+            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((UInt64(length) >> UInt64(shift)) & 0xFF)) }
+        }
+    }
+
+    public static func appendFrame(_ opcode: WebSocketOpcode, payload: some Collection<UInt8>, fin: Bool = true,
+                                   maskingKey: (UInt8, UInt8, UInt8, UInt8)? = nil, to out: inout [UInt8]) {
+        let done: Void? = payload.withContiguousStorageIfAvailable { appendFrame(opcode, payload: $0, fin: fin, maskingKey: maskingKey, to: &out) }
+        if done == nil { appendFrame(opcode, payload: Array(payload), fin: fin, maskingKey: maskingKey, to: &out) }
     }
 
     /// XORs `bytes` with the repeating 4-byte `key` (RFC 6455 §5.3), a word at a time; masking
