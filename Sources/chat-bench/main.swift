@@ -7,6 +7,15 @@ import Foundation
 // this server and the Node original emit after the INSERT), ack and end-to-end latency
 // percentiles, server CPU and RSS, KB per idle connection, and what the bench itself cost.
 // Bounded: every phase has a duration and stops by itself. Loopback servers only.
+//
+//   --server URL --pid PID      the server, and its process for CPU and RSS figures
+//   --users N                   users in pairs (default 200); --users-file F keeps their tokens
+//   --window W | --rate R       closed loop, W in flight per sender (default 8) | open loop, R msg/s
+//   --seconds S --warmup S      measured time after a warm-up
+//   --then-rate R --then-seconds S   an open-loop phase after the measured one (recovery)
+//   --timeline                  one line per second
+//   --logins N                  N threads logging in non-stop during the run
+//   --idle N                    first hold N idle connections and report KiB per connection
 
 struct Options {
     var server = "http://127.0.0.1:5001"
