@@ -83,7 +83,7 @@ struct ChatSocketApp: Sendable {
                     let packet = receiveMessage(stored)
                     for socket in sockets where socket.namespace == "/" { post(packet, to: socket) }
                 }
-                post(messageSent(stored, to: origin), to: origin.socket)
+                post(messageSent(stored, namespace: origin.socket.namespace), to: origin.socket)
                 if let ackID = origin.ackID { post(accepted(stored, ackID: ackID, namespace: origin.socket.namespace), to: origin.socket) }
             case .failure(let error):
                 let reason: String
@@ -105,35 +105,21 @@ struct ChatSocketApp: Sendable {
     /// `2["receive_message",{"from","message","timestamp","id"}]`
     static func receiveMessage(_ stored: StoredMessage) -> [UInt8] {
         var out = eventStart("receive_message", namespace: "/", capacity: stored.content.utf8.count + 160)
-        JSONWriter.writeKey("from", into: &out)
-        JSONWriter.writeString(stored.senderID, into: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.writeKey("message", into: &out)
-        JSONWriter.writeString(stored.content, into: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.writeKey("timestamp", into: &out)
-        JSONWriter.writeString(stored.createdAt, into: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.writeKey("id", into: &out)
-        JSONWriter.writeString(stored.id, into: &out)
+        JSONWriter.writeMember("from", stored.senderID, into: &out)
+        JSONWriter.writeMember("message", stored.content, into: &out)
+        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
+        JSONWriter.writeMember("id", stored.id, into: &out)
         out.append(contentsOf: "}]".utf8)
         return out
     }
 
     /// `2["message_sent",{"to","message","id","timestamp"}]`
-    static func messageSent(_ stored: StoredMessage, to origin: Origin) -> [UInt8] {
-        var out = eventStart("message_sent", namespace: origin.socket.namespace, capacity: stored.content.utf8.count + 160)
-        JSONWriter.writeKey("to", into: &out)
-        JSONWriter.writeString(stored.receiverID, into: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.writeKey("message", into: &out)
-        JSONWriter.writeString(stored.content, into: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.writeKey("id", into: &out)
-        JSONWriter.writeString(stored.id, into: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.writeKey("timestamp", into: &out)
-        JSONWriter.writeString(stored.createdAt, into: &out)
+    static func messageSent(_ stored: StoredMessage, namespace: String) -> [UInt8] {
+        var out = eventStart("message_sent", namespace: namespace, capacity: stored.content.utf8.count + 160)
+        JSONWriter.writeMember("to", stored.receiverID, into: &out)
+        JSONWriter.writeMember("message", stored.content, into: &out)
+        JSONWriter.writeMember("id", stored.id, into: &out)
+        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
         out.append(contentsOf: "}]".utf8)
         return out
     }
@@ -143,12 +129,9 @@ struct ChatSocketApp: Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(120)
         SocketIOPacket.appendHeader(.ack, namespace: namespace, ackID: ackID, to: &out)
-        out.append(contentsOf: #"[{"ok":true,"#.utf8)
-        JSONWriter.writeKey("id", into: &out)
-        JSONWriter.writeString(stored.id, into: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.writeKey("timestamp", into: &out)
-        JSONWriter.writeString(stored.createdAt, into: &out)
+        out.append(contentsOf: #"[{"ok":true"#.utf8)
+        JSONWriter.writeMember("id", stored.id, into: &out)
+        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
         out.append(contentsOf: "}]".utf8)
         return out
     }
@@ -171,6 +154,6 @@ struct ChatSocketApp: Sendable {
         out.append(contentsOf: #"[""#.utf8)
         name.withUTF8Buffer { out.append(contentsOf: $0) }
         out.append(contentsOf: #"",{"#.utf8)
-        return out
+        return out  // members follow, then `}]`
     }
 }

@@ -58,12 +58,16 @@ public enum JSONWriter {
         out[start...].reverse()
     }
 
-    /// `"key":` — member names of the hot path are constant ASCII needing no escapes.
-    public static func writeKey(_ key: StaticString, into out: inout [UInt8]) {
+    /// `"key":"value"` inside an object being written straight to bytes (no `JSONValue`),
+    /// after a comma unless it is the object's first member. Keys of the hot path are constant
+    /// ASCII that needs no escaping.
+    public static func writeMember(_ key: StaticString, _ value: String, into out: inout [UInt8]) {
+        if out.last != UInt8(ascii: "{") { out.append(UInt8(ascii: ",")) }
         out.append(UInt8(ascii: "\""))
         key.withUTF8Buffer { out.append(contentsOf: $0) }
         out.append(UInt8(ascii: "\""))
         out.append(UInt8(ascii: ":"))
+        writeString(value, into: &out)
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)

@@ -106,7 +106,7 @@ public struct SocketIOPacket: Equatable, Sendable {
     public static func appendHeader(_ kind: Kind, namespace: String = "/", ackID: Int? = nil, attachments: Int = 0, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "0") + kind.rawValue)
         if kind == .binaryEvent || kind == .binaryAck {
-            out.append(contentsOf: String(attachments).utf8)
+            JSONWriter.writeInteger(Int64(attachments), into: &out)
             out.append(UInt8(ascii: "-"))
         }
         if namespace != "/" {
