@@ -85,7 +85,9 @@ final class MessageWriter<Context: Sendable>: Sendable {
         }
         state.writing = true
         if state.queue.count <= maxBatch {
-            defer { state.queue.removeAll(keepingCapacity: true) }
+            // Handed over whole; a fresh queue (keeping the capacity of a buffer the batch
+            // still shares would copy-allocate it, up to 20,000 slots, every batch).
+            defer { state.queue = [] }
             return state.queue
         }
         let batch = Array(state.queue.prefix(maxBatch))
@@ -126,37 +128,44 @@ final class MessageWriter<Context: Sendable>: Sendable {
             let failure: MessageWriteError = error.kind == .server ? .failed : .unavailable
             return batch.map { Outcome(context: $0.context, receiverID: $0.receiverID, result: .failure(failure)) }
         }
-        // RETURNING gives the rows in the order inserted (the batch's, minus unknown receivers):
-        // walk both together; a row out of that order falls back to a lookup.
-        var createdByID: [String: String]?
-        var row = 0
-        var lastCreatedText = "", lastCreated = ""
-        func createdAt(_ text: String?) -> String {
-            guard let text else { return "" }
-            if text != lastCreatedText { (lastCreatedText, lastCreated) = (text, Timestamps.fromPostgres(text)) }
-            return lastCreated  // a batch shares one transaction time: converted once
-        }
+        let created = Self.returnedValues(ids: batch.map { $0.id }, rows: rows.rows)
+        var lastText = "", lastCreatedAt = ""
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
-        for pending in batch {
-            var created: String?
-            if createdByID == nil, row < rows.count, rows.rows[row][0] == pending.id {
-                created = createdAt(rows.rows[row][1])
-                row += 1
-            } else if row < rows.count || createdByID != nil {
-                if createdByID == nil {
-                    createdByID = Dictionary(rows.rows[row...].map { ($0[0] ?? "", createdAt($0[1])) }, uniquingKeysWith: { first, _ in first })
-                }
-                created = createdByID?[pending.id]
-            }
-            if let created {
-                outcomes.append(Outcome(context: pending.context, receiverID: pending.receiverID, result: .success(StoredMessage(
-                    id: pending.id, senderID: pending.senderID, receiverID: pending.receiverID, content: pending.content, createdAt: created))))
-            } else {
+        for (pending, text) in zip(batch, created) {
+            guard let text else {
                 outcomes.append(Outcome(context: pending.context, receiverID: pending.receiverID, result: .failure(.unknownRecipient)))
+                continue
             }
+            // A batch shares one transaction time: converted once.
+            if text != lastText { (lastText, lastCreatedAt) = (text, Timestamps.fromPostgres(text)) }
+            outcomes.append(Outcome(context: pending.context, receiverID: pending.receiverID, result: .success(StoredMessage(
+                id: pending.id, senderID: pending.senderID, receiverID: pending.receiverID, content: pending.content, createdAt: lastCreatedAt))))
         }
         return outcomes
+    }
+
+    /// For each of a batch's ids, the second column of the `RETURNING id, …` row that carries
+    /// it ("" for NULL), or nil when its row was left out (an unknown receiver). RETURNING lists rows in the
+    /// order inserted — the batch's, minus rows left out — so both are walked together without
+    /// hashing; from the first row out of step on, a lookup by id takes over.
+    static func returnedValues(ids: [String], rows: [[String?]]) -> [String?] {
+        var values: [String?] = []
+        values.reserveCapacity(ids.count)
+        var row = 0
+        var byID: [String: String]?
+        for id in ids {
+            if byID == nil, row < rows.count, rows[row][0] == id {
+                values.append(rows[row][1] ?? "")
+                row += 1
+                continue
+            }
+            if byID == nil {
+                byID = Dictionary(rows[row...].map { ($0[0] ?? "", $0[1] ?? "") }, uniquingKeysWith: { first, _ in first })
+            }
+            values.append(byID?[id])
+        }
+        return values
     }
 
     /// At shutdown: refuses new messages from now on, then waits (on the calling thread) until
