@@ -61,20 +61,21 @@ public struct MessageIDGenerator: Sendable {
             counter = 0
         }
         let ms = lastMilliseconds
-        let uuid: [UInt8] = [
-            UInt8(truncatingIfNeeded: ms >> 40), UInt8(truncatingIfNeeded: ms >> 32), UInt8(truncatingIfNeeded: ms >> 24),
-            UInt8(truncatingIfNeeded: ms >> 16), UInt8(truncatingIfNeeded: ms >> 8), UInt8(truncatingIfNeeded: ms),
-            0x70 | UInt8(counter >> 8), UInt8(truncatingIfNeeded: counter),
-            0x80 | bytes[first] & 0x3F, bytes[first + 1], bytes[first + 2], bytes[first + 3],
-            bytes[first + 4], bytes[first + 5], bytes[first + 6], bytes[first + 7],
-        ]
-        return Self.format(uuid)
+        // The 16 bytes on the stack, not in an array: this runs for every message, under the writer's lock.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { uuid in
+            for shift in 0..<6 { uuid[shift] = UInt8(truncatingIfNeeded: ms >> UInt64(40 - 8 * shift)) }
+            uuid[6] = 0x70 | UInt8(counter >> 8)
+            uuid[7] = UInt8(truncatingIfNeeded: counter)
+            uuid[8] = 0x80 | bytes[first] & 0x3F
+            for index in 1..<8 { uuid[8 + index] = bytes[first + index] }
+            return Self.format(UnsafeBufferPointer(uuid))
+        }
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// 16 bytes in the 8-4-4-4-12 lowercase form.
-    public static func format(_ uuid: [UInt8]) -> String {
+    static func format(_ uuid: UnsafeBufferPointer<UInt8>) -> String {
         String(unsafeUninitializedCapacity: 36) { out in
             var position = 0
             for index in 0..<16 {

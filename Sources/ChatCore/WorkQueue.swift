@@ -14,24 +14,20 @@ import Glibc
 /// SCHED_IDLE); leaving a core free does, hence the server's default of cores − 1.
 public final class WorkQueue: Sendable {
     private final class Shared: Sendable {
-        let jobs = Mutex<(queue: [@Sendable () -> Void], head: Int, stopping: Bool)>(([], 0, false))
+        let jobs = Mutex<(queue: [@Sendable () -> Void], head: Int)>(([], 0))
         let available = DispatchSemaphore(value: 0)
         let pending = Atomic<Int>(0)
 
-        /// The next job, or nil once the queue is gone and nothing is left.
+        /// The next job, or nil when the thread is to stop. Every signal stands for one job or,
+        /// once the queue is gone, for one thread to stop: a wake-up that finds no job is a stop.
         func take() -> (@Sendable () -> Void)? {
-            while true {
-                available.wait()
-                let job: (@Sendable () -> Void)?? = jobs.withLock { state in
-                    if state.head < state.queue.count {
-                        let job = state.queue[state.head]
-                        state.head += 1
-                        if state.head == state.queue.count { state.queue.removeAll(keepingCapacity: true); state.head = 0 }
-                        return .some(job)
-                    }
-                    return state.stopping ? .some(nil) : nil
-                }
-                if let job { return job }
+            available.wait()
+            return jobs.withLock { state in
+                guard state.head < state.queue.count else { return nil }
+                let job = state.queue[state.head]
+                state.head += 1
+                if state.head == state.queue.count { state.queue.removeAll(keepingCapacity: true); state.head = 0 }
+                return job
             }
         }
     }
@@ -58,7 +54,6 @@ public final class WorkQueue: Sendable {
     }
 
     deinit {
-        shared.jobs.withLock { $0.stopping = true }
         for _ in 0..<threadCount { shared.available.signal() }
     }
 
