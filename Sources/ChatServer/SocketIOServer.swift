@@ -126,8 +126,9 @@ final class SocketIOClient: EngineIOSessionDelegate {
 
 /// One connected socket of a namespace, confined to its loop.
 final class SocketIOSocket: @unchecked Sendable {
-    /// The answer an event with an ack id asks for: call it once, on the socket's loop
-    /// (or send `encoded` through `sendEncoded` from there).
+    /// The answer an event with an ack id asks for: call it once, on the socket's loop. (A
+    /// value, not a closure, so an event costs no allocation for it; the chat only takes
+    /// its `id` and sends its pre-encoded answer with `sendEncoded`.)
     struct Ack: Sendable {
         let id: Int
         let socket: SocketIOSocket
