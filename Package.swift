@@ -1,6 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Layers, lowest first; a module imports only modules above it in this list (README,
+// "Architecture"). Each module's file named after it says what it holds.
 let package = Package(
     name: "swift-chat-server",
     products: [
@@ -16,26 +18,48 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLinux", providers: [.apt(["libcrypt-dev"])]),
 
+        // Codecs: bytes in, values out; no I/O.
         .target(name: "JSON"),
         .target(name: "Base64"),
         .target(name: "JWT", dependencies: ["JSON", "Base64", "COpenSSL"]),
         .target(name: "WebSocket", dependencies: ["Base64", "COpenSSL"]),
         .target(name: "SocketIO", dependencies: ["JSON", "Base64"]),
-        .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
-        .target(name: "ChatCore", dependencies: ["JSON", "JWT", "CLinux", "COpenSSL"]),
+
+        // The server's layers.
+        .target(name: "ServerRuntime", dependencies: ["CLinux"]),
+        .target(name: "PostgresClient", dependencies: ["CLibPQ", "ServerRuntime"]),
+        .target(name: "HTTPServer", dependencies: ["ServerRuntime", "JSON", "WebSocket"]),
+        .target(name: "SocketIOServer", dependencies: ["HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "Base64", "CLinux"]),
+        .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux"]),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "PostgresClient", "CLinux"]
+            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO"]
         ),
 
         // The client library and the two terminal clients over it.
-        .target(name: "ChatClient", dependencies: ["JSON", "WebSocket", "SocketIO"]),
+        .target(name: "ChatClient", dependencies: ["JSON", "Base64", "WebSocket", "SocketIO"]),
         .executableTarget(name: "chat-cli-a", dependencies: ["ChatClient"]),
         .executableTarget(name: "chat-cli-b", dependencies: ["ChatClient"]),
         // make bench: the load generator.
-        .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "CLinux"]),
+        .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "ServerRuntime", "CLinux"]),
 
-        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "JSON", "JWT", "Base64", "WebSocket", "SocketIO", "PostgresClient", "ChatServer", "CLinux"]),
+        // Test support: an in-memory ChatStore; in no product, so no executable links it.
+        .target(name: "ChatTestSupport", dependencies: ["ChatCore"], path: "Tests/ChatTestSupport"),
+
+        // Unit tests, one target per module they test.
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "Base64Tests", dependencies: ["Base64"]),
+        .testTarget(name: "JWTTests", dependencies: ["JWT", "JSON", "Base64"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+        .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "JSON"]),
+        .testTarget(name: "ServerRuntimeTests", dependencies: ["ServerRuntime", "CLinux"]),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "CLinux"]),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "ChatTestSupport", "ServerRuntime", "JSON", "JWT", "CLinux"]),
+        .testTarget(name: "ChatServerTests", dependencies: ["ChatServer", "ChatCore", "SocketIOServer", "SocketIO", "JSON"]),
+        .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "WebSocket", "JSON", "JWT"]),
+        // Against the real server process and a real PostgreSQL (make test starts both).
         .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"], exclude: ["python"]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,8 +17,11 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 ensure_packages
 ensure_swift
-swift build -c release --product ChatServer --product chat-bench 2>&1 | grep -E 'error' || true
 bin=$(swift build -c release --show-bin-path)
+# One product per call: given several --product options, swift build builds only the last.
+for product in ChatServer chat-bench; do
+    output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
+done
 phases=${BENCH_PHASES:-saturation steady logins idle overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then

@@ -7,7 +7,16 @@ cd "$(dirname "$0")/.."
 
 ensure_packages
 ensure_swift
-swift build --build-tests
+# The project's own code builds without a warning: CI fails on a new one.
+build_log=$(mktemp)
+swift build --build-tests 2>&1 | tee "$build_log"
+warnings=$(grep -E "^$(pwd)/(Sources|Tests)/[^:]+:[0-9]+:[0-9]+: warning:" "$build_log" | sort -u || true)
+rm -f "$build_log"
+if [ -n "$warnings" ]; then
+    echo "$warnings" >&2
+    echo "the build printed compiler warnings in the project's own code (above): fix them" >&2
+    exit 1
+fi
 
 cluster=$(pwd)/.pgtest
 if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(pwd)" 2>/dev/null; then
@@ -44,8 +53,14 @@ swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee -a "$log" || sta
 scripts/conformance.sh 2>&1 | tee -a "$log" || status=$?
 
 # One closing line for all three runners.
-xctest=$(grep -E '^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -n 1 || true)
-xc_run=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<< "$xctest"); xc_failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<< "$xctest")
+# XCTest's total follows its "All tests" line; without that line the test process died.
+xctest=$(grep -A1 -E "^Test Suite 'All tests' (passed|failed)" "$log" | grep -E 'Executed [0-9]+ tests?, with [0-9]+ failures?' | tail -n 1 || true)
+if [ -n "$xctest" ]; then
+    xc_run=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<< "$xctest"); xc_failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<< "$xctest")
+else
+    xc_run=1; xc_failed=1
+    echo "the XCTest process ended before its summary (crashed or killed): counted as one failure" >&2
+fi
 py_passed=$(grep -oE '[0-9]+ passed' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
 py_failed=$(grep -E '[0-9]+ (passed|failed).* in [0-9.]+s' "$log" | tail -n 1 | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
 ab=$(grep '^AUTOBAHN ' "$log" | tail -n 1 || true)

@@ -1,3 +1,7 @@
+// Base64: RFC 4648, the standard alphabet with padding and the URL alphabet without, on bytes.
+//
+// May import: nothing.
+
 /// RFC 4648 base64: the standard alphabet with padding (WebSocket accept keys, Engine.IO's
 /// binary-in-text `b…` packets) and the URL alphabet without (JWS).
 public enum Base64 {

@@ -1,3 +1,4 @@
+import Base64
 import Foundation
 import JSON
 
@@ -131,11 +132,8 @@ public struct ChatAPI: Sendable {
 
     /// The `id` claim of a JWT (the Node server's login answers only the token).
     public static func userID(fromToken token: String) -> String? {
-        let parts = token.split(separator: ".")
-        guard parts.count == 3 else { return nil }
-        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let payload = try? JSONParser.parse([UInt8](data)) else { return nil }
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, let json = Base64.decodeURL(parts[1]), let payload = try? JSONParser.parse(json) else { return nil }
         return payload["id"]?.stringValue
     }
 }

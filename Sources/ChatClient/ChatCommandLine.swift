@@ -19,7 +19,7 @@ public struct DemoAccount: Sendable {
 /// The terminal chat client: options, login, peer, history, then chat; interactive on a
 /// terminal, line by line from a pipe. Exit statuses are documented in `usage`.
 public final class ChatCommandLine: @unchecked Sendable {
-    public enum ExitCode: Int32 {
+    public enum ExitCode: Int32, Sendable {
         case ok = 0, refused = 1, usage = 2, unreachable = 3, badCredentials = 4, peerNotFound = 5
     }
 
@@ -42,7 +42,7 @@ public final class ChatCommandLine: @unchecked Sendable {
     private var token = ""
     private var me: ChatUser!
     private var peer: ChatUser!
-    private var connection: SocketIOClientConnection?
+    private var connection: SocketIOClient?
     private var seen: Set<String> = []
     private var pendingAcks = 0
     /// Sends not yet confirmed, oldest first: by their ack, or by `message_sent` from a server
@@ -185,7 +185,7 @@ public final class ChatCommandLine: @unchecked Sendable {
     }
 
     private func connect() throws {
-        let connection = SocketIOClientConnection(queue: queue)
+        let connection = SocketIOClient(queue: queue)
         connection.on("receive_message") { [weak self] arguments in self?.received(arguments.first) }
         connection.on("message_sent") { [weak self] arguments in
             guard let self, let payload = arguments.first, let to = payload["to"]?.stringValue, let text = payload["message"]?.stringValue else { return }
@@ -216,7 +216,7 @@ public final class ChatCommandLine: @unchecked Sendable {
         return formatter
     }()
 
-    nonisolated(unsafe) private static let localFormatter: DateFormatter = {
+    private static let localFormatter: DateFormatter = {
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm"
         return formatter
@@ -291,7 +291,7 @@ public final class ChatCommandLine: @unchecked Sendable {
 
     // MARK: - Losing the connection
 
-    private func lost(_ connection: SocketIOClientConnection, _ reason: String) {
+    private func lost(_ connection: SocketIOClient, _ reason: String) {
         state.lock()
         guard self.connection === connection, !closing else { state.unlock(); return }
         self.connection = nil

@@ -67,21 +67,21 @@ final class EngineIOClient: @unchecked Sendable {
 
     private func openWebSocket() throws {
         let socket = try ClientSocket(host: address.host, port: address.port)
-        let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        try socket.write(Array("GET \(target) HTTP/1.1\r\nHost: \(address.host):\(address.port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+        let handshake = WebSocketClientHandshake()
+        try socket.write(handshake.request(target: target, host: address.hostAndPort))
         var buffer: [UInt8] = []
-        var headEnd: Int?
-        while headEnd == nil {
+        while true {
             let chunk = try socket.read(timeout: 10)
             guard !chunk.isEmpty else { throw ClientError("the server closed the connection during the WebSocket handshake") }
             buffer += chunk
-            headEnd = buffer.indices.dropLast(3).first { buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10 }
+            do {
+                guard let headLength = try handshake.headLength(ofResponse: buffer) else { continue }
+                decoder.feed(buffer[headLength...])
+                break
+            } catch {
+                throw ClientError(error.description)
+            }
         }
-        let head = String(decoding: buffer[..<headEnd!], as: UTF8.self)
-        guard head.hasPrefix("HTTP/1.1 101"), head.contains(WebSocketHandshake.acceptValue(forKey: key)) else {
-            throw ClientError("WebSocket upgrade refused: \(head.split(separator: "\r\n").first ?? "")")
-        }
-        decoder.feed(buffer[(headEnd! + 4)...])
         guard let first = try nextWebSocketPacket(socket, timeout: 10) else { throw ClientError("no Engine.IO handshake") }
         try handleOpen(first)
         self.socket = socket

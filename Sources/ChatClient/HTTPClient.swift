@@ -1,37 +1,5 @@
 import Foundation
 
-/// A server address: `http://host:port` (TLS belongs to a proxy in front).
-public struct ServerAddress: Sendable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
-
-    public init(_ url: String) throws {
-        var rest = Substring(url)
-        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
-        else if rest.hasPrefix("ws://") { rest = rest.dropFirst(5) }
-        else if rest.hasPrefix("https://") || rest.hasPrefix("wss://") {
-            throw ClientError("\(url): TLS is not built in; use http:// (behind a TLS proxy if needed)")
-        } else if rest.contains("://") {
-            throw ClientError("\(url): the server URL must start with http://")
-        }
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
-        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-            host = String(rest[rest.index(after: rest.startIndex)..<close])
-            let after = rest[rest.index(after: close)...]
-            port = after.hasPrefix(":") ? Int(after.dropFirst()) ?? -1 : 80
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = String(rest[..<colon])
-            port = Int(rest[rest.index(after: colon)...]) ?? -1
-        } else {
-            host = String(rest)
-            port = 80
-        }
-        guard !host.isEmpty, (1...65535).contains(port) else { throw ClientError("\(url): not a valid server URL") }
-    }
-
-    public var description: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
-}
-
 struct HTTPClientResponse {
     let status: Int
     let headers: [String: String]
@@ -78,7 +46,7 @@ final class HTTPClient: @unchecked Sendable {
     private func send(_ method: String, _ target: String, headers: [(String, String)], body: [UInt8]?, timeout: TimeInterval) throws -> HTTPClientResponse {
         if socket == nil { socket = try ClientSocket(host: address.host, port: address.port) }
         guard let socket else { throw ClientError("no connection") }
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(address.host):\(address.port)\r\n"
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(address.hostAndPort)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Length: \(body.count)\r\n" }
         try socket.write(Array((head + "\r\n").utf8) + (body ?? []))
@@ -95,49 +63,103 @@ final class HTTPClient: @unchecked Sendable {
 
     private func readResponse(_ socket: ClientSocket, timeout: TimeInterval, headOnly: Bool) throws -> HTTPClientResponse {
         let deadline = Date().addingTimeInterval(timeout)
-        var headEnd: Int?
-        while headEnd == nil {
-            headEnd = buffer.indices.dropLast(3).first { buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10 }
-            if headEnd == nil { try fill(socket, deadline: deadline) }
+        var parsed: (head: HTTPResponseHead, length: Int)?
+        while parsed == nil {
+            parsed = try HTTPResponseHead.parse(buffer)
+            if parsed == nil { try fill(socket, deadline: deadline) }
         }
-        let head = String(decoding: buffer[..<headEnd!], as: UTF8.self).components(separatedBy: "\r\n")
-        buffer.removeFirst(headEnd! + 4)
-        let statusParts = head[0].split(separator: " ")
-        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw ClientError("not an HTTP response") }
+        let head = parsed!.head
+        buffer.removeFirst(parsed!.length)
+        func response(_ body: [UInt8]) -> HTTPClientResponse { HTTPClientResponse(status: head.status, headers: head.headers, body: body) }
+        switch head.bodyFraming(headOnly: headOnly) {
+        case .none:
+            return response([])
+        case .length(let length):
+            while buffer.count < length { try fill(socket, deadline: deadline) }
+            defer { buffer.removeFirst(length) }
+            return response(Array(buffer[..<length]))
+        case .chunked:
+            while true {
+                if let (body, consumed) = try ChunkedBody.decode(buffer) {
+                    buffer.removeFirst(consumed)
+                    return response(body)
+                }
+                try fill(socket, deadline: deadline)
+            }
+        case .untilClose:
+            while let chunk = try? socket.read(timeout: deadline.timeIntervalSinceNow), !chunk.isEmpty { buffer += chunk }
+            defer { buffer = []; self.socket = nil }
+            return response(buffer)
+        }
+    }
+}
+
+/// The status line and headers of an HTTP/1.1 response (header names lower-cased).
+struct HTTPResponseHead: Equatable {
+    enum BodyFraming: Equatable {
+        case none
+        case length(Int)
+        case chunked
+        /// No length given: the body is what comes until the server closes.
+        case untilClose
+    }
+
+    let status: Int
+    let headers: [String: String]
+
+    /// The head at the start of `bytes` and its length with the blank line, or nil while the
+    /// blank line has not arrived.
+    static func parse(_ bytes: [UInt8]) throws(ClientError) -> (head: HTTPResponseHead, length: Int)? {
+        guard bytes.count >= 4, let end = (0...(bytes.count - 4)).first(where: {
+            bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10
+        }) else { return nil }
+        let lines = String(decoding: bytes[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ", maxSplits: 2)
+        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), statusParts[1].count == 3, let status = Int(statusParts[1]) else {
+            throw ClientError("not an HTTP response: \(lines[0].prefix(80))")
+        }
         var headers: [String: String] = [:]
-        for line in head.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { throw ClientError("malformed response header: \(line.prefix(80))") }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        if headOnly || status == 204 || status == 304 || (100..<200).contains(status) {
-            return HTTPClientResponse(status: status, headers: headers, body: [])
-        }
+        return (HTTPResponseHead(status: status, headers: headers), end + 4)
+    }
+
+    /// How the body is delimited (RFC 9112 §6.3); a HEAD request's answer has none.
+    func bodyFraming(headOnly: Bool) -> BodyFraming {
+        if headOnly || status == 204 || status == 304 || (100..<200).contains(status) { return .none }
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true { return .chunked }
+        if let length = headers["content-length"].flatMap({ Int($0) }) { return .length(length) }
+        return .untilClose
+    }
+}
+
+/// A chunked body (RFC 9112 §7.1).
+enum ChunkedBody {
+    /// The body at the start of `bytes` and the bytes it took, or nil while it is incomplete.
+    static func decode(_ bytes: [UInt8]) throws(ClientError) -> (body: [UInt8], consumed: Int)? {
         var body: [UInt8] = []
-        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
-            while true {
-                var lineEnd: Int?
-                while lineEnd == nil {
-                    lineEnd = buffer.indices.dropLast().first { buffer[$0] == 13 && buffer[$0 + 1] == 10 }
-                    if lineEnd == nil { try fill(socket, deadline: deadline) }
-                }
-                let sizeText = String(decoding: buffer[..<lineEnd!], as: UTF8.self).split(separator: ";").first ?? ""
-                guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw ClientError("bad chunked response") }
-                buffer.removeFirst(lineEnd! + 2)
-                while buffer.count < size + 2 { try fill(socket, deadline: deadline) }
-                body += buffer[..<size]
-                buffer.removeFirst(size + 2)
-                if size == 0 { break }
+        var position = 0
+        while true {
+            guard let lineEnd = (position..<max(position, bytes.count - 1)).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else {
+                return nil
             }
-        } else if let length = headers["content-length"].flatMap({ Int($0) }) {
-            while buffer.count < length { try fill(socket, deadline: deadline) }
-            body = Array(buffer[..<length])
-            buffer.removeFirst(length)
-        } else {
-            while let chunk = try? socket.read(timeout: deadline.timeIntervalSinceNow), !chunk.isEmpty { buffer += chunk }
-            body = buffer
-            buffer = []
-            self.socket = nil
+            let sizeText = String(decoding: bytes[position..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
+                throw ClientError("bad chunk size in the response: \(sizeText.prefix(20))")
+            }
+            position = lineEnd + 2
+            if size == 0 {
+                // Trailers, if any, end with a blank line; the usual answer has none.
+                guard bytes.count >= position + 2 else { return nil }
+                guard bytes[position] == 13, bytes[position + 1] == 10 else { throw ClientError("trailers in a chunked response are not supported") }
+                return (body, position + 2)
+            }
+            guard bytes.count >= position + size + 2 else { return nil }
+            guard bytes[position + size] == 13, bytes[position + size + 1] == 10 else { throw ClientError("a chunk does not end with CRLF") }
+            body += bytes[position..<(position + size)]
+            position += size + 2
         }
-        return HTTPClientResponse(status: status, headers: headers, body: body)
     }
 }

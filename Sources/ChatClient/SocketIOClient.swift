@@ -4,7 +4,7 @@ import SocketIO
 
 /// A Socket.IO v5 client on namespace `/`: CONNECT with an auth payload, events, acks.
 /// Handlers run on `queue`.
-final class SocketIOClientConnection: @unchecked Sendable {
+final class SocketIOClient: @unchecked Sendable {
     typealias EventHandler = @Sendable ([JSONValue]) -> Void
 
     private let queue: DispatchQueue

@@ -1,5 +1,6 @@
 import JSON
 import JWT
+import ServerRuntime
 import Synchronization
 
 /// Registration, login, token checks and user lookup: the REST account logic, independent of

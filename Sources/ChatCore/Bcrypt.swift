@@ -1,4 +1,5 @@
 import CLinux
+import JWT
 
 /// bcrypt through libxcrypt's `crypt_r`: `$2b$` hashes like the `bcrypt` npm package makes,
 /// and `$2a$`/`$2y$` ones from elsewhere verify too. Slow by design: never call on an event loop.
@@ -40,12 +41,5 @@ public enum Bcrypt {
 
     private static func crypt(_ password: String, setting: [CChar]) -> String? {
         setting.withUnsafeBufferPointer { crypt(password, setting: $0.baseAddress!) }
-    }
-
-    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in 0..<a.count { difference |= a[i] ^ b[i] }
-        return difference == 0
     }
 }

@@ -39,6 +39,38 @@ public struct ChatMessage: Sendable, Equatable {
     }
 }
 
+/// A message the writer has given an id and hands to the store.
+public struct NewMessage: Sendable, Equatable {
+    public let id: String
+    public let senderID: String
+    public let receiverID: String
+    public let content: String
+
+    public init(id: String, senderID: String, receiverID: String, content: String) {
+        self.id = id
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.content = content
+    }
+}
+
+/// A message as the writer reports it, once committed. `createdAt` is in the wire form.
+public struct StoredMessage: Sendable, Equatable {
+    public let id: String
+    public let senderID: String
+    public let receiverID: String
+    public let content: String
+    public let createdAt: String
+
+    public init(id: String, senderID: String, receiverID: String, content: String, createdAt: String) {
+        self.id = id
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.content = content
+        self.createdAt = createdAt
+    }
+}
+
 /// Why storage could not do what was asked; never carries database text to a client.
 public enum StoreError: Error, Sendable, Equatable {
     case duplicateEmail
@@ -58,6 +90,10 @@ public protocol ChatStore: Sendable {
     /// Messages between the two users, both directions, oldest first.
     func history(between userID: String, and otherID: String, limit: Int, offset: Int,
                  completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void)
+    /// Stores a batch of messages in one transaction, in the order given. The result holds, for
+    /// each message in that order, its `created_at` in the wire form, or nil when it was left
+    /// out because its receiver is no user. A failure means none was stored.
+    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[String?], StoreError>) -> Void)
     /// Succeeds while storage answers.
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
 }

@@ -30,31 +30,4 @@ public enum Timestamps {
         out.append(UInt8(ascii: "Z"))
         return String(decoding: out, as: UTF8.self)
     }
-
-    /// Formats microseconds since the Unix epoch.
-    public static func format(epochMicroseconds: Int64) -> String {
-        let milliseconds = epochMicroseconds / 1000 - (epochMicroseconds % 1000 < 0 ? 1 : 0)
-        var days = milliseconds / 86_400_000
-        var msOfDay = milliseconds % 86_400_000
-        if msOfDay < 0 { msOfDay += 86_400_000; days -= 1 }
-        let (year, month, day) = civilFromDays(days)
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let s = String(value)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(msOfDay / 3_600_000, 2)):\(pad(msOfDay / 60_000 % 60, 2)):\(pad(msOfDay / 1000 % 60, 2)).\(pad(msOfDay % 1000, 3))Z"
-    }
-
-    /// Howard Hinnant's days-to-civil algorithm.
-    static func civilFromDays(_ z: Int64) -> (Int64, Int64, Int64) {
-        let z = z + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
 }

@@ -1,5 +1,7 @@
 import ChatCore
+import HTTPServer
 import JSON
+import ServerRuntime
 
 /// The REST API of CONTRACT.md: routes, CORS, and the mapping of service results to statuses
 /// and bodies. Everything slow happens in the services, off the event loop.
@@ -7,15 +9,10 @@ struct APIRouter: HTTPHandler {
     let accounts: AccountService
     let messages: MessageService
     let store: any ChatStore
-    /// Engine.IO + Socket.IO at /socket.io/.
-    let engine: EngineIOServer?
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        if let engine, request.method != "OPTIONS", request.path == "/socket.io/" || request.path == "/socket.io" {
-            return engine.handle(request, loop: loop, respond: respond)
-        }
         let reply: @Sendable (HTTPResponse) -> Void = { response in
             var response = response
             response.headers += Self.cors

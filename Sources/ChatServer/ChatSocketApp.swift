@@ -1,6 +1,8 @@
 import ChatCore
 import JSON
+import ServerRuntime
 import SocketIO
+import SocketIOServer
 
 /// The chat as a Socket.IO application (CONTRACT.md): CONNECT authenticated by JWT (the
 /// `auth.token` of the CONNECT, or the handshake's `token` query parameter), one room per

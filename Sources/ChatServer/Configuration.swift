@@ -1,5 +1,7 @@
 import ChatCore
+import HTTPServer
 import PostgresClient
+import ServerRuntime
 
 #if canImport(Glibc)
 import Glibc
@@ -22,8 +24,8 @@ struct Configuration {
     var databaseDescription: String
     var databasePoolSize = 4
     var bcryptCost = Bcrypt.defaultCost
-    /// Threads hashing passwords. One core is left to the chat: with bcrypt on every core of
-    /// this 2-core machine, commits waited up to a second (make bench's logins phase).
+    /// Threads hashing passwords. One core is left to the chat: with bcrypt on every core,
+    /// commits waited up to a second (README, Performance, "Logins").
     var bcryptThreads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)
     var maxMessageBytes = 16_384
     var maxHeaderBytes = 16_384
@@ -83,6 +85,23 @@ struct Configuration {
             let user = value("DB_USER").map { $0 + "@" } ?? ""
             databaseDescription = "postgres://\(user)\(value("DB_HOST") ?? "localhost"):\(value("DB_PORT") ?? "5432")/\(value("DB_NAME") ?? "")"
         }
+    }
+
+    /// What every HTTP connection obeys.
+    var httpLimits: HTTPConnectionLimits {
+        var limits = HTTPConnectionLimits()
+        limits.parser.maxHeaderBytes = maxHeaderBytes
+        limits.parser.maxBodyBytes = maxBodyBytes
+        limits.headerTimeoutMilliseconds = headerTimeoutMilliseconds
+        limits.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+        limits.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+        return limits
+    }
+
+    /// Where a client on this machine reaches the server: `localhost` for a wildcard host.
+    var localURL: String {
+        let reachable = ["::", "0.0.0.0", ""].contains(host) ? "localhost" : host
+        return "http://\(reachable.contains(":") ? "[\(reachable)]" : reachable):\(port)"
     }
 
     /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.

@@ -1,4 +1,7 @@
+import HTTPServer
 import JSON
+import ServerRuntime
+import SocketIOServer
 import WebSocket
 
 /// `ChatServer conformance`: the Engine.IO/Socket.IO layers configured the way the official
@@ -15,10 +18,10 @@ enum Conformance {
         var options = EngineIOOptions()
         options.pingIntervalMilliseconds = 300
         options.pingTimeoutMilliseconds = 200
-        let echo = EngineIOServer(options: options) { _ in EngineIOEcho() }
+        let echo = EngineIOServer(path: "/engine.io/", options: options) { _ in EngineIOEcho() }
         let socketIO = SocketIOServer(namespaces: [testNamespace("/"), testNamespace("/custom")], connectTimeoutMilliseconds: 1000)
-        let socket = EngineIOServer(options: options) { session in socketIO.makeClient(for: session) }
-        return ConformanceRouter(engineEcho: echo, socketIO: socket)
+        let socket = EngineIOServer(path: "/socket.io/", options: options) { session in socketIO.makeConnection(for: session) }
+        return echo.mounted(over: socket.mounted(over: WebSocketEchoEndpoint()))
     }
 
     private static func testNamespace(_ name: String) -> SocketIONamespace {
@@ -34,27 +37,13 @@ enum Conformance {
     }
 }
 
-private struct ConformanceRouter: HTTPHandler {
-    let engineEcho: EngineIOServer
-    let socketIO: EngineIOServer
-
+/// A WebSocket echo on any path (for the Autobahn|Testsuite).
+private struct WebSocketEchoEndpoint: HTTPHandler {
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        switch request.path {
-        case "/engine.io/", "/engine.io": engineEcho.handle(request, loop: loop, respond: respond)
-        case "/socket.io/", "/socket.io": socketIO.handle(request, loop: loop, respond: respond)
-        default:
-            switch WebSocketHandshake.validate(method: request.method, minorVersion: request.minorVersion, header: request.combinedHeader) {
-            case .failure(let refusal):
-                respond(.error(refusal.status, refusal.message, headers: refusal.headers.map { ($0.key, $0.value) }))
-            case .success(let accept):
-                var response = HTTPResponse(status: 101, headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)])
-                response.takeover = { fd, leftover in
-                    let connection = WebSocketConnection(fd: fd, loop: loop, leftover: leftover, maxMessageBytes: 64 << 20, maxPendingOutput: 128 << 20)
-                    connection.delegate = WebSocketEcho()
-                }
-                respond(response)
-            }
-        }
+        respond(.webSocketUpgrade(request) { fd, leftover in
+            let connection = WebSocketConnection(fd: fd, loop: loop, leftover: leftover, maxMessageBytes: 64 << 20, maxPendingOutput: 128 << 20)
+            connection.delegate = WebSocketEcho()
+        })
     }
 }
 

@@ -1,26 +1,23 @@
+import HTTPServer
+
 /// Reads `.env` files the way the `dotenv` npm package does for the lines people write:
 /// `KEY=value`, `export KEY=value`, `#` comments (whole-line, or after an unquoted value
 /// following a space), single quotes taken literally, double quotes with `\n` escapes,
 /// backticks, and quoted values spanning lines.
 enum DotEnv {
-    struct Failure: Error, Equatable {
-        let line: Int
-        let reason: String
-    }
-
     static func parse(_ text: String) -> [(key: String, value: String)] {
         var result: [(key: String, value: String)] = []
         let lines = text.replacingCRLF().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var index = 0
         while index < lines.count {
-            var line = trimmed(lines[index])
+            var line = lines[index].trimmingSpaces()
             index += 1
             if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("export ") { line = trimmed(String(line.dropFirst(7))) }
+            if line.hasPrefix("export ") { line = line.dropFirst(7).trimmingSpaces() }
             guard let equals = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
-            let key = trimmed(String(line[..<equals]))
+            let key = line[..<equals].trimmingSpaces()
             guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }) else { continue }
-            var rest = trimmed(String(line[line.index(after: equals)...]))
+            let rest = line[line.index(after: equals)...].trimmingSpaces()
             if let quote = rest.first, quote == "\"" || quote == "'" || quote == "`" {
                 // A quoted value may continue over the following lines until its closing quote.
                 var body = String(rest.dropFirst())
@@ -34,19 +31,11 @@ enum DotEnv {
                     result.append((key, value))
                     continue
                 }
-                rest = String(rest)  // unterminated: taken as an unquoted value
+                // Unterminated: the value is taken as an unquoted one, quote and all.
             }
-            rest = rest.removingInlineComment()
-            result.append((key, trimmed(rest)))
+            result.append((key, rest.removingInlineComment().trimmingSpaces()))
         }
         return result
-    }
-
-    static func trimmed(_ text: String) -> String {
-        var scalars = Substring(text).unicodeScalars
-        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
-        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
-        return String(scalars)
     }
 }
 

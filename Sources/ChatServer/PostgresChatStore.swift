@@ -1,5 +1,6 @@
 import ChatCore
 import PostgresClient
+import ServerRuntime
 
 /// `ChatStore` on PostgreSQL through the non-blocking pool. Every statement is parameterised.
 struct PostgresChatStore: ChatStore {
@@ -63,6 +64,54 @@ struct PostgresChatStore: ChatStore {
                 })
             })
         }
+    }
+
+    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[String?], StoreError>) -> Void) {
+        // Rows whose receiver is no user are left out by the join and reported as such.
+        let statement = PostgresStatement("""
+            INSERT INTO messages (id, sender_id, receiver_id, content)
+            SELECT i.id, i.sender_id, i.receiver_id, i.content
+            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) WITH ORDINALITY AS i(id, sender_id, receiver_id, content, n)
+            JOIN users u ON u.id = i.receiver_id
+            ORDER BY i.n
+            RETURNING id::text AS id, created_at::text AS created_at
+            """, [PostgresArrayLiteral.text(messages.map(\.id)), PostgresArrayLiteral.text(messages.map(\.senderID)),
+                  PostgresArrayLiteral.text(messages.map(\.receiverID)), PostgresArrayLiteral.text(messages.map(\.content))],
+            preparedName: "chat_insert_messages")
+        pool.submit(statement) { result in
+            completion(Self.map(result) { rows in
+                var lastText = "", lastCreatedAt = ""
+                return .success(Self.returnedValues(ids: messages.map(\.id), rows: rows.rows).map { text in
+                    guard let text else { return nil }
+                    // A batch shares one transaction time: converted once.
+                    if text != lastText { (lastText, lastCreatedAt) = (text, Timestamps.fromPostgres(text)) }
+                    return lastCreatedAt
+                })
+            })
+        }
+    }
+
+    /// For each of a batch's ids, the second column of the `RETURNING id, …` row that carries
+    /// it ("" for NULL), or nil when its row was left out (an unknown receiver). RETURNING lists
+    /// rows in the order inserted — the batch's, minus rows left out — so both are walked
+    /// together without hashing; from the first row out of step on, a lookup by id takes over.
+    static func returnedValues(ids: [String], rows: [[String?]]) -> [String?] {
+        var values: [String?] = []
+        values.reserveCapacity(ids.count)
+        var row = 0
+        var byID: [String: String]?
+        for id in ids {
+            if byID == nil, row < rows.count, rows[row][0] == id {
+                values.append(rows[row][1] ?? "")
+                row += 1
+                continue
+            }
+            if byID == nil {
+                byID = Dictionary(rows[row...].map { ($0[0] ?? "", $0[1] ?? "") }, uniquingKeysWith: { first, _ in first })
+            }
+            values.append(byID?[id])
+        }
+        return values
     }
 
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {

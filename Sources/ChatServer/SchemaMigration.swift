@@ -1,4 +1,5 @@
 import PostgresClient
+import ServerRuntime
 
 #if canImport(Glibc)
 import Glibc

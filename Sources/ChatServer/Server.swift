@@ -1,6 +1,9 @@
 import ChatCore
+import HTTPServer
 import JWT
 import PostgresClient
+import ServerRuntime
+import SocketIOServer
 import Synchronization
 
 #if canImport(Glibc)
@@ -39,12 +42,12 @@ final class Server {
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) })
         let rooms = SocketIORooms()
-        let writer = ChatSocketApp.Writer(pool: pool) { ChatSocketApp.deliver($0, rooms: rooms) }
+        let writer = ChatSocketApp.Writer(store: store) { ChatSocketApp.deliver($0, rooms: rooms) }
         let chat = ChatSocketApp(accounts: accounts, writer: writer, rooms: rooms, maxMessageBytes: configuration.maxMessageBytes)
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
-        let engine = EngineIOServer(options: EngineIOOptions()) { session in socketIO.makeClient(for: session) }
-        let router = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store, engine: engine)
-        return serve(handler: router, pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
+        let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
+        let api = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store)
+        return serve(handler: engine.mounted(over: api), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }
             engine.closeAllSessions(timeoutMilliseconds: 3_000)
@@ -64,36 +67,16 @@ final class Server {
                        beforeShutdown: () -> Void) -> Int32 {
         var signals = Self.stopSignals
 
-        var limits = HTTPConnectionLimits()
-        limits.parser.maxHeaderBytes = configuration.maxHeaderBytes
-        limits.parser.maxBodyBytes = configuration.maxBodyBytes
-        limits.headerTimeoutMilliseconds = configuration.headerTimeoutMilliseconds
-        limits.requestTimeoutMilliseconds = configuration.requestTimeoutMilliseconds
-        limits.idleTimeoutMilliseconds = configuration.idleTimeoutMilliseconds
-
         let loops = (0..<configuration.workers).map { EventLoop(index: $0) }
-        var port = configuration.port
-        var host = configuration.host
-        for loop in loops {
-            let listener: (fd: Int32, port: Int)
-            do {
-                listener = try Sockets.listen(host: host, port: port, exclusive: loop.index == 0)
-            } catch {
-                // No IPv6 on this machine: the default "::" falls back to IPv4.
-                if host == "::", loop.index == 0, let v4 = try? Sockets.listen(host: "0.0.0.0", port: port, exclusive: true) {
-                    host = "0.0.0.0"
-                    listener = v4
-                } else {
-                    Log.error("cannot listen: \(error)")
-                    pool?.shutdown()
-                    poolThread?.join()
-                    return 1
-                }
-            }
-            port = listener.port  // PORT=0: the first loop's kernel-chosen port, shared by the rest
-            _ = Acceptor(fd: listener.fd, loop: loop) { [unowned loop] fd in
-                _ = HTTPConnection(fd: fd, loop: loop, handler: router, limits: limits)
-            }
+        let bound: (host: String, port: Int)
+        do {
+            bound = try HTTPListener.start(on: loops, host: configuration.host, port: configuration.port, handler: router,
+                                           limits: configuration.httpLimits)
+        } catch {
+            Log.error("cannot listen: \(error)")
+            pool?.shutdown()
+            poolThread?.join()
+            return 1
         }
         let finishedLoops = Atomic<Int>(0)
         let threads = loops.map { loop in
@@ -103,8 +86,8 @@ final class Server {
             }
         }
 
-        let shownHost = host.contains(":") ? "[\(host)]" : host
-        print("chat server listening on http://\(shownHost):\(port) with \(loops.count) event loops; \(description)")
+        let shownHost = bound.host.contains(":") ? "[\(bound.host)]" : bound.host
+        print("chat server listening on http://\(shownHost):\(bound.port) with \(loops.count) event loops; \(description)")
         fflush(nil)
 
         var received: Int32 = 0
@@ -114,10 +97,10 @@ final class Server {
         for loop in loops { loop.requestShutdown() }
 
         // Wait for the loops to drain, up to the shutdown time-out or a second signal.
-        let deadline = monotonicMilliseconds() + configuration.shutdownTimeoutMilliseconds
+        let deadline = MonotonicClock.milliseconds() + configuration.shutdownTimeoutMilliseconds
         var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
         while finishedLoops.load(ordering: .relaxed) < loops.count {
-            if monotonicMilliseconds() >= deadline || sigtimedwait(&signals, nil, &pause) > 0 {
+            if MonotonicClock.milliseconds() >= deadline || sigtimedwait(&signals, nil, &pause) > 0 {
                 Log.warning("stopping with connections still open")
                 for loop in loops { loop.forceStop() }
                 break

@@ -1,3 +1,13 @@
+// ChatServer: the executable. The chat application wired onto the layers — the chat's
+// Socket.IO namespace (ChatSocketApp), the REST routes (APIRouter), the PostgreSQL store
+// (all of the chat's SQL) — and the boot code: configuration and `.env`, the subcommands
+// below, signals and the orderly stop, migrations, the conformance mode.
+//
+// May import: every module of the server (ChatCore, SocketIOServer, HTTPServer,
+// ServerRuntime, PostgresClient and the codecs). Nothing imports it.
+
+import ServerRuntime
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -5,8 +15,10 @@ import Glibc
 // ChatServer            serve (the default)
 // ChatServer migrate [schema.sql]   apply the schema and exit
 // ChatServer conformance            the protocol-suite and Autobahn targets (no database; tests only)
+// ChatServer address                the URL clients on this machine reach the server at, from the
+//                                   same settings (make chat-a and make chat-b use it)
 let arguments = Array(CommandLine.arguments.dropFirst())
-let usage = "usage: ChatServer [serve | migrate [schema.sql] | conformance]"
+let usage = "usage: ChatServer [serve | migrate [schema.sql] | conformance | address]"
 
 var environment: [String: String] = [:]
 var entry = environ
@@ -36,6 +48,12 @@ case nil, "serve":
         exit(1)
     }
     exit(Server(configuration: configuration, jwtSecret: secret).run())
+case "address":
+    guard configuration.port != 0 else {
+        Log.error("PORT=0 lets the kernel choose a port at start-up; no address can be known before")
+        exit(1)
+    }
+    print(configuration.localURL)
 case "conformance":
     exit(Server(configuration: configuration, jwtSecret: nil).run())
 case "-h", "--help", "help":

@@ -17,10 +17,4 @@ enum HMACSHA256 {
         precondition(ok != nil && outLength == UInt32(length), "OpenSSL HMAC-SHA256 failed")
         return Array(out.prefix(length))
     }
-
-    /// Compares in time independent of where the inputs differ.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        return a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 } }
-    }
 }

@@ -1,3 +1,8 @@
+// JWT: HS256 JSON Web Tokens byte for byte as `jsonwebtoken` makes them, HMAC-SHA256 through
+// OpenSSL, and the one constant-time comparison of secrets.
+//
+// May import: JSON, Base64, COpenSSL.
+
 import Base64
 import JSON
 
@@ -72,7 +77,7 @@ public struct JWTSigner: Sendable {
 
         guard let signature = Base64.decodeURL(signaturePart) else { throw .malformed("signature is not base64url") }
         let expected = HMACSHA256.authenticate(Array(bytes[..<dots[1]]), key: key)
-        guard HMACSHA256.constantTimeEqual(signature, expected) else { throw .badSignature }
+        guard constantTimeEqual(signature, expected) else { throw .badSignature }
 
         guard let payloadBytes = Base64.decodeURL(payloadPart),
               let payload = try? JSONParser.parse(payloadBytes), case .object(let claims) = payload

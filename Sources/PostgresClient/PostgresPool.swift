@@ -1,4 +1,5 @@
 import CLibPQ
+import ServerRuntime
 import Synchronization
 
 #if canImport(Glibc)
@@ -73,7 +74,6 @@ public final class PostgresPool: @unchecked Sendable {
     private var slots: [Slot] = []
     private var waiting: [Job] = []
     private var waitingHead = 0
-    private let finished = Mutex(false)
 
     public init(options: PostgresConnectionOptions, configuration: Configuration = Configuration()) {
         self.options = options.withSessionDefaults(applicationName: configuration.applicationName,
@@ -98,7 +98,7 @@ public final class PostgresPool: @unchecked Sendable {
     /// Queues statements to run in one pipeline segment (one implicit transaction unless they
     /// say BEGIN/COMMIT themselves). Safe from any thread.
     public func submit(_ statements: [PostgresStatement], completion: @escaping Completion) {
-        let job = Job(statements: statements, completion: completion, deadline: monotonicMilliseconds() + configuration.queueTimeoutMilliseconds)
+        let job = Job(statements: statements, completion: completion, deadline: MonotonicClock.milliseconds() + configuration.queueTimeoutMilliseconds)
         let refusal: PostgresError? = inbox.withLock { inbox in
             if inbox.stopping { return PostgresError(kind: .shuttingDown, message: "the database pool is shutting down") }
             if inbox.jobs.count >= configuration.maxQueued {
@@ -133,7 +133,7 @@ public final class PostgresPool: @unchecked Sendable {
         var pollFDs: [pollfd] = []
         var polledSlots: [Int] = []
         while true {
-            let now = monotonicMilliseconds()
+            let now = MonotonicClock.milliseconds()
             let stopping = takeSubmissions()
             advanceConnections(now: now)
             dispatch()
@@ -167,8 +167,7 @@ public final class PostgresPool: @unchecked Sendable {
                 service(slots[index], events: pollFDs[position + 1].revents)
             }
         }
-        for slot in slots { disconnect(slot, error: nil, now: monotonicMilliseconds()) }
-        finished.withLock { $0 = true }
+        for slot in slots { disconnect(slot, error: nil, now: MonotonicClock.milliseconds()) }
     }
 
     private var waitingCount: Int { waiting.count - waitingHead }
@@ -217,30 +216,30 @@ public final class PostgresPool: @unchecked Sendable {
                 PQsetnonblocking(connection, 1)
                 guard PQenterPipelineMode(connection) == 1 else {
                     PQfinish(connection)
-                    markFailed(slot, now: monotonicMilliseconds())
+                    markFailed(slot, now: MonotonicClock.milliseconds())
                     return
                 }
                 slot.backoffMilliseconds = 100
                 slot.state = .ready(connection)
             case PGRES_POLLING_FAILED:
                 PQfinish(connection)
-                markFailed(slot, now: monotonicMilliseconds())
+                markFailed(slot, now: MonotonicClock.milliseconds())
             default:
                 slot.state = .connecting(connection, pollingFor: status)
             }
         case .ready(let connection):
             if events & Int16(POLLOUT) != 0, PQflush(connection) == -1 {
-                disconnect(slot, error: lostError(connection), now: monotonicMilliseconds())
+                disconnect(slot, error: lostError(connection), now: MonotonicClock.milliseconds())
                 return
             }
             if events & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
                 guard PQconsumeInput(connection) == 1 else {
-                    disconnect(slot, error: lostError(connection), now: monotonicMilliseconds())
+                    disconnect(slot, error: lostError(connection), now: MonotonicClock.milliseconds())
                     return
                 }
                 collectResults(slot, connection: connection)
                 if PQstatus(connection) == CONNECTION_BAD {
-                    disconnect(slot, error: lostError(connection), now: monotonicMilliseconds())
+                    disconnect(slot, error: lostError(connection), now: MonotonicClock.milliseconds())
                 }
             }
         }
@@ -346,7 +345,7 @@ public final class PostgresPool: @unchecked Sendable {
             if sent { sent = PQpipelineSync(connection) == 1 }
             slot.inFlight.append(job)
             if !sent || PQflush(connection) == -1 {
-                disconnect(slot, error: lostError(connection), now: monotonicMilliseconds())
+                disconnect(slot, error: lostError(connection), now: MonotonicClock.milliseconds())
             }
         }
     }
@@ -390,10 +389,4 @@ public final class PostgresPool: @unchecked Sendable {
         slot.state = .disconnected(retryAt: now + slot.backoffMilliseconds, failed: false)
         slot.backoffMilliseconds = min(slot.backoffMilliseconds * 2, 5_000)
     }
-}
-
-func monotonicMilliseconds() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }

@@ -27,25 +27,23 @@ public enum WebSocketHandshake {
         guard method == "GET", minorVersion >= 1 else { return refuse("WebSocket upgrade needs GET over HTTP/1.1") }
         guard tokens(header("upgrade")).contains("websocket") else { return refuse("Upgrade: websocket is required") }
         guard tokens(header("connection")).contains("upgrade") else { return refuse("Connection: Upgrade is required") }
-        guard header("sec-websocket-version")?.trimmingCharacters() == "13" else {
+        guard words(header("sec-websocket-version")) == ["13"] else {
             return .failure(Refusal(status: 426, message: "Only WebSocket version 13 is supported", headers: ["Sec-WebSocket-Version": "13"]))
         }
-        guard let key = header("sec-websocket-key")?.trimmingCharacters(), Base64.decode(Array(key.utf8))?.count == 16 else {
+        let keyWords = words(header("sec-websocket-key"))
+        guard keyWords.count == 1, let key = keyWords.first, Base64.decode(Array(key.utf8))?.count == 16 else {
             return refuse("Sec-WebSocket-Key must be 16 bytes in base64")
         }
         return .success(acceptValue(forKey: key))
     }
 
+    /// The comma-separated elements of a list header, lower-cased, without surrounding white space.
     private static func tokens(_ value: String?) -> [String] {
-        (value ?? "").lowercased().split(separator: ",").map { String($0).trimmingCharacters() }
+        (value ?? "").lowercased().split(separator: ",").map { words(String($0)).joined(separator: " ") }
     }
-}
 
-fileprivate extension String {
-    func trimmingCharacters() -> String {
-        var scalars = Substring(self).unicodeScalars
-        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
-        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
-        return String(scalars)
+    /// The value's words, split on spaces and tabs.
+    private static func words(_ value: String?) -> [String] {
+        (value ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
     }
 }

@@ -36,18 +36,20 @@ final class BenchConnection {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let key = "dGhlIHNhbXBsZSBub25jZQ=="
-        write(Array("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: \(address.host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+        let handshake = WebSocketClientHandshake()
+        write(handshake.request(target: "/socket.io/?EIO=4&transport=websocket", host: address.hostAndPort))
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = recv(fd, &chunk, chunk.count, 0)
-            guard count > 0 else { throw ClientError("handshake failed") }
+            guard count > 0 else { throw ClientError("the server closed the connection during the WebSocket handshake") }
             buffer += chunk[0..<count]
-            if let end = buffer.indices.dropLast(3).first(where: { buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10 }) {
-                guard buffer.starts(with: Array("HTTP/1.1 101".utf8)) else { throw ClientError("no upgrade") }
-                decoder.feed(buffer[(end + 4)...])
+            do {
+                guard let headLength = try handshake.headLength(ofResponse: buffer) else { continue }
+                decoder.feed(buffer[headLength...])
                 break
+            } catch {
+                throw ClientError(error.description)
             }
         }
         _ = try nextText(blocking: true)  // the Engine.IO open packet

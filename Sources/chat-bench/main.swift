@@ -1,6 +1,7 @@
 import CLinux
 import ChatClient
 import Foundation
+import ServerRuntime
 
 // chat-bench: users in pairs chat 1:1 over Socket.IO/WebSocket against a running server and
 // the figures come out: persisted messages/s (each counted at its `message_sent`, which both
@@ -69,12 +70,6 @@ let options = parseOptions()
 let address = try ServerAddress(options.server)
 guard ["127.0.0.1", "localhost", "::1"].contains(address.host) else { fatalError("the bench targets loopback servers only") }
 let api = ChatAPI(address: address)
-
-func nowNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 /// CPU seconds and RSS (KiB) of a process, from /proc.
 func processUsage(_ pid: Int32) -> (cpu: Double, system: Double, rssKB: Int)? {
@@ -207,7 +202,7 @@ sentLatencies.reserveCapacity(1 << 20)
 endToEnd.reserveCapacity(1 << 20)
 let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
 var events = [epoll_event](repeating: epoll_event(), count: 512)
-let start = nowNanoseconds()
+let start = MonotonicClock.nanoseconds()
 let measureFrom = start + UInt64(options.warmup * 1e9)
 let stopAt = measureFrom + UInt64(options.seconds * 1e9)
 /// After the main phase, an optional open-loop phase at `thenRate` (recovery after overload).
@@ -240,12 +235,12 @@ var timeline: [Second] = []
 }
 
 if options.rate == 0 {
-    for connection in connections { for _ in 0..<options.window { connection.queueMessage(now: nowNanoseconds()) }; connection.flush() }
+    for connection in connections { for _ in 0..<options.window { connection.queueMessage(now: MonotonicClock.nanoseconds()) }; connection.flush() }
 }
 var lastSample = start
 var touched: [Bool] = Array(repeating: false, count: connections.count)
 while true {
-    let now = nowNanoseconds()
+    let now = MonotonicClock.nanoseconds()
     if now >= thenUntil { break }
     if !measuring, now >= measureFrom {
         measuring = true
@@ -291,7 +286,7 @@ while true {
     for i in 0..<Int(count) {
         let connection = connections[Int(events[i].data.u32)]
         let alive = connection.readEvents(scratch) { event in
-            let arrived = nowNanoseconds()
+            let arrived = MonotonicClock.nanoseconds()
             switch event {
             case .sent(let sentAt):
                 acknowledged += 1
@@ -315,7 +310,7 @@ while true {
     }
     for connection in connections where !connection.flush() {}
 }
-let elapsed = Double(min(nowNanoseconds(), stopAt) - measureFrom) / 1e9
+let elapsed = Double(min(MonotonicClock.nanoseconds(), stopAt) - measureFrom) / 1e9
 loginLoad.lock.lock()
 loginLoad.stop = true
 let loginsMeasured = loginLoad.succeeded - loginLoad.measuredFrom
@@ -329,8 +324,8 @@ let benchCPU = benchUser + benchSystem
 let serverAfter = options.pid.flatMap { processUsage($0) }
 
 // Every message sent gets its answer (stored or refused) before the figures are final.
-let drainUntil = nowNanoseconds() + 15_000_000_000
-while connections.contains(where: { $0.inFlight > 0 }) && nowNanoseconds() < drainUntil {
+let drainUntil = MonotonicClock.nanoseconds() + 15_000_000_000
+while connections.contains(where: { $0.inFlight > 0 }) && MonotonicClock.nanoseconds() < drainUntil {
     let count = epoll_wait(epollFD, &events, Int32(events.count), 100)
     for i in 0..<Int(max(0, count)) {
         let connection = connections[Int(events[i].data.u32)]

@@ -9,20 +9,19 @@ final class RawWebSocket {
     /// Opens `path` with the RFC 6455 handshake; throws unless the answer is 101.
     init(port: Int, path: String) throws {
         connection = try RawConnection(port: port)
-        let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let handshake = WebSocketClientHandshake()
+        connection.send(handshake.request(target: path, host: "127.0.0.1:\(port)"))
         var buffer: [UInt8] = []
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             guard let chunk = connection.receive(timeout: deadline.timeIntervalSinceNow), !chunk.isEmpty else { break }
             buffer += chunk
-            if let end = buffer.indices.first(where: { buffer[$0...].starts(with: [13, 10, 13, 10]) }) {
-                let head = String(decoding: buffer[..<end], as: UTF8.self)
-                guard head.hasPrefix("HTTP/1.1 101"), head.contains(WebSocketHandshake.acceptValue(forKey: key)) else {
-                    throw ServerProcess.Failure(description: "no WebSocket upgrade: \(head)")
-                }
-                decoder.feed(buffer[(end + 4)...])
+            do {
+                guard let headLength = try handshake.headLength(ofResponse: buffer) else { continue }
+                decoder.feed(buffer[headLength...])
                 return
+            } catch {
+                throw ServerProcess.Failure(description: "no WebSocket upgrade: \(error)")
             }
         }
         throw ServerProcess.Failure(description: "no answer to the WebSocket handshake")

@@ -1,0 +1,158 @@
+import ServerRuntime
+import Synchronization
+
+/// Why a message was not stored, as the writer reports it.
+public enum MessageWriteError: Error, Sendable, Equatable {
+    case unknownRecipient
+    /// Storage is away or overloaded: worth sending again.
+    case unavailable
+    case failed
+}
+
+/// Group commit: messages from every loop queue here; one `insertMessages` (one round trip,
+/// one transaction) stores a whole batch, and the batch's outcomes are reported together,
+/// in order, only after that commit — so the caller can fan them out once per event loop
+/// instead of once per message. One batch is in flight at a time, so order is kept: per
+/// sender, and between the store's sequence and the order of the reports. `Context` is
+/// whatever the caller needs to answer (the sending socket and its ack id, for the chat).
+public final class MessageWriter<Context: Sendable>: Sendable {
+    public struct Outcome: Sendable {
+        public let context: Context
+        public let receiverID: String
+        public let result: Result<StoredMessage, MessageWriteError>
+    }
+
+    private struct Pending: Sendable {
+        let message: NewMessage
+        let context: Context
+    }
+
+    private struct State: Sendable {
+        var queue: [Pending] = []
+        var writing = false
+        /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
+        var accepting = true
+        /// Batches done (committed or failed) and not yet reported, oldest first.
+        var unreported: [(batch: [Pending], result: Result<[String?], StoreError>)] = []
+        /// A thread is handing out `unreported`.
+        var reporting = false
+        var ids: MessageIDGenerator
+    }
+
+    private let store: any ChatStore
+    private let maxBatch: Int
+    private let maxQueued: Int
+    private let report: @Sendable ([Outcome]) -> Void
+    private let state: Mutex<State>
+
+    /// `report` runs on the thread that completed the batch (the database pool's) with each
+    /// batch's outcomes, in the order written. `maxQueued` bounds memory and the wait of a
+    /// queued message under overload: 20,000 is about a third of a second of what the writer
+    /// commits here at saturation; beyond it a message is refused at once ("try again")
+    /// rather than acknowledged seconds later.
+    public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, ids: MessageIDGenerator = MessageIDGenerator(),
+                report: @escaping @Sendable ([Outcome]) -> Void) {
+        self.store = store
+        self.maxBatch = maxBatch
+        self.maxQueued = maxQueued
+        self.report = report
+        state = Mutex(State(ids: ids))
+    }
+
+    /// Queues one message; its outcome is reported after commit (or failure). False, and
+    /// nothing queued, when the writer is stopping or `maxQueued` messages already wait.
+    public func write(senderID: String, receiverID: String, content: String, context: Context) -> Bool {
+        let taken: (accepted: Bool, batch: [Pending]?) = state.withLock { state in
+            guard state.accepting, state.queue.count < maxQueued else { return (false, nil) }
+            let message = NewMessage(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content)
+            state.queue.append(Pending(message: message, context: context))
+            return (true, state.writing ? nil : takeBatch(&state))
+        }
+        if let batch = taken.batch { send(batch) }
+        return taken.accepted
+    }
+
+    private func takeBatch(_ state: inout State) -> [Pending]? {
+        guard !state.queue.isEmpty else {
+            state.writing = false
+            return nil
+        }
+        state.writing = true
+        if state.queue.count <= maxBatch {
+            // Handed over whole; a fresh queue (keeping the capacity of a buffer the batch
+            // still shares would copy-allocate it, up to 20,000 slots, every batch).
+            defer { state.queue = [] }
+            return state.queue
+        }
+        let batch = Array(state.queue.prefix(maxBatch))
+        state.queue.removeFirst(maxBatch)
+        return batch
+    }
+
+    private func send(_ batch: [Pending]) {
+        store.insertMessages(batch.map(\.message)) { [self] result in
+            // The next batch goes to the store first; this one is reported while it runs.
+            let next = state.withLock { state in
+                state.unreported.append((batch, result))
+                return takeBatch(&state)
+            }
+            if let next { send(next) }
+            reportInOrder()
+        }
+    }
+
+    /// Hands out done batches oldest first, one thread at a time. A store may complete a batch
+    /// before `insertMessages` returns (the in-memory one does), so the completion of the next
+    /// batch can run inside this one's: it only queues its outcomes, and they are reported
+    /// here, after this batch's.
+    private func reportInOrder() {
+        let reporter = state.withLock { state in
+            defer { state.reporting = true }
+            return !state.reporting
+        }
+        guard reporter else { return }
+        while let (batch, result) = state.withLock({ state in
+            if state.unreported.isEmpty { state.reporting = false }
+            return state.unreported.isEmpty ? nil : state.unreported.removeFirst()
+        }) {
+            report(Self.outcomes(of: batch, result))
+        }
+    }
+
+    private static func outcomes(of batch: [Pending], _ result: Result<[String?], StoreError>) -> [Outcome] {
+        let created: [String?]
+        switch result {
+        case .success(let values) where values.count == batch.count:
+            created = values
+        case .success(let values):
+            Log.error("message batch of \(batch.count): the store answered \(values.count) results")
+            return batch.map { Outcome(context: $0.context, receiverID: $0.message.receiverID, result: .failure(.failed)) }
+        case .failure(let error):
+            Log.warning("message batch of \(batch.count) not written: \(error)")
+            let failure: MessageWriteError = error == .unavailable ? .unavailable : .failed
+            return batch.map { Outcome(context: $0.context, receiverID: $0.message.receiverID, result: .failure(failure)) }
+        }
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(batch.count)
+        for (pending, createdAt) in zip(batch, created) {
+            let message = pending.message
+            guard let createdAt else {
+                outcomes.append(Outcome(context: pending.context, receiverID: message.receiverID, result: .failure(.unknownRecipient)))
+                continue
+            }
+            outcomes.append(Outcome(context: pending.context, receiverID: message.receiverID, result: .success(StoredMessage(
+                id: message.id, senderID: message.senderID, receiverID: message.receiverID, content: message.content, createdAt: createdAt))))
+        }
+        return outcomes
+    }
+
+    /// At shutdown: refuses new messages from now on, then waits (on the calling thread) until
+    /// nothing is queued or being written, or the time-out passes — so every message stored is
+    /// also acknowledged before the sockets close.
+    public func waitUntilIdle(timeoutMilliseconds: Int64) -> Bool {
+        state.withLock { $0.accepting = false }
+        return MonotonicClock.wait(upTo: timeoutMilliseconds) {
+            state.withLock { !$0.writing && $0.queue.isEmpty && $0.unreported.isEmpty && !$0.reporting }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Base64
+import CLinux
+import HTTPServer
+import JSON
+import ServerRuntime
+import SocketIO
+import Synchronization
+import WebSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What an Engine.IO session reports to the application above it (Socket.IO, or the echo of
+/// the conformance mode), on the session's loop.
+public protocol EngineIOSessionDelegate: AnyObject {
+    func session(_ session: EngineIOSession, receivedText text: [UInt8])
+    func session(_ session: EngineIOSession, receivedBinary bytes: [UInt8])
+    func sessionDidClose(_ session: EngineIOSession, reason: String)
+}
+
+public struct EngineIOOptions: Sendable {
+    public var pingIntervalMilliseconds: Int64 = 25_000
+    public var pingTimeoutMilliseconds: Int64 = 20_000
+    public var maxPayload = 1_000_000
+
+    public init() {}
+}
+
+/// Engine.IO v4 on one path: the handshake, the polling and WebSocket transports, the upgrade
+/// between them, and the registry of sessions. A session lives on the loop that opened it;
+/// requests for it that arrive on another loop (polling uses several TCP connections) are
+/// handed to that loop, and an upgrading WebSocket's socket moves there.
+public final class EngineIOServer: HTTPHandler {
+    /// Where it is mounted, e.g. `/socket.io/` (also answered without the final slash).
+    public let path: String
+    let options: EngineIOOptions
+    private let sessions = Mutex<[String: EngineIOSession]>([:])
+    /// Sessions a client closed by POST while no poll was pending: the next poll, if it comes
+    /// within a second, gets the noop that ends it (the reference server's `shouldClose`).
+    private let closingPolls = Mutex<[String: Int64]>([:])
+    private let makeDelegate: @Sendable (EngineIOSession) -> EngineIOSessionDelegate
+
+    public init(path: String, options: EngineIOOptions, makeDelegate: @escaping @Sendable (EngineIOSession) -> EngineIOSessionDelegate) {
+        self.path = path.hasSuffix("/") ? path : path + "/"
+        self.options = options
+        self.makeDelegate = makeDelegate
+    }
+
+    public var sessionCount: Int { sessions.withLock { $0.count } }
+
+    func remove(_ session: EngineIOSession) {
+        sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+    }
+
+    func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
+
+    /// Server shutdown: every session ends, each on its own loop (see `closeGracefully`);
+    /// waits up to `timeoutMilliseconds` for polling clients to collect what they are owed.
+    public func closeAllSessions(timeoutMilliseconds: Int64) {
+        let all = sessions.withLock { Array($0.values) }
+        for session in all {
+            session.loop.execute { session.closeGracefully() }
+        }
+        _ = MonotonicClock.wait(upTo: timeoutMilliseconds) { sessionCount == 0 }
+        for session in sessions.withLock({ Array($0.values) }) {
+            session.loop.execute { session.close(reason: "server shutting down") }
+        }
+    }
+
+    func expectClosingPoll(for id: String) {
+        let now = MonotonicClock.milliseconds()
+        closingPolls.withLock { polls in
+            polls = polls.filter { $0.value > now }
+            polls[id] = now + 1000
+        }
+    }
+
+    func takeClosingPoll(_ id: String) -> Bool {
+        let now = MonotonicClock.milliseconds()
+        return closingPolls.withLock { polls in (polls.removeValue(forKey: id) ?? 0) > now }
+    }
+
+    /// Error answers as the reference server gives them.
+    static func refusal(_ code: Int, _ message: String) -> HTTPResponse {
+        .json(400, ["code": .number(Double(code)), "message": .string(message)], headers: [("Access-Control-Allow-Origin", "*")])
+    }
+
+    /// True for a request under this server's path (any method but a CORS preflight, which
+    /// belongs to whoever answers preflights).
+    public func serves(_ request: HTTPRequest) -> Bool {
+        request.method != "OPTIONS" && (request.path == path || request.path == path.dropLast())
+    }
+
+    /// This server at its path, in front of `fallback`, which answers every other request.
+    public func mounted(over fallback: any HTTPHandler) -> any HTTPHandler {
+        EngineIOMount(engine: self, fallback: fallback)
+    }
+
+    /// Answers a request under the Engine.IO path. Runs on the loop of the HTTP connection.
+    public func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        guard request.queryParameter("EIO") == "4" else { return respond(Self.refusal(5, "Unsupported protocol version")) }
+        let sid = request.queryParameter("sid")
+        switch request.queryParameter("transport") {
+        case "polling":
+            guard let sid else {
+                guard request.method == "GET" else { return respond(Self.refusal(2, "Bad handshake method")) }
+                let session = open(on: loop, handshake: request)
+                return respond(Self.pollingResponse(EngineIOPacket.encode(payload: [session.openPacket(upgrades: ["websocket"])])))
+            }
+            guard let session = lookup(sid) else {
+                if request.method == "GET", takeClosingPoll(sid) { return respond(Self.pollingResponse(EngineIOPacket(.noop).encodedText())) }
+                return respond(Self.refusal(1, "Session ID unknown"))
+            }
+            guard request.method == "GET" || request.method == "POST" else { return respond(Self.refusal(2, "Bad request")) }
+            let method = request.method, body = request.body
+            session.loop.execute { session.handlePolling(method: method, body: body, respond: respond) }
+        case "websocket":
+            let maxPayload = options.maxPayload
+            guard let sid else {
+                return respond(.webSocketUpgrade(request) { [self] fd, leftover in
+                    let connection = WebSocketConnection(fd: fd, loop: loop, leftover: leftover, maxMessageBytes: maxPayload)
+                    let session = open(on: loop, handshake: request)
+                    session.attachWebSocket(connection)
+                    connection.send(text: session.openPacket(upgrades: []).encodedText())
+                })
+            }
+            let session = lookup(sid)
+            respond(.webSocketUpgrade(request) { fd, leftover in
+                guard let session else {
+                    // Unknown or closed session: accept, then close (clients expect a 101 first).
+                    let connection = WebSocketConnection(fd: fd, loop: loop, leftover: [], maxMessageBytes: maxPayload)
+                    return connection.close(code: .policyViolation, reason: "Session ID unknown")
+                }
+                session.loop.execute {
+                    let connection = WebSocketConnection(fd: fd, loop: session.loop, leftover: leftover, maxMessageBytes: maxPayload)
+                    session.beginUpgrade(connection)
+                }
+            })
+        default:
+            respond(Self.refusal(0, "Transport unknown"))
+        }
+    }
+
+    private func open(on loop: EventLoop, handshake: HTTPRequest) -> EngineIOSession {
+        let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options,
+                                      handshake: EngineIOHandshake(target: handshake.target))
+        sessions.withLock { $0[session.id] = session }
+        session.delegate = makeDelegate(session)
+        session.startHeartbeat()
+        return session
+    }
+
+    static func pollingResponse(_ body: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; charset=UTF-8"), ("Access-Control-Allow-Origin", "*")], body: body)
+    }
+
+    /// 20 random URL-safe characters, like the reference server's ids.
+    static func makeSessionID() -> String {
+        var bytes = [UInt8](repeating: 0, count: 15)
+        _ = getrandom(&bytes, bytes.count, 0)
+        return Base64.encodeURL(bytes)
+    }
+}
+
+private struct EngineIOMount: HTTPHandler {
+    let engine: EngineIOServer
+    let fallback: any HTTPHandler
+
+    func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        if engine.serves(request) {
+            engine.handle(request, on: loop, respond: respond)
+        } else {
+            fallback.handle(request, on: loop, respond: respond)
+        }
+    }
+}

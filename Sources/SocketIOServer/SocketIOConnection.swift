@@ -1,0 +1,92 @@
+import JSON
+import ServerRuntime
+import SocketIO
+
+/// The Socket.IO side of one Engine.IO session, confined to its loop.
+final class SocketIOConnection: EngineIOSessionDelegate {
+    private let server: SocketIOServer
+    private unowned let session: EngineIOSession
+    private var sockets: [String: SocketIOSocket] = [:]
+    private var partial: (packet: SocketIOPacket, attachments: [[UInt8]])?
+    private var connectTimer: LoopTimer?
+
+    init(server: SocketIOServer, session: EngineIOSession) {
+        self.server = server
+        self.session = session
+        connectTimer = session.loop.schedule(after: server.connectTimeoutMilliseconds) { [weak self] in
+            guard let self, self.sockets.isEmpty else { return }
+            self.session.close(reason: "connect timeout")
+        }
+    }
+
+    func send(_ packet: SocketIOPacket, attachments: [[UInt8]] = []) {
+        session.send(text: packet.encoded())
+        for attachment in attachments { session.send(binary: attachment) }
+    }
+
+    func sendEncoded(_ text: [UInt8]) { session.send(text: text) }
+
+    func session(_ session: EngineIOSession, receivedText text: [UInt8]) {
+        guard partial == nil, let packet = try? SocketIOPacket.decode(text) else {
+            return session.close(reason: "invalid Socket.IO packet")
+        }
+        if packet.attachments > 0 {
+            partial = (packet, [])
+        } else {
+            dispatch(packet, attachments: [])
+        }
+    }
+
+    func session(_ session: EngineIOSession, receivedBinary bytes: [UInt8]) {
+        guard var waiting = partial else { return session.close(reason: "unexpected binary attachment") }
+        waiting.attachments.append(bytes)
+        if waiting.attachments.count == waiting.packet.attachments {
+            partial = nil
+            dispatch(waiting.packet, attachments: waiting.attachments)
+        } else {
+            partial = waiting
+        }
+    }
+
+    private func dispatch(_ packet: SocketIOPacket, attachments: [[UInt8]]) {
+        switch packet.kind {
+        case .connect:
+            connect(packet)
+        case .disconnect:
+            sockets.removeValue(forKey: packet.namespace)?.didDisconnect(reason: "client namespace disconnect")
+        case .event, .binaryEvent:
+            guard let socket = sockets[packet.namespace], case .array(let arguments)? = packet.data else { return }
+            socket.handleEvent(arguments, attachments: attachments, ackID: packet.ackID)
+        case .ack, .binaryAck:
+            break  // this server asks for no acks
+        case .connectError:
+            session.close(reason: "invalid Socket.IO packet")
+        }
+    }
+
+    private func connect(_ packet: SocketIOPacket) {
+        guard let namespace = server.namespaces[packet.namespace] else {
+            return send(SocketIOPacket(.connectError, namespace: packet.namespace, data: ["message": "Invalid namespace"]))
+        }
+        guard sockets[packet.namespace] == nil else { return }
+        switch namespace.authorize(packet.data, session.handshake) {
+        case .refused(let message, let data):
+            var payload = JSONObject([("message", .string(message))])
+            if let data { payload["data"] = data }
+            send(SocketIOPacket(.connectError, namespace: packet.namespace, data: .object(payload)))
+        case .accepted(let userID):
+            connectTimer?.cancel()
+            let socket = SocketIOSocket(id: EngineIOServer.makeSessionID(), namespace: packet.namespace, connection: self,
+                                        loop: session.loop, rooms: server.rooms, userID: userID)
+            sockets[packet.namespace] = socket
+            send(SocketIOPacket(.connect, namespace: packet.namespace, data: ["sid": .string(socket.id)]))
+            namespace.onConnect(socket, packet.data ?? .object(JSONObject()))
+        }
+    }
+
+    func sessionDidClose(_ session: EngineIOSession, reason: String) {
+        connectTimer?.cancel()
+        for socket in sockets.values { socket.didDisconnect(reason: reason) }
+        sockets.removeAll()
+    }
+}

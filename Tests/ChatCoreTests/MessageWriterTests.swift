@@ -1,0 +1,142 @@
+import ChatCore
+import ChatTestSupport
+import Foundation
+import Synchronization
+import XCTest
+
+/// The group-commit writer against the in-memory store: order, batching, the queue bound,
+/// refusals, and draining at shutdown.
+final class MessageWriterTests: XCTestCase {
+    private typealias Writer = MessageWriter<Int>
+
+    private let alice = "00000000-0000-4000-8000-00000000000a"
+    private let bob = "00000000-0000-4000-8000-00000000000b"
+    private let nobody = "00000000-0000-4000-8000-0000000000ff"
+    private var store: InMemoryChatStore!
+    private let reports = Reports()
+
+    override func setUp() {
+        store = InMemoryChatStore(makeID: { UUID().uuidString.lowercased() })
+        store.addUser(id: alice, email: "alice@example.com")
+        store.addUser(id: bob, email: "bob@example.com")
+    }
+
+    private func makeWriter(maxBatch: Int = 2000, maxQueued: Int = 20_000) -> Writer {
+        let reports = self.reports
+        return Writer(store: store, maxBatch: maxBatch, maxQueued: maxQueued) { outcomes in
+            reports.batches.withLock { $0.append(outcomes) }
+        }
+    }
+
+    private var outcomes: [Writer.Outcome] { reports.batches.withLock { $0.flatMap { $0 } } }
+
+    func testEveryMessageIsReportedOnceInOrderWithWhatWasStored() throws {
+        let writer = makeWriter()
+        for number in 0..<50 {
+            XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "message \(number)", context: number))
+        }
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(outcomes.map(\.context), Array(0..<50))
+        let stored = try outcomes.map { try $0.result.get() }
+        XCTAssertEqual(stored.map(\.content), (0..<50).map { "message \($0)" })
+        XCTAssertEqual(Set(stored.map(\.id)).count, 50)
+        XCTAssertEqual(stored.map(\.id), stored.map(\.id).sorted(), "ids grow in the order written")
+        XCTAssertTrue(stored.allSatisfy { $0.senderID == alice && $0.receiverID == bob && $0.createdAt == store.createdAt })
+        XCTAssertEqual(store.messages.map(\.id), stored.map(\.id), "the store holds them in the same order")
+    }
+
+    func testWhatArrivesWhileABatchIsInFlightGoesInTheNextBatchWhole() throws {
+        let writer = makeWriter(maxBatch: 30)
+        store.holdWrites()
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "first", context: 0))
+        for number in 1...70 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "m\(number)", context: number)) }
+        XCTAssertEqual(store.heldBatchCount, 1, "one batch in flight at a time")
+        XCTAssertTrue(outcomes.isEmpty, "nothing is reported before its commit")
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(store.batchSizes, [1, 30, 30, 10], "the queue goes in batches of at most maxBatch")
+        XCTAssertEqual(outcomes.map(\.context), Array(0...70))
+    }
+
+    func testTheQueueBoundRefusesAtOnceAndKeepsNothingOfTheRefused() throws {
+        let writer = makeWriter(maxQueued: 5)
+        store.holdWrites()
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0))
+        for number in 1...5 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: number)) }
+        XCTAssertFalse(writer.write(senderID: alice, receiverID: bob, content: "one too many", context: 6))
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(outcomes.map(\.context), Array(0...5), "the refused message is never reported")
+        XCTAssertFalse(store.messages.contains { $0.content == "one too many" })
+    }
+
+    func testAnUnknownReceiverIsRefusedAloneAndTheRestOfTheBatchStored() throws {
+        let writer = makeWriter()
+        store.holdWrites()
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "before", context: 0))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "a", context: 1))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: nobody, content: "lost", context: 2))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "b", context: 3))
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        let results = outcomes
+        XCTAssertEqual(results.map(\.context), [0, 1, 2, 3])
+        XCTAssertEqual(results[2].result.failure, .unknownRecipient)
+        XCTAssertEqual(results[2].receiverID, nobody)
+        XCTAssertEqual(try [results[1], results[3]].map { try $0.result.get().content }, ["a", "b"])
+        XCTAssertEqual(store.messages.map(\.content), ["before", "a", "b"])
+    }
+
+    func testAStoreOutageRefusesTheWholeBatchAsWorthRetrying() {
+        let writer = makeWriter()
+        store.setAvailable(false)
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "x", context: 0))
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(outcomes.map { $0.result.failure }, [.unavailable])
+        XCTAssertTrue(store.messages.isEmpty)
+    }
+
+    func testShutdownRefusesNewMessagesAndWaitsForTheOnesTaken() {
+        let writer = makeWriter()
+        store.holdWrites()
+        for number in 0..<3 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "taken", context: number)) }
+        // Shutdown begins: from then on nothing more is taken; what was taken is still
+        // written and reported, and the wait lasts until it is.
+        XCTAssertFalse(writer.waitUntilIdle(timeoutMilliseconds: 0), "a batch is in flight")
+        XCTAssertFalse(writer.write(senderID: alice, receiverID: bob, content: "late", context: 99))
+        let idle = Mutex<Bool?>(nil)
+        let finished = expectation(description: "waitUntilIdle returned")
+        Thread.detachNewThread {
+            let result = writer.waitUntilIdle(timeoutMilliseconds: 5000)
+            idle.withLock { $0 = result }
+            finished.fulfill()
+        }
+        usleep(100_000)
+        XCTAssertNil(idle.withLock { $0 }, "still waiting for the batch in flight")
+        store.releaseWrites()
+        wait(for: [finished], timeout: 5)
+        XCTAssertEqual(idle.withLock { $0 }, true)
+        XCTAssertEqual(outcomes.map(\.context), [0, 1, 2])
+        XCTAssertEqual(store.messages.count, 3)
+    }
+
+    func testWaitingForIdleGivesUpAfterItsTimeOut() {
+        let writer = makeWriter()
+        store.holdWrites()
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "stuck", context: 0))
+        XCTAssertFalse(writer.waitUntilIdle(timeoutMilliseconds: 50))
+        store.releaseWrites()
+    }
+}
+
+/// What the writer reported, batch by batch.
+private final class Reports: Sendable {
+    let batches = Mutex<[[MessageWriter<Int>.Outcome]]>([])
+}
+
+private extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}

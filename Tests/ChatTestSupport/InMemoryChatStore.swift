@@ -1,0 +1,117 @@
+import ChatCore
+import Synchronization
+
+/// A `ChatStore` in memory, for unit tests of the services and the message writer: the same
+/// rules as the PostgreSQL store (case-insensitive unique email, messages in the order
+/// stored, a message to an unknown receiver left out). Test support: no executable links it.
+public final class InMemoryChatStore: ChatStore {
+    private struct State {
+        var users: [UserCredentials] = []
+        var messages: [ChatMessage] = []
+        var available = true
+        var holdingWrites = false
+        /// Batches held while `holdingWrites`, stored on `releaseWrites()`.
+        var heldWrites: [@Sendable () -> Void] = []
+        var batchSizes: [Int] = []
+    }
+
+    private let state = Mutex(State())
+    private let makeID: @Sendable () -> String
+    /// The `created_at` every stored message gets.
+    public let createdAt = "2026-01-16T17:04:58.123Z"
+
+    public init(makeID: @escaping @Sendable () -> String) {
+        self.makeID = makeID
+    }
+
+    public func setAvailable(_ available: Bool) { state.withLock { $0.available = available } }
+
+    public func addMessage(_ message: ChatMessage) { state.withLock { $0.messages.append(message) } }
+
+    public func addUser(id: String, email: String) {
+        state.withLock { $0.users.append(UserCredentials(user: User(id: id, email: email, username: nil), passwordHash: "")) }
+    }
+
+    /// Every message stored so far, in order.
+    public var messages: [ChatMessage] { state.withLock { $0.messages } }
+
+    /// The size of each batch `insertMessages` was given, in order.
+    public var batchSizes: [Int] { state.withLock { $0.batchSizes } }
+
+    /// From now on a batch waits (its completion not called) until `releaseWrites()`, as if
+    /// the database were slow.
+    public func holdWrites() { state.withLock { $0.holdingWrites = true } }
+
+    /// Stores the held batches in order and stops holding.
+    public func releaseWrites() {
+        let held = state.withLock { state in
+            state.holdingWrites = false
+            defer { state.heldWrites = [] }
+            return state.heldWrites
+        }
+        for write in held { write() }
+    }
+
+    /// How many batches wait for `releaseWrites()`.
+    public var heldBatchCount: Int { state.withLock { $0.heldWrites.count } }
+
+    public func createUser(username: String, email: String, passwordHash: String,
+                           completion: @escaping @Sendable (Result<User, StoreError>) -> Void) {
+        let id = makeID()
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            if state.users.contains(where: { $0.user.email.lowercased() == email.lowercased() }) { return .failure(.duplicateEmail) }
+            let user = User(id: id, email: email, username: username)
+            state.users.append(UserCredentials(user: user, passwordHash: passwordHash))
+            return .success(user)
+        })
+    }
+
+    public func credentials(forEmail email: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            let matches = state.users.filter { $0.user.email.lowercased() == email.lowercased() }
+            return .success(matches.first(where: { $0.user.email == email }) ?? matches.first)
+        })
+    }
+
+    public func user(withEmail email: String, completion: @escaping @Sendable (Result<User?, StoreError>) -> Void) {
+        credentials(forEmail: email) { completion($0.map { $0?.user }) }
+    }
+
+    public func history(between userID: String, and otherID: String, limit: Int, offset: Int,
+                        completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            let conversation = state.messages.filter {
+                ($0.senderID == userID && $0.receiverID == otherID) || ($0.senderID == otherID && $0.receiverID == userID)
+            }
+            return .success(Array(conversation.dropFirst(offset).prefix(limit)))
+        })
+    }
+
+    public func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[String?], StoreError>) -> Void) {
+        let write: @Sendable () -> Void = { [self] in
+            completion(state.withLock { state in
+                state.batchSizes.append(messages.count)
+                guard state.available else { return .failure(.unavailable) }
+                let users = Set(state.users.map(\.user.id))
+                return .success(messages.map { message in
+                    guard users.contains(message.receiverID) else { return nil }
+                    state.messages.append(ChatMessage(id: message.id, senderID: message.senderID, receiverID: message.receiverID,
+                                                      content: message.content, createdAt: createdAt))
+                    return createdAt
+                })
+            })
+        }
+        let held = state.withLock { state in
+            if state.holdingWrites { state.heldWrites.append(write) }
+            return state.holdingWrites
+        }
+        if !held { write() }
+    }
+
+    public func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        completion(state.withLock { $0.available } ? .success(()) : .failure(.unavailable))
+    }
+}
