@@ -69,18 +69,10 @@ final class EngineIOClient: @unchecked Sendable {
         let socket = try ClientSocket(host: address.host, port: address.port)
         let handshake = WebSocketClientHandshake()
         try socket.write(handshake.request(target: target, host: address.hostAndPort))
-        var buffer: [UInt8] = []
-        while true {
-            let chunk = try socket.read(timeout: 10)
-            guard !chunk.isEmpty else { throw ClientError("the server closed the connection during the WebSocket handshake") }
-            buffer += chunk
-            do {
-                guard let headLength = try handshake.headLength(ofResponse: buffer) else { continue }
-                decoder.feed(buffer[headLength...])
-                break
-            } catch {
-                throw ClientError(error.description)
-            }
+        do {
+            decoder.feed(try handshake.awaitResponse { try socket.read(timeout: 10) })
+        } catch let refusal as WebSocketClientHandshake.Refusal {
+            throw ClientError(refusal.description)
         }
         guard let first = try nextWebSocketPacket(socket, timeout: 10) else { throw ClientError("no Engine.IO handshake") }
         try handleOpen(first)

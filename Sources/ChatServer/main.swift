@@ -27,7 +27,8 @@ while let pointer = entry.pointee {
     if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
     entry += 1
 }
-let envFile = environment["ENV_FILE"] ?? ".env"
+// An empty ENV_FILE counts as unset, like every other setting.
+let envFile = environment["ENV_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? ".env"
 let variables = Configuration.variables(environment: environment, dotEnvText: SchemaMigration.readFile(envFile))
 
 let configuration: Configuration

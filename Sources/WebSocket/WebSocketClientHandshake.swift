@@ -8,7 +8,9 @@ public struct WebSocketClientHandshake: Sendable {
         /// The answer's status line, e.g. `HTTP/1.1 400 Bad Request`.
         public let statusLine: String
         public let reason: String
-        public var description: String { "WebSocket upgrade refused: \(statusLine) (\(reason))" }
+        public var description: String {
+            statusLine.isEmpty ? "WebSocket upgrade failed: \(reason)" : "WebSocket upgrade refused: \(statusLine) (\(reason))"
+        }
     }
 
     /// `Sec-WebSocket-Key`: 16 random bytes in base64.
@@ -50,6 +52,21 @@ public struct WebSocketClientHandshake: Sendable {
         }
         guard accepted else { throw Refusal(statusLine: statusLine, reason: "no Sec-WebSocket-Accept for our key") }
         return end + 4
+    }
+
+    /// Reads the server's answer through `read` (what arrived next; empty when the server
+    /// closed) until its head is complete and accepted; returns the bytes that came after the
+    /// head (the first frames). Throws a `Refusal`, or `read`'s error.
+    public func awaitResponse(_ read: () throws -> [UInt8]) throws -> [UInt8] {
+        var received: [UInt8] = []
+        while true {
+            let chunk = try read()
+            guard !chunk.isEmpty else {
+                throw Refusal(statusLine: "", reason: "the server closed the connection during the handshake")
+            }
+            received += chunk
+            if let length = try headLength(ofResponse: received) { return Array(received[length...]) }
+        }
     }
 
     /// Where `\r\n\r\n` starts, or nil.

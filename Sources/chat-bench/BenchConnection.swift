@@ -38,19 +38,15 @@ final class BenchConnection {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let handshake = WebSocketClientHandshake()
         write(handshake.request(target: "/socket.io/?EIO=4&transport=websocket", host: address.hostAndPort))
-        var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(fd, &chunk, chunk.count, 0)
-            guard count > 0 else { throw ClientError("the server closed the connection during the WebSocket handshake") }
-            buffer += chunk[0..<count]
-            do {
-                guard let headLength = try handshake.headLength(ofResponse: buffer) else { continue }
-                decoder.feed(buffer[headLength...])
-                break
-            } catch {
-                throw ClientError(error.description)
-            }
+        let fd = self.fd
+        do {
+            decoder.feed(try handshake.awaitResponse {
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                let count = recv(fd, &chunk, chunk.count, 0)
+                return count > 0 ? Array(chunk[0..<count]) : []
+            })
+        } catch {
+            throw ClientError("\(error)")
         }
         _ = try nextText(blocking: true)  // the Engine.IO open packet
         sendText(Array("40{\"token\":\"\(token)\"}".utf8))

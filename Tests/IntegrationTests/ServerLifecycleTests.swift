@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import JWT
 import XCTest
 
 /// Start-up, configuration, database outages and shutdown of the real binary.
@@ -33,7 +34,29 @@ final class ServerLifecycleTests: XCTestCase {
         let client = HTTPTestClient(port: server.port)
         XCTAssertEqual(try client.postJSON("/api/auth/register", ["username": "a", "email": "a@example.com", "password": "password1"]).status, 200)
         let token = try XCTUnwrap(client.postJSON("/api/auth/login", ["email": "a@example.com", "password": "password1"]).json?["token"]?.stringValue)
-        XCTAssertNoThrow(try JWTCheck.verify(token, secret: "from the file"))
+        XCTAssertNoThrow(try JWTSigner(secret: "from the file").verify(token, now: Int64(Date().timeIntervalSince1970)))
+    }
+
+    /// `make chat-a` and `make chat-b` find the server `make run` started by asking this.
+    func testAddressSaysWhereLocalClientsFindTheServerFromTheSameSettings() throws {
+        let environment = try TestEnvironment.current()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("address-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "PORT=5301\n".write(to: directory.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+        func address(_ variables: [String: String]) throws -> (status: Int32, output: String) {
+            // .env is read from the working directory, as `make run` reads it.
+            try ServerProcess.runToCompletion(environment.serverBinary, ["address"], environment: variables.merging(["ENV_FILE": ""]) { $1 },
+                                              workingDirectory: directory.path)
+        }
+        XCTAssertEqual(try address([:]).output, "http://localhost:5301\n", "PORT from .env")
+        XCTAssertEqual(try address(["PORT": "5302"]).output, "http://localhost:5302\n", "the environment wins")
+        XCTAssertEqual(try address(["PORT": "5303", "HOST": "127.0.0.2"]).output, "http://127.0.0.2:5303\n")
+        XCTAssertEqual(try address(["PORT": "5304", "HOST": "::1"]).output, "http://[::1]:5304\n")
+        XCTAssertEqual(try address(["PORT": "5305", "HOST": "0.0.0.0"]).output, "http://localhost:5305\n")
+        let kernelChosen = try address(["PORT": "0"])
+        XCTAssertEqual(kernelChosen.status, 1)
+        XCTAssertTrue(kernelChosen.output.contains("PORT=0"), kernelChosen.output)
     }
 
     func testWithoutADatabaseItServesClearErrorsAndRecovers() throws {
@@ -70,42 +93,3 @@ final class ServerLifecycleTests: XCTestCase {
         XCTAssertEqual(stored.value(0, "n"), "1")
     }
 }
-
-import JWT
-
-enum JWTCheck {
-    static func verify(_ token: String, secret: String) throws -> JWTClaims {
-        try JWTSigner(secret: secret).verify(token, now: Int64(Date().timeIntervalSince1970))
-    }
-}
-
-final class DatabaseReconnectTests: XCTestCase {
-    func testTheServerReconnectsAfterItsDatabaseConnectionsAreKilled() throws {
-        let environment = try TestEnvironment.current()
-        let database = try environment.createDatabase("reconnect")
-        try database.migrate()
-        let server = try database.startServer()
-        defer { server.stop() }
-        let client = HTTPTestClient(port: server.port)
-        XCTAssertEqual(try client.postJSON("/api/auth/register", ["username": "a", "email": "a@example.com", "password": "password1"]).status, 200)
-
-        let name = String(database.url.split(separator: "/").last!)
-        let admin = try PostgresConnection.connect(.url(environment.adminURL))
-        let killed = try admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'chat-server'", [name])
-        XCTAssertGreaterThan(killed.count, 0, "the server had connections to kill")
-
-        // Answers may be 503 while it reconnects, never anything else, and it comes back.
-        var statuses: [Int] = []
-        for _ in 0..<100 {
-            let status = try client.get("/healthz").status
-            statuses.append(status)
-            if status == 200 { break }
-            usleep(100_000)
-        }
-        XCTAssertEqual(statuses.last, 200, "statuses seen: \(statuses)")
-        XCTAssertTrue(statuses.allSatisfy { $0 == 200 || $0 == 503 }, "\(statuses)")
-        XCTAssertEqual(try client.postJSON("/api/auth/login", ["email": "a@example.com", "password": "password1"]).status, 200)
-    }
-}
-
-import PostgresClient

@@ -33,6 +33,24 @@ final class WebSocketClientHandshakeTests: XCTestCase {
         }
     }
 
+    func testAwaitingTheAnswerReadsUntilTheHeadAndKeepsTheFramesAfterIt() throws {
+        let head = Array("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".utf8)
+        var pieces = head.map { [$0] }
+        pieces.append([0x81, 0x01, 0x34])
+        var reads = 0
+        let leftover = try handshake.awaitResponse {
+            reads += 1
+            return pieces.isEmpty ? [] : pieces.removeFirst()
+        }
+        XCTAssertEqual(leftover, [], "the head ended on its own read: nothing more was read")
+        XCTAssertEqual(reads, head.count)
+        XCTAssertEqual(pieces, [[0x81, 0x01, 0x34]])
+        XCTAssertEqual(try handshake.awaitResponse { Array("HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nxy".utf8) }, Array("xy".utf8))
+        XCTAssertThrowsError(try handshake.awaitResponse { [] }) { error in
+            XCTAssertEqual((error as? WebSocketClientHandshake.Refusal)?.statusLine, "", "closed before any answer")
+        }
+    }
+
     func testEveryHandshakeHasAFreshKey() {
         XCTAssertNotEqual(WebSocketClientHandshake().key, WebSocketClientHandshake().key)
         XCTAssertEqual(WebSocketClientHandshake().key.count, 24)

@@ -11,20 +11,14 @@ final class RawWebSocket {
         connection = try RawConnection(port: port)
         let handshake = WebSocketClientHandshake()
         connection.send(handshake.request(target: path, host: "127.0.0.1:\(port)"))
-        var buffer: [UInt8] = []
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            guard let chunk = connection.receive(timeout: deadline.timeIntervalSinceNow), !chunk.isEmpty else { break }
-            buffer += chunk
-            do {
-                guard let headLength = try handshake.headLength(ofResponse: buffer) else { continue }
-                decoder.feed(buffer[headLength...])
-                return
-            } catch {
-                throw ServerProcess.Failure(description: "no WebSocket upgrade: \(error)")
-            }
+        do {
+            decoder.feed(try handshake.awaitResponse { [connection] in
+                connection.receive(timeout: max(0, deadline.timeIntervalSinceNow)) ?? []
+            })
+        } catch {
+            throw ServerProcess.Failure(description: "no WebSocket upgrade: \(error)")
         }
-        throw ServerProcess.Failure(description: "no answer to the WebSocket handshake")
     }
 
     func send(_ opcode: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, masked: Bool = true) {
