@@ -37,3 +37,29 @@ database_configured() {
     [ -f "${ENV_FILE:-.env}" ] &&
         grep -qE '^[[:space:]]*(export[[:space:]]+)?(DATABASE_URL|DB_HOST|DB_PORT|DB_USER|DB_PASSWORD|DB_NAME)[[:space:]]*=' "${ENV_FILE:-.env}"
 }
+
+# A folder outside the checkout for what the tests set up once per machine (virtualenvs), so
+# a fresh clone does not fetch and build them again: one folder per content of the files
+# that define it (KEY_FILES), under /var/cache when writable, else the user's cache.
+#   cache_dir NAME KEY_FILES...
+cache_dir() {
+    local name=$1 base=/var/cache/swift-chat-server
+    shift
+    [ -w /var/cache ] || base="${XDG_CACHE_HOME:-$HOME/.cache}/swift-chat-server"
+    echo "$base/$name-$(cat "$@" | sha256sum | cut -c1-12)"
+}
+
+# Runs "$@" to build DIR unless DIR/.complete says an earlier run finished it; one builder at
+# a time (flock), and a half-built DIR is started over.
+#   build_once DIR COMMAND...
+build_once() {
+    local dir=$1
+    shift
+    mkdir -p "$(dirname "$dir")"
+    (
+        flock 9
+        [ -f "$dir/.complete" ] && exit 0
+        rm -rf "$dir"
+        "$@" && touch "$dir/.complete"
+    ) 9>"$dir.lock"
+}

@@ -2,7 +2,7 @@
 # WebSocket conformance: the Autobahn|Testsuite fuzzing client (groups 1-7, 9, 10) against the
 # echo endpoint of `ChatServer conformance`. Every case must be OK or NON-STRICT.
 # Called by make test (and `make conformance`); needs Debian's mirror and PyPI the first time
-# (scripts/autobahn/setup.sh keeps what it fetched in scripts/autobahn/.venv).
+# (scripts/autobahn/setup.sh keeps what it fetched in a cache folder outside the checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -10,7 +10,10 @@ ensure_swift
 
 bin="${CHAT_SERVER_BIN:-$(swift build --show-bin-path)/ChatServer}"
 [ -x "$bin" ] || swift build --product ChatServer
-[ -x scripts/autobahn/.venv/bin/wstest ] || scripts/autobahn/setup.sh
+# The wstest set-up is made once per machine (see cache_dir), not once per checkout.
+AUTOBAHN_VENV=$(cache_dir autobahn scripts/autobahn/setup.sh scripts/autobahn/requirements-py3.txt scripts/autobahn/requirements-pypy2.txt)
+export AUTOBAHN_VENV
+build_once "$AUTOBAHN_VENV" scripts/autobahn/setup.sh
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning "$bin" conformance > /dev/null &

@@ -36,20 +36,20 @@ unset DATABASE_URL
 export CHAT_SERVER_BIN="$(swift build --show-bin-path)/ChatServer"
 export CHAT_SCHEMA_FILE="$(pwd)/schema.sql"
 
-# The independent client: python-socketio, pinned, in a venv of its own.
+# The independent client: python-socketio, pinned, in a venv of its own, made once per
+# machine and set of requirements (.venv links to it).
 requirements=Tests/IntegrationTests/python/requirements.txt
-if [ ! -x .venv/bin/python ] || ! cmp -s "$requirements" .venv/requirements.txt; then
-    rm -rf .venv
-    python3 -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
-    cp "$requirements" .venv/requirements.txt
-fi
+venv=$(cache_dir python-venv "$requirements")
+make_venv() { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"; }
+build_once "$venv" make_venv
+[ -L .venv ] || rm -rf .venv
+ln -sfn "$venv" .venv
 
 status=0
 log=$(mktemp)
 trap 'cleanup; rm -f "$log"' EXIT
 swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee -a "$log" || status=$?
-(cd Tests/IntegrationTests/python && ../../../.venv/bin/python -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log" || status=$?
+(cd Tests/IntegrationTests/python && "$venv/bin/python" -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log" || status=$?
 scripts/conformance.sh 2>&1 | tee -a "$log" || status=$?
 
 # One closing line for all three runners.
