@@ -15,41 +15,77 @@ public enum MessageWriteError: Error, Sendable, Equatable {
 /// instead of once per message. One batch is in flight at a time, so order is kept: per
 /// sender, and between the store's sequence and the order of the reports. `Context` is
 /// whatever the caller needs to answer (the sending socket and its ack id, for the chat).
+///
+/// Its code is `@inlinable` so that the caller's module specializes it for its `Context`:
+/// unspecialized, every message paid for runtime generic-metadata lookups (README,
+/// Performance, instructions per message).
 public final class MessageWriter<Context: Sendable>: Sendable {
     public struct Outcome: Sendable {
         public let context: Context
         public let receiverID: String
         public let result: Result<StoredMessage, MessageWriteError>
+
+        @inlinable
+        init(context: Context, receiverID: String, result: Result<StoredMessage, MessageWriteError>) {
+            self.context = context
+            self.receiverID = receiverID
+            self.result = result
+        }
     }
 
-    private struct Pending: Sendable {
-        let message: NewMessage
-        let context: Context
+    /// Messages and, at the same positions, their callers' contexts: the messages go to the
+    /// store as they are, without a copy per batch.
+    @usableFromInline
+    struct Batch: Sendable {
+        @usableFromInline var messages: [NewMessage] = []
+        @usableFromInline var contexts: [Context] = []
+
+        @inlinable
+        init() {}
+
+        @inlinable
+        init(messages: [NewMessage], contexts: [Context]) {
+            self.messages = messages
+            self.contexts = contexts
+        }
+
+        @inlinable
+        var count: Int { messages.count }
+
+        @inlinable
+        var isEmpty: Bool { messages.isEmpty }
     }
 
-    private struct State: Sendable {
-        var queue: [Pending] = []
-        var writing = false
+    @usableFromInline
+    struct State: Sendable {
+        @usableFromInline var queue = Batch()
+        @usableFromInline var writing = false
         /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
-        var accepting = true
+        @usableFromInline var accepting = true
         /// Batches done (committed or failed) and not yet reported, oldest first.
-        var unreported: [(batch: [Pending], result: Result<[String?], StoreError>)] = []
+        @usableFromInline var unreported: [(batch: Batch, result: Result<[String?], StoreError>)] = []
         /// A thread is handing out `unreported`.
-        var reporting = false
-        var ids: MessageIDGenerator
+        @usableFromInline var reporting = false
+        @usableFromInline var ids: MessageIDGenerator
+
+        @usableFromInline
+        init(ids: MessageIDGenerator) {
+            self.ids = ids
+        }
     }
 
-    private let store: any ChatStore
-    private let maxBatch: Int
-    private let maxQueued: Int
-    private let report: @Sendable ([Outcome]) -> Void
-    private let state: Mutex<State>
+    @usableFromInline let store: any ChatStore
+    @usableFromInline let maxBatch: Int
+    @usableFromInline let maxQueued: Int
+    @usableFromInline let report: @Sendable ([Outcome]) -> Void
+    @usableFromInline let state: Mutex<State>
 
     /// `report` runs on the thread that completed the batch (the database pool's) with each
     /// batch's outcomes, in the order written. `maxQueued` bounds memory and the wait of a
     /// queued message under overload: 20,000 is about a third of a second of what the writer
     /// commits here at saturation; beyond it a message is refused at once ("try again")
     /// rather than acknowledged seconds later.
+    @inlinable
     public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, ids: MessageIDGenerator = MessageIDGenerator(),
                 report: @escaping @Sendable ([Outcome]) -> Void) {
         self.store = store
@@ -61,18 +97,20 @@ public final class MessageWriter<Context: Sendable>: Sendable {
 
     /// Queues one message; its outcome is reported after commit (or failure). False, and
     /// nothing queued, when the writer is stopping or `maxQueued` messages already wait.
+    @inlinable
     public func write(senderID: String, receiverID: String, content: String, context: Context) -> Bool {
-        let taken: (accepted: Bool, batch: [Pending]?) = state.withLock { state in
+        let taken: (accepted: Bool, batch: Batch?) = state.withLock { state in
             guard state.accepting, state.queue.count < maxQueued else { return (false, nil) }
-            let message = NewMessage(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content)
-            state.queue.append(Pending(message: message, context: context))
+            state.queue.messages.append(NewMessage(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content))
+            state.queue.contexts.append(context)
             return (true, state.writing ? nil : takeBatch(&state))
         }
         if let batch = taken.batch { send(batch) }
         return taken.accepted
     }
 
-    private func takeBatch(_ state: inout State) -> [Pending]? {
+    @inlinable
+    func takeBatch(_ state: inout State) -> Batch? {
         guard !state.queue.isEmpty else {
             state.writing = false
             return nil
@@ -81,16 +119,18 @@ public final class MessageWriter<Context: Sendable>: Sendable {
         if state.queue.count <= maxBatch {
             // Handed over whole; a fresh queue (keeping the capacity of a buffer the batch
             // still shares would copy-allocate it, up to 20,000 slots, every batch).
-            defer { state.queue = [] }
+            defer { state.queue = Batch() }
             return state.queue
         }
-        let batch = Array(state.queue.prefix(maxBatch))
-        state.queue.removeFirst(maxBatch)
+        let batch = Batch(messages: Array(state.queue.messages.prefix(maxBatch)), contexts: Array(state.queue.contexts.prefix(maxBatch)))
+        state.queue.messages.removeFirst(maxBatch)
+        state.queue.contexts.removeFirst(maxBatch)
         return batch
     }
 
-    private func send(_ batch: [Pending]) {
-        store.insertMessages(batch.map(\.message)) { [self] result in
+    @inlinable
+    func send(_ batch: Batch) {
+        store.insertMessages(batch.messages) { [self] result in
             // The next batch goes to the store first; this one is reported while it runs.
             let next = state.withLock { state in
                 state.unreported.append((batch, result))
@@ -105,7 +145,8 @@ public final class MessageWriter<Context: Sendable>: Sendable {
     /// before `insertMessages` returns (the in-memory one does), so the completion of the next
     /// batch can run inside this one's: it only queues its outcomes, and they are reported
     /// here, after this batch's.
-    private func reportInOrder() {
+    @inlinable
+    func reportInOrder() {
         let reporter = state.withLock { state in
             defer { state.reporting = true }
             return !state.reporting
@@ -119,28 +160,29 @@ public final class MessageWriter<Context: Sendable>: Sendable {
         }
     }
 
-    private static func outcomes(of batch: [Pending], _ result: Result<[String?], StoreError>) -> [Outcome] {
+    @inlinable
+    static func outcomes(of batch: Batch, _ result: Result<[String?], StoreError>) -> [Outcome] {
         let created: [String?]
         switch result {
         case .success(let values) where values.count == batch.count:
             created = values
         case .success(let values):
             Log.error("message batch of \(batch.count): the store answered \(values.count) results")
-            return batch.map { Outcome(context: $0.context, receiverID: $0.message.receiverID, result: .failure(.failed)) }
+            return zip(batch.messages, batch.contexts).map { Outcome(context: $1, receiverID: $0.receiverID, result: .failure(.failed)) }
         case .failure(let error):
             Log.warning("message batch of \(batch.count) not written: \(error)")
             let failure: MessageWriteError = error == .unavailable ? .unavailable : .failed
-            return batch.map { Outcome(context: $0.context, receiverID: $0.message.receiverID, result: .failure(failure)) }
+            return zip(batch.messages, batch.contexts).map { Outcome(context: $1, receiverID: $0.receiverID, result: .failure(failure)) }
         }
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
-        for (pending, createdAt) in zip(batch, created) {
-            let message = pending.message
-            guard let createdAt else {
-                outcomes.append(Outcome(context: pending.context, receiverID: message.receiverID, result: .failure(.unknownRecipient)))
+        for index in 0..<batch.count {
+            let message = batch.messages[index]
+            guard let createdAt = created[index] else {
+                outcomes.append(Outcome(context: batch.contexts[index], receiverID: message.receiverID, result: .failure(.unknownRecipient)))
                 continue
             }
-            outcomes.append(Outcome(context: pending.context, receiverID: message.receiverID, result: .success(StoredMessage(
+            outcomes.append(Outcome(context: batch.contexts[index], receiverID: message.receiverID, result: .success(StoredMessage(
                 id: message.id, senderID: message.senderID, receiverID: message.receiverID, content: message.content, createdAt: createdAt))))
         }
         return outcomes
@@ -149,6 +191,7 @@ public final class MessageWriter<Context: Sendable>: Sendable {
     /// At shutdown: refuses new messages from now on, then waits (on the calling thread) until
     /// nothing is queued or being written, or the time-out passes — so every message stored is
     /// also acknowledged before the sockets close.
+    @inlinable
     public func waitUntilIdle(timeoutMilliseconds: Int64) -> Bool {
         state.withLock { $0.accepting = false }
         return MonotonicClock.wait(upTo: timeoutMilliseconds) {

@@ -67,6 +67,7 @@ struct PostgresChatStore: ChatStore {
     }
 
     func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[String?], StoreError>) -> Void) {
+        let ids = messages.map(\.id)
         // Rows whose receiver is no user are left out by the join and reported as such.
         let statement = PostgresStatement("""
             INSERT INTO messages (id, sender_id, receiver_id, content)
@@ -75,18 +76,20 @@ struct PostgresChatStore: ChatStore {
             JOIN users u ON u.id = i.receiver_id
             ORDER BY i.n
             RETURNING id::text AS id, created_at::text AS created_at
-            """, [PostgresArrayLiteral.text(messages.map(\.id)), PostgresArrayLiteral.text(messages.map(\.senderID)),
+            """, [PostgresArrayLiteral.text(ids), PostgresArrayLiteral.text(messages.map(\.senderID)),
                   PostgresArrayLiteral.text(messages.map(\.receiverID)), PostgresArrayLiteral.text(messages.map(\.content))],
             preparedName: "chat_insert_messages")
         pool.submit(statement) { result in
             completion(Self.map(result) { rows in
-                var lastText = "", lastCreatedAt = ""
-                return .success(Self.returnedValues(ids: messages.map(\.id), rows: rows.rows).map { text in
-                    guard let text else { return nil }
-                    // A batch shares one transaction time: converted once.
-                    if text != lastText { (lastText, lastCreatedAt) = (text, Timestamps.fromPostgres(text)) }
-                    return lastCreatedAt
-                })
+                var createdAt = Self.returnedValues(ids: ids, rows: rows.rows)
+                // A batch shares one transaction time: converted once, in place.
+                var lastText = "", lastConverted = ""
+                for index in createdAt.indices {
+                    guard let text = createdAt[index] else { continue }
+                    if text != lastText { (lastText, lastConverted) = (text, Timestamps.fromPostgres(text)) }
+                    createdAt[index] = lastConverted
+                }
+                return .success(createdAt)
             })
         }
     }

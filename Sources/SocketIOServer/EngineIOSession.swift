@@ -12,7 +12,10 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private unowned let server: EngineIOServer
     private let options: EngineIOOptions
     var delegate: EngineIOSessionDelegate?
-    public private(set) var isClosed = false
+    // Private storage behind a public getter: a public stored property would keep its
+    // dynamic exclusivity checks on every packet sent (callgrind showed them).
+    private var closed = false
+    public var isClosed: Bool { closed }
 
     private var webSocket: WebSocketConnection?
     /// A WebSocket that sent `2probe` but not yet `5`.
@@ -254,7 +257,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     /// gets the close packet, a WebSocket a close frame), the application told once.
     public func close(reason: String) {
         guard !isClosed else { return }
-        isClosed = true
+        closed = true
         pingTimer?.cancel()
         pongTimer?.cancel()
         releaseTimer?.cancel()

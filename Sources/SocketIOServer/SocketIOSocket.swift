@@ -28,7 +28,9 @@ public final class SocketIOSocket: @unchecked Sendable {
     private let rooms: SocketIORooms
     private var handlers: [String: Handler] = [:]
     private var joined: Set<String> = []
-    public private(set) var isConnected = true
+    // Private storage behind a public getter, as EngineIOSession.isClosed.
+    private var connected = true
+    public var isConnected: Bool { connected }
     public var onDisconnect: ((String) -> Void)?
 
     init(id: String, namespace: String, connection: SocketIOConnection, loop: EventLoop, rooms: SocketIORooms, userID: String?) {
@@ -69,7 +71,7 @@ public final class SocketIOSocket: @unchecked Sendable {
 
     func didDisconnect(reason: String) {
         guard isConnected else { return }
-        isConnected = false
+        connected = false
         for room in joined { rooms.remove(self, from: room) }
         joined.removeAll()
         onDisconnect?(reason)
