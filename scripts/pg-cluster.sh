@@ -31,6 +31,13 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Stops with who holds port $1 when someone does (rather than leave it to PostgreSQL's log).
+must_be_free() {
+    local holder
+    holder=$(port_user "$1")
+    [ -z "$holder" ] || die "port $1 is already in use $holder; give the cluster another port (make run: PRIVATE_PG_PORT=N)"
+}
+
 running() {
     [ -f "$data/PG_VERSION" ] && as_owner "$(pg_bin pg_ctl)" -D "$data" status >/dev/null 2>&1
 }
@@ -61,6 +68,8 @@ start)
             die "the postgres user cannot reach $dir (a parent folder is private); run from a folder others can enter"
     fi
     if [ ! -f "$data/PG_VERSION" ]; then
+        [ -n "$port" ] || port=$(free_port)
+        must_be_free "$port"  # before initdb, which takes seconds
         password=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
         umask 077
         echo "$password" > "$dir/password"
@@ -68,7 +77,6 @@ start)
         as_owner "$(pg_bin initdb)" -D "$data" -U chat --pwfile="$dir/password" --auth-host=scram-sha-256 \
             --auth-local=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
             { cat "$dir/initdb.log" >&2; die "initdb failed"; }
-        [ -n "$port" ] || port=$(free_port)
         echo "$port" > "$dir/port"
         mkdir -p "$dir/run"
         [ "$(id -u)" = 0 ] && chown postgres: "$dir/run" "$dir/port"
@@ -95,9 +103,7 @@ start)
         [ "$port" = "$stored" ] ||
             die "it is running on port $stored; stop it first (pg-cluster.sh stop $dir) to move it to port $port"
     else
-        # Say who holds the port rather than leave it to PostgreSQL's log (and before moving there).
-        holder=$(port_user "$port")
-        [ -z "$holder" ] || die "port $port is already in use $holder; give the cluster another port (make run: PRIVATE_PG_PORT=N)"
+        must_be_free "$port"  # before moving there
         if [ "$port" != "$stored" ]; then
             # `port = N` is the line this script appended to postgresql.conf at initdb.
             as_owner sed -i -E "s/^port = [0-9]+\$/port = $port/" "$data/postgresql.conf"

@@ -51,7 +51,11 @@ if [ -n "${PRIVATE_PG_PORT:-}" ]; then
 fi
 
 ensure_packages
-[ -n "${CHAT_SERVER_BIN:-}" ] || ensure_swift
+if [ -n "${CHAT_SERVER_BIN:-}" ]; then
+    [ -x "$CHAT_SERVER_BIN" ] && [ -f "$CHAT_SERVER_BIN" ] || die "CHAT_SERVER_BIN=$CHAT_SERVER_BIN is not an executable file"
+else
+    ensure_swift
+fi
 
 private_cluster=""   # the private PostgreSQL's folder, when one is used
 started_cluster=no   # only a cluster this run started is stopped when it ends
@@ -106,7 +110,6 @@ fi
 
 if [ -n "${CHAT_SERVER_BIN:-}" ]; then
     bin=$CHAT_SERVER_BIN
-    [ -x "$bin" ] || die "CHAT_SERVER_BIN=$bin is not an executable file"
     echo "serving with $bin (CHAT_SERVER_BIN), not building" >&2
 else
     build_status=0
