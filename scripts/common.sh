@@ -1,4 +1,5 @@
-# Shared by run.sh and test.sh: system packages, .env, and whether a database is configured.
+# Shared by the scripts: system packages, .env, whether a database is configured, ports, and
+# starting a private PostgreSQL.
 
 # A one-line reason on stderr and exit 1 (run.sh says "make run:" instead of its file name).
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -41,9 +42,9 @@ database_configured() {
         grep -qE '^[[:space:]]*(export[[:space:]]+)?(DATABASE_URL|DB_HOST|DB_PORT|DB_USER|DB_PASSWORD|DB_NAME)[[:space:]]*=' "${ENV_FILE:-.env}"
 }
 
-# Who listens on TCP port $1, as "(by NAME, pid N)" ("(by a program of another user)" when ss may not
-# say); nothing when the port is free. Any address counts: a listener on 0.0.0.0 or :: takes
-# 127.0.0.1's port too.
+# Who listens on TCP port $1, as "(by NAME, pid N)" ("(by a program of another user)" when ss
+# may not say); nothing when the port is free. Any address counts: a listener on 0.0.0.0 or ::
+# takes 127.0.0.1's port too.
 port_user() {
     local lines
     lines=$(ss -Hltnp "sport = :$1" 2>/dev/null) || return 0

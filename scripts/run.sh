@@ -24,7 +24,8 @@ die() { echo "make run: $*" >&2; exit 1; }
 # far as "Address already in use" and then, on its way out, stop the first one's PostgreSQL.
 # The lock is an flock on .build/make-run.lock (ignored by git); its text, "PID PORT", says
 # who holds it. Descriptor 9 holds the lock; it is closed (9>&-) for every program that may
-# outlive this script (PostgreSQL, the server, the build), so the lock ends when this script does.
+# outlive this script (PostgreSQL, the server, the build, apt-get, whose postgresql package
+# starts the system's cluster), so the lock ends when this script does.
 mkdir -p .build
 lock=.build/make-run.lock
 exec 9<>"$lock"
@@ -50,7 +51,7 @@ if [ -n "${PRIVATE_PG_PORT:-}" ]; then
         die "PRIVATE_PG_PORT must be a TCP port number (1…65535), not '$PRIVATE_PG_PORT'"
 fi
 
-ensure_packages
+ensure_packages 9>&-
 if [ -n "${CHAT_SERVER_BIN:-}" ]; then
     [ -x "$CHAT_SERVER_BIN" ] && [ -f "$CHAT_SERVER_BIN" ] || die "CHAT_SERVER_BIN=$CHAT_SERVER_BIN is not an executable file"
 else
