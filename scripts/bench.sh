@@ -43,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$cluster"
 # A durable cluster (fsync on), as in production: the figures include real commits.
-export "$(scripts/pg-cluster.sh start "$cluster")"
+start_cluster "$cluster"
 "$bin/ChatServer" migrate schema.sql > /dev/null
 
 # bench NAME PHASE PORT PID [chat-bench options…]: one phase, shown as it runs; its summary

@@ -1,4 +1,8 @@
-# Shared by run.sh and test.sh: system packages, .env, and whether a database is configured.
+# Shared by the scripts: system packages, .env, whether a database is configured, ports, and
+# starting a private PostgreSQL.
+
+# A one-line reason on stderr and exit 1 (run.sh says "make run:" instead of its file name).
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
 # Installs the Debian packages the build and the private cluster need, only those missing.
 ensure_packages() {
@@ -62,4 +66,42 @@ build_once() {
         rm -rf "$dir"
         "$@" && touch "$dir/.complete"
     ) 9>"$dir.lock"
+}
+
+# Who listens on TCP port $1, as "(by NAME, pid N)" ("(by a program of another user)" when ss
+# may not say); nothing when the port is free. Any address counts: a listener on 0.0.0.0 or ::
+# takes 127.0.0.1's port too.
+port_user() {
+    local lines
+    lines=$(ss -Hltnp "sport = :$1" 2>/dev/null) || return 0
+    [ -n "$lines" ] || return 0
+    local who
+    who=$(sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/(by \1, pid \2)/p' <<< "$lines" | head -n 1)
+    echo "${who:-(by a program of another user)}"
+}
+
+# PORT as the server will take it: from the environment when set there (even empty), else the
+# last PORT= line of .env (or ENV_FILE), unquoted and without a trailing comment; 5001 when
+# empty or absent.
+server_port() {
+    local value=""
+    if [ -n "${PORT+set}" ]; then
+        value=$PORT
+    elif [ -f "${ENV_FILE:-.env}" ]; then
+        value=$(sed -nE 's/^[[:space:]]*(export[[:space:]]+)?PORT[[:space:]]*[=:][[:space:]]*//p' "${ENV_FILE:-.env}" | tail -n 1 |
+            sed -E "s/[[:space:]]+#.*$//; s/^([\"'\`])(.*)\1$/\2/; s/^[[:space:]]+|[[:space:]]+$//g")
+    fi
+    echo "${value:-5001}"
+}
+
+# start_cluster DIR [PORT] [--throwaway]: pg-cluster.sh start, exporting the DATABASE_URL it
+# prints, or a one-line reason and exit 1. (`export "$(pg-cluster.sh start …)"` carried on
+# after a failure, exporting an empty name: set -e does not see a failing command
+# substitution inside export's argument.) Descriptor 9 (run.sh's lock) is not handed on to
+# PostgreSQL, which outlives the script.
+start_cluster() {
+    local line
+    line=$(scripts/pg-cluster.sh start "$@" 9>&-) || die "the PostgreSQL cluster in $1 could not be started (see above)"
+    [[ "$line" == DATABASE_URL=postgres://* ]] || die "pg-cluster.sh printed no DATABASE_URL for $1 (got '$line')"
+    export "$line"
 }

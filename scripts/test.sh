@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 rm -rf "$cluster"
-export "$(scripts/pg-cluster.sh start "$cluster" "" --throwaway)"
+start_cluster "$cluster" "" --throwaway
 
 export TEST_DATABASE_URL="$DATABASE_URL"
 unset DATABASE_URL
