@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux"]),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO"]
+            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket"]
         ),
 
         // The client library and the two terminal clients over it.

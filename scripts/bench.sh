@@ -32,7 +32,6 @@ fi
 
 cluster=$(pwd)/.pgbench
 if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(pwd)" 2>/dev/null; then cluster=$(mktemp -d /tmp/chat-pgbench.XXXXXX); fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 scratch=$(mktemp -d /tmp/chat-bench.XXXXXX)
 pids=()
 cleanup() {

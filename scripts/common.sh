@@ -6,7 +6,8 @@ die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
 # Installs the Debian packages the build and the private cluster need, only those missing.
 ensure_packages() {
-    local wanted=(libpq-dev libssl-dev libcrypt-dev postgresql postgresql-client python3-venv) missing=()
+    # iproute2: ss, which says who holds a port (run.sh and pg-cluster.sh check ports before starting).
+    local wanted=(libpq-dev libssl-dev libcrypt-dev postgresql postgresql-client python3-venv iproute2) missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
     done
@@ -50,7 +51,8 @@ cache_dir() {
     local name=$1 base=/var/cache/swift-chat-server
     shift
     [ -w /var/cache ] || base="${XDG_CACHE_HOME:-$HOME/.cache}/swift-chat-server"
-    echo "$base/$name-$(cat "$@" | sha256sum | cut -c1-12)"
+    # The python that builds a venv is part of its identity: an upgraded python3 gets a new one.
+    echo "$base/$name-$({ cat "$@"; python3 --version; } | sha256sum | cut -c1-12)"
 }
 
 # Runs "$@" to build DIR unless DIR/.complete says an earlier run finished it; one builder at
@@ -73,6 +75,12 @@ build_once() {
 # takes 127.0.0.1's port too.
 port_user() {
     local lines
+    if ! command -v ss >/dev/null 2>&1; then
+        # No ss yet (iproute2 comes with ensure_packages): a bind that fails says the port is taken.
+        python3 -c 'import socket, sys; socket.socket().bind(("0.0.0.0", int(sys.argv[1])))' "$1" 2>/dev/null ||
+            echo "(by another program)"
+        return 0
+    fi
     lines=$(ss -Hltnp "sport = :$1" 2>/dev/null) || return 0
     [ -n "$lines" ] || return 0
     local who
@@ -92,6 +100,11 @@ server_port() {
             sed -E "s/[[:space:]]+#.*$//; s/^([\"'\`])(.*)\1$/\2/; s/^[[:space:]]+|[[:space:]]+$//g")
     fi
     echo "${value:-5001}"
+}
+
+# A TCP port nobody listens on now, from the kernel.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # start_cluster DIR [PORT] [--throwaway]: pg-cluster.sh start, exporting the DATABASE_URL it

@@ -15,7 +15,7 @@ AUTOBAHN_VENV=$(cache_dir autobahn scripts/autobahn/setup.sh scripts/autobahn/re
 export AUTOBAHN_VENV
 build_once "$AUTOBAHN_VENV" scripts/autobahn/setup.sh
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning "$bin" conformance > /dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

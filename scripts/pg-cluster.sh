@@ -10,7 +10,7 @@
 #   pg-cluster.sh stop DIR                          stop it (fast shutdown)
 #   pg-cluster.sh status DIR                        exit status 0 when it is running, 3 when not
 set -euo pipefail
-. "$(dirname "$0")/common.sh"  # port_user
+. "$(dirname "$0")/common.sh"  # port_user, free_port
 
 die() { echo "pg-cluster: $*" >&2; exit 1; }
 
@@ -25,10 +25,6 @@ pg_bin() {
 as_owner() {
     # From /: the postgres user may not be allowed into the current folder.
     if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # Stops with who holds port $1 when someone does (rather than leave it to PostgreSQL's log).

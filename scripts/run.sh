@@ -3,8 +3,9 @@
 # build, the schema, then the server. Ctrl-C (or SIGINT/SIGTERM to this script) stops the server
 # gracefully, then the private PostgreSQL if this run started it.
 #
-# Everything that can be found wrong is checked before the (long) build, and each problem is
-# told in one line starting with "make run:".
+# What can be found wrong without the server binary (a second run, a taken or malformed PORT,
+# PRIVATE_PG_PORT, the private PostgreSQL) is checked before the (long) build, each problem told
+# in one line starting with "make run:"; the server's other settings are judged by the server.
 #
 # Settings of this script, read from the environment only (they are not the server's, so they
 # are not in .env; `make run PRIVATE_PG_PORT=5433` works too):
@@ -121,7 +122,9 @@ else
     [ -x "$bin" ] || die "the build made no $bin"
 fi
 
-"$bin" migrate schema.sql 9>&-
+# The server's own settings (WORKERS, LOG_LEVEL, …) are judged here, by the binary that reads
+# them, before the schema is touched: a bad one ends this run with the server's one-line reason.
+"$bin" migrate schema.sql 9>&- || die "the server did not start: see its reason above"
 
 # The server runs in a process group of its own (set -m), so a Ctrl-C in the terminal reaches
 # it once, forwarded by this script, rather than twice (a second signal cuts its graceful stop

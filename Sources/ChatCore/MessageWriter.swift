@@ -164,11 +164,11 @@ public final class MessageWriter<Context: Sendable>: Sendable {
     static func outcomes(of batch: Batch, _ result: Result<[String?], StoreError>) -> [Outcome] {
         let created: [String?]
         switch result {
-        case .success(let values) where values.count == batch.count:
-            created = values
         case .success(let values):
-            Log.error("message batch of \(batch.count): the store answered \(values.count) results")
-            return zip(batch.messages, batch.contexts).map { Outcome(context: $1, receiverID: $0.receiverID, result: .failure(.failed)) }
+            // The rows may be committed: reporting them as failed would tell senders a stored
+            // message was not sent. A store that answers so is broken, not unavailable.
+            precondition(values.count == batch.count, "ChatStore.insertMessages answered \(values.count) results for \(batch.count) messages")
+            created = values
         case .failure(let error):
             Log.warning("message batch of \(batch.count) not written: \(error)")
             let failure: MessageWriteError = error == .unavailable ? .unavailable : .failed

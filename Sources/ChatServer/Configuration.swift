@@ -100,8 +100,12 @@ struct Configuration {
 
     /// Where a client on this machine reaches the server: `localhost` for a wildcard host.
     var localURL: String {
-        let reachable = ["::", "0.0.0.0", ""].contains(host) ? "localhost" : host
-        return "http://\(reachable.contains(":") ? "[\(reachable)]" : reachable):\(port)"
+        Self.url(host: ["::", "0.0.0.0", ""].contains(host) ? "localhost" : host, port: port)
+    }
+
+    /// `http://host:port`, an IPv6 address in brackets.
+    static func url(host: String, port: Int) -> String {
+        "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
     /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.

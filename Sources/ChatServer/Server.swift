@@ -35,6 +35,7 @@ final class Server {
         }
         var poolConfiguration = PostgresPool.Configuration()
         poolConfiguration.connections = configuration.databasePoolSize
+        poolConfiguration.applicationName = "chat-server"
         let pool = PostgresPool(options: configuration.database, configuration: poolConfiguration)
         let poolThread = PlatformThread.start(name: "postgres-pool") { pool.run() }
         let store = PostgresChatStore(pool: pool)
@@ -47,7 +48,7 @@ final class Server {
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
         let api = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store)
-        return serve(handler: engine.mounted(over: api), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
+        return serve(handler: engine.mounted(over: api, preflightsGoToFallback: true), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }
             engine.closeAllSessions(timeoutMilliseconds: 3_000)
@@ -86,8 +87,7 @@ final class Server {
             }
         }
 
-        let shownHost = bound.host.contains(":") ? "[\(bound.host)]" : bound.host
-        print("chat server listening on http://\(shownHost):\(bound.port) with \(loops.count) event loops; \(description)")
+        print("chat server listening on \(Configuration.url(host: bound.host, port: bound.port)) with \(loops.count) event loops; \(description)")
         fflush(nil)
 
         var received: Int32 = 0

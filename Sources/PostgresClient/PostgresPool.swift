@@ -24,7 +24,7 @@ public final class PostgresPool: @unchecked Sendable {
         /// Statements allowed to wait for a connection; more are refused as `.overloaded`.
         public var maxQueued: Int = 10_000
         public var queueTimeoutMilliseconds: Int64 = 5_000
-        public var applicationName: String = "chat-server"
+        public var applicationName: String = "swift-postgres-pool"
         /// The server cancels a statement that runs longer (SQLSTATE 57014).
         public var statementTimeoutMilliseconds: Int = 30_000
 

@@ -28,6 +28,7 @@ public final class Acceptor: Selectable {
             if -client == EMFILE || -client == ENFILE || -client == ENOBUFS || -client == ENOMEM {
                 // Out of descriptors (or memory): the pending connection would wake the loop
                 // again at once, so stop watching the listener and look again in 100 ms.
+                guard resumeTimer == nil else { return }
                 Log.warning("accept: \(String(cString: strerror(-client))); pausing accepts for 100 ms")
                 loop.modify(self, events: 0)
                 resumeTimer = loop.schedule(after: 100) { [weak self] in

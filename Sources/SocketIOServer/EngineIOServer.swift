@@ -86,15 +86,16 @@ public final class EngineIOServer: HTTPHandler {
         .json(400, ["code": .number(Double(code)), "message": .string(message)], headers: [("Access-Control-Allow-Origin", "*")])
     }
 
-    /// True for a request under this server's path (any method but a CORS preflight, which
-    /// belongs to whoever answers preflights).
+    /// True for a request under this server's path, with or without its final slash.
     public func serves(_ request: HTTPRequest) -> Bool {
-        request.method != "OPTIONS" && (request.path == path || request.path == path.dropLast())
+        request.path == path || request.path == path.dropLast()
     }
 
-    /// This server at its path, in front of `fallback`, which answers every other request.
-    public func mounted(over fallback: any HTTPHandler) -> any HTTPHandler {
-        EngineIOMount(engine: self, fallback: fallback)
+    /// This server at its path, in front of `fallback`, which answers every other request —
+    /// and, with `preflightsGoToFallback`, the CORS preflights (OPTIONS) under the path too,
+    /// for an application that answers preflights for all its routes in one place.
+    public func mounted(over fallback: any HTTPHandler, preflightsGoToFallback: Bool = false) -> any HTTPHandler {
+        EngineIOMount(engine: self, fallback: fallback, preflightsGoToFallback: preflightsGoToFallback)
     }
 
     /// Answers a request under the Engine.IO path. Runs on the loop of the HTTP connection.
@@ -166,9 +167,10 @@ public final class EngineIOServer: HTTPHandler {
 private struct EngineIOMount: HTTPHandler {
     let engine: EngineIOServer
     let fallback: any HTTPHandler
+    let preflightsGoToFallback: Bool
 
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        if engine.serves(request) {
+        if engine.serves(request) && !(preflightsGoToFallback && request.method == "OPTIONS") {
             engine.handle(request, on: loop, respond: respond)
         } else {
             fallback.handle(request, on: loop, respond: respond)

@@ -42,8 +42,13 @@ final class BenchConnection {
         do {
             decoder.feed(try handshake.awaitResponse {
                 var chunk = [UInt8](repeating: 0, count: 4096)
-                let count = recv(fd, &chunk, chunk.count, 0)
-                return count > 0 ? Array(chunk[0..<count]) : []
+                while true {
+                    let count = recv(fd, &chunk, chunk.count, 0)
+                    if count >= 0 { return Array(chunk[0..<count]) }  // 0: the server closed
+                    if errno == EINTR { continue }
+                    // SO_RCVTIMEO (10 s) ran out, or the connection failed.
+                    throw ClientError("no answer to the WebSocket handshake: \(String(cString: strerror(errno)))")
+                }
             })
         } catch {
             throw ClientError("\(error)")

@@ -120,6 +120,36 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertEqual(store.messages.count, 3)
     }
 
+    func testWritersOnManyThreadsWithAStoreAnsweringOnAnotherOneKeepEachSendersOrder() throws {
+        let writer = makeWriter(maxBatch: 64)
+        store.completeAsynchronously(on: DispatchQueue(label: "database"))
+        let threads = 4, perThread = 500
+        let done = DispatchGroup()
+        for thread in 0..<threads {
+            done.enter()
+            Thread.detachNewThread { [alice, bob] in
+                for number in 0..<perThread {
+                    // A refusal (the queue full) is retried, as a client would.
+                    while !writer.write(senderID: alice, receiverID: bob, content: "\(thread):\(number)", context: thread * 1000 + number) {
+                        usleep(100)
+                    }
+                }
+                done.leave()
+            }
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 10_000))
+        let reported = outcomes
+        XCTAssertEqual(reported.count, threads * perThread, "every message reported once")
+        XCTAssertEqual(Set(reported.map(\.context)).count, threads * perThread)
+        for thread in 0..<threads {
+            let mine = reported.map(\.context).filter { $0 / 1000 == thread }
+            XCTAssertEqual(mine, (0..<perThread).map { thread * 1000 + $0 }, "thread \(thread)'s messages in the order it wrote them")
+        }
+        XCTAssertEqual(try reported.map { try $0.result.get().id }, store.messages.map(\.id), "reported in the order stored")
+        XCTAssertGreaterThan(store.batchSizes.max() ?? 0, 1, "messages that arrive while a batch is in flight are batched")
+    }
+
     func testWaitingForIdleGivesUpAfterItsTimeOut() {
         let writer = makeWriter()
         store.holdWrites()

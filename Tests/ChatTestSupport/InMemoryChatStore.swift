@@ -1,4 +1,5 @@
 import ChatCore
+import Dispatch
 import Synchronization
 
 /// A `ChatStore` in memory, for unit tests of the services and the message writer: the same
@@ -13,6 +14,8 @@ public final class InMemoryChatStore: ChatStore {
         /// Batches held while `holdingWrites`, stored on `releaseWrites()`.
         var heldWrites: [@Sendable () -> Void] = []
         var batchSizes: [Int] = []
+        /// Where batch completions run; nil: at once, on the caller's thread.
+        var completionQueue: DispatchQueue?
     }
 
     private let state = Mutex(State())
@@ -51,6 +54,10 @@ public final class InMemoryChatStore: ChatStore {
         }
         for write in held { write() }
     }
+
+    /// From now on a batch is stored and completed later on `queue`, as a database's answer
+    /// comes on another thread; until then (the default) at once, on the caller's thread.
+    public func completeAsynchronously(on queue: DispatchQueue) { state.withLock { $0.completionQueue = queue } }
 
     /// How many batches wait for `releaseWrites()`.
     public var heldBatchCount: Int { state.withLock { $0.heldWrites.count } }
@@ -104,11 +111,12 @@ public final class InMemoryChatStore: ChatStore {
                 })
             })
         }
-        let held = state.withLock { state in
+        let (held, queue) = state.withLock { state in
             if state.holdingWrites { state.heldWrites.append(write) }
-            return state.holdingWrites
+            return (state.holdingWrites, state.completionQueue)
         }
-        if !held { write() }
+        if held { return }
+        if let queue { queue.async(execute: write) } else { write() }
     }
 
     public func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {

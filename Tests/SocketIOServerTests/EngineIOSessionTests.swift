@@ -164,8 +164,10 @@ final class EngineIOSessionTests: XCTestCase {
 
     func testPingsAreSentAndASilentClientTimesOut() throws {
         var options = EngineIOOptions()
+        // The pong must come within pingTimeout of a ping; a second leaves a loaded machine
+        // time to answer, and the silent case still ends within the test's wait.
         options.pingIntervalMilliseconds = 50
-        options.pingTimeoutMilliseconds = 100
+        options.pingTimeoutMilliseconds = 1000
         makeEngine(options)
         let sid = try handshake()
         let closed = expectation(description: "closed by ping timeout")
@@ -185,6 +187,9 @@ final class EngineIOSessionTests: XCTestCase {
         let sid = try handshake()
         let session = try XCTUnwrap(self.session(sid))
         onLoop { for index in 0..<20 { session.send(text: Array("owed\(index)".utf8)) } }
+        // What closeAllSessions asks of each session, done here first so the polls below
+        // surely come after it; closeAllSessions then waits for the client to collect.
+        onLoop { session.closeGracefully() }
         let engine = self.engine!
         let stopped = expectation(description: "every session closed")
         Thread.detachNewThread {

@@ -14,7 +14,11 @@ final class RawWebSocket {
         let deadline = Date().addingTimeInterval(10)
         do {
             decoder.feed(try handshake.awaitResponse { [connection] in
-                connection.receive(timeout: max(0, deadline.timeIntervalSinceNow)) ?? []
+                // nil: no answer within the ten seconds; an empty read (the server closed) ends it too.
+                guard let chunk = connection.receive(timeout: max(0, deadline.timeIntervalSinceNow)) else {
+                    throw ServerProcess.Failure(description: "no answer to the WebSocket handshake within 10 s")
+                }
+                return chunk
             })
         } catch {
             throw ServerProcess.Failure(description: "no WebSocket upgrade: \(error)")

@@ -178,6 +178,18 @@ class Sandbox:
         self.runs.append(run)
         return run
 
+    def run_to_end(self, checkout, timeout=30, **settings):
+        """A run.sh expected to stop by itself (refused): its exit status and its output. Kept
+        among the runs, so that should it serve instead, `clean` stops it and its server."""
+        run = self.start(checkout, **settings)
+        try:
+            status = run.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"run.sh did not stop within {timeout} s:\n{run.output()}", pytrace=False)
+        with run.condition:
+            run.condition.wait_for(lambda: run.ended, timeout=10)
+        return status, run.output()
+
     def clusters(self, checkout):
         """Every cluster folder of `checkout`: its .pgdata and those run.sh made for it outside."""
         found = [checkout / ".pgdata"]
@@ -228,23 +240,21 @@ def test_a_second_run_in_the_same_checkout_says_why_at_once_and_leaves_the_first
     # The same PORT (the issue's case) or another one: the checkout is what counts.
     for second_port in (port, other_port):
         started = time.monotonic()
-        second = subprocess.run(["scripts/run.sh"], cwd=checkout, env=environment(PORT=second_port), capture_output=True,
-                                text=True, timeout=30)
+        status, output = sandbox.run_to_end(checkout, PORT=second_port)
         elapsed = time.monotonic() - started
-        assert second.returncode != 0
+        assert status != 0
         assert elapsed < 5, elapsed
-        assert second.stdout == ""
         assert re.fullmatch(rf"make run: another `make run` from this checkout is serving \(pid {first.process.pid}\) on port "
-                            rf"{port}; stop it first[^\n]*\n", second.stderr), second.stderr
+                            rf"{port}; stop it first[^\n]*\n", output), output
         assert healthz(port) == 200, "the first server's PostgreSQL was stopped"
         assert cluster_status(checkout / ".pgdata") == 0
     assert register(port, "after-the-second@example.com") == 200
 
     # Another checkout on the same PORT: refused before building, naming who has the port.
     elsewhere = sandbox.checkout()
-    third = subprocess.run(["scripts/run.sh"], cwd=elsewhere, env=environment(PORT=port), capture_output=True, text=True, timeout=30)
-    assert third.returncode != 0
-    assert re.fullmatch(rf"make run: port {port} is already in use \(by \S+, pid \d+\); [^\n]*\n", reasons(third.stderr)), third.stderr
+    status, output = sandbox.run_to_end(elsewhere, PORT=port)
+    assert status != 0
+    assert re.fullmatch(rf"make run: port {port} is already in use \(by \S+, pid \d+\); [^\n]*\n", reasons(output)), output
     assert not (elsewhere / ".pgdata").exists()
     assert healthz(port) == 200
 
@@ -329,10 +339,9 @@ def test_a_cluster_that_was_already_running_is_used_and_left_running(sandbox):
     assert cluster_status(cluster) == 0, "make run stopped a cluster it had not started"
 
     # Moving a running cluster would pull it from under whoever uses it: refused, untouched.
-    moving = subprocess.run(["scripts/run.sh"], cwd=checkout, env=environment(PORT=port, PRIVATE_PG_PORT=pg_other),
-                            capture_output=True, text=True, timeout=60)
-    assert moving.returncode != 0
-    assert f"it is running on port {pg_port}; stop it first" in moving.stderr.splitlines()[0], moving.stderr
+    status, output = sandbox.run_to_end(checkout, timeout=60, PORT=port, PRIVATE_PG_PORT=pg_other)
+    assert status != 0
+    assert f"it is running on port {pg_port}; stop it first" in reasons(output).splitlines()[0], output
     assert cluster_status(cluster) == 0
     assert psql(cluster, pg_port, "SELECT 1").stdout.strip() == "1"
 
@@ -356,9 +365,8 @@ def test_bad_settings_are_refused_before_anything_starts(sandbox):
         ]
         for settings, message in cases:
             started = time.monotonic()
-            result = subprocess.run(["scripts/run.sh"], cwd=checkout, env=environment(**settings), capture_output=True,
-                                    text=True, timeout=60)
-            assert result.returncode == 1, (settings, result.stderr)
-            assert re.fullmatch(message + r"\n", reasons(result.stderr)), (settings, result.stderr)
+            status, output = sandbox.run_to_end(checkout, timeout=60, **settings)
+            assert status == 1, (settings, output)
+            assert re.fullmatch(message + r"\n", reasons(output)), (settings, output)
             assert time.monotonic() - started < 10
             assert not (checkout / ".pgdata/data").exists(), settings

@@ -149,3 +149,29 @@ def test_a_server_restart_is_survived_with_nothing_lost_or_doubled(database):
         transcript = client.transcript.getvalue()
         for text in ("before the restart", "while you were away", "after the restart"):
             assert transcript.count(f"{name}: {text}") == 1, (text, transcript)
+
+
+def test_make_chat_goes_to_the_port_make_run_serves_from_the_same_settings(server, tmp_path):
+    """Issue 9: `PORT=5301 make chat-a` tried port 5001. scripts/chat.sh (make chat-a) asks
+    `ChatServer address`, which reads PORT from the environment or .env as the server does."""
+    ann_id, ann, _ = server.user("ann")
+    _, bob, bob_token = server.user("bob")
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    for script in ("chat.sh", "common.sh"):
+        subprocess.run(["cp", os.path.join(repo, "scripts", script), str(checkout / "scripts")], check=True)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "NO_COLOR": "1", "CHAT_BIN_DIR": BIN}
+    arguments = [str(checkout / "scripts/chat.sh"), "a", "--email", ann, "--password", "password1", "--to", bob]
+
+    (checkout / ".env").write_text(f"JWT_SECRET=unused\nPORT={server.port}\n")
+    from_env_file = subprocess.run(arguments, input="found through .env\n", text=True, capture_output=True, env=env, timeout=60)
+    assert from_env_file.returncode == 0, from_env_file.stderr
+
+    (checkout / ".env").write_text("PORT=1\n")  # the environment wins over .env, as for the server
+    from_environment = subprocess.run(arguments, input="found through PORT\n", text=True, capture_output=True,
+                                      env={**env, "PORT": str(server.port)}, timeout=60)
+    assert from_environment.returncode == 0, from_environment.stderr
+
+    history = [message["content"] for message in server.history(bob_token, ann_id)]
+    assert history == ["found through .env", "found through PORT"]
