@@ -4,7 +4,6 @@ import JWT
 import PostgresClient
 import ServerRuntime
 import SocketIOServer
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -68,10 +67,10 @@ final class Server {
                        beforeShutdown: () -> Void) -> Int32 {
         var signals = Self.stopSignals
 
-        let loops = (0..<configuration.workers).map { EventLoop(index: $0) }
+        let group = EventLoopGroup(count: configuration.workers)
         let bound: (host: String, port: Int)
         do {
-            bound = try HTTPListener.start(on: loops, host: configuration.host, port: configuration.port, handler: router,
+            bound = try HTTPListener.start(on: group.loops, host: configuration.host, port: configuration.port, handler: router,
                                            limits: configuration.httpLimits)
         } catch {
             Log.error("cannot listen: \(error)")
@@ -79,34 +78,20 @@ final class Server {
             poolThread?.join()
             return 1
         }
-        let finishedLoops = Atomic<Int>(0)
-        let threads = loops.map { loop in
-            PlatformThread.start(name: "event-loop-\(loop.index)") {
-                loop.run()
-                finishedLoops.add(1, ordering: .relaxed)
-            }
-        }
-
-        print("chat server listening on \(Configuration.url(host: bound.host, port: bound.port)) with \(loops.count) event loops; \(description)")
+        group.start()
+        print("chat server listening on \(Configuration.url(host: bound.host, port: bound.port)) with \(group.loops.count) event loops; \(description)")
         fflush(nil)
 
         var received: Int32 = 0
         sigwait(&signals, &received)
         Log.info("received \(received == SIGINT ? "SIGINT" : "SIGTERM"): finishing requests in flight, then stopping")
         beforeShutdown()
-        for loop in loops { loop.requestShutdown() }
-
-        // Wait for the loops to drain, up to the shutdown time-out or a second signal.
-        let deadline = MonotonicClock.milliseconds() + configuration.shutdownTimeoutMilliseconds
-        var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-        while finishedLoops.load(ordering: .relaxed) < loops.count {
-            if MonotonicClock.milliseconds() >= deadline || sigtimedwait(&signals, nil, &pause) > 0 {
-                Log.warning("stopping with connections still open")
-                for loop in loops { loop.forceStop() }
-                break
-            }
+        // The loops drain, up to the shutdown time-out or a second signal.
+        let drained = group.shutdown(timeoutMilliseconds: configuration.shutdownTimeoutMilliseconds) {
+            var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+            return sigtimedwait(&signals, nil, &pause) > 0
         }
-        for thread in threads { thread.join() }
+        if !drained { Log.warning("stopping with connections still open") }
         pool?.shutdown()
         poolThread?.join()
         Log.info("stopped")
