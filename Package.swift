@@ -37,7 +37,7 @@ let package = Package(
         ),
 
         // The client library and the two terminal clients over it.
-        .target(name: "ChatClient", dependencies: ["JSON", "Base64", "WebSocket", "SocketIO"]),
+        .target(name: "ChatClient", dependencies: ["JSON", "Base64", "WebSocket", "SocketIO", "ServerRuntime"]),
         .executableTarget(name: "chat-cli-a", dependencies: ["ChatClient"]),
         .executableTarget(name: "chat-cli-b", dependencies: ["ChatClient"]),
         // make bench: the load generator.

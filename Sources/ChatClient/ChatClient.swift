@@ -3,4 +3,5 @@
 // REST API (login, registration, user lookup, history), and `ChatCommandLine`, which both
 // chat-cli executables run. Threads and Foundation are fine here: no event loop of the server's.
 //
-// May import: JSON, Base64, WebSocket, SocketIO. Nothing of the server's.
+// May import: JSON, Base64, WebSocket, SocketIO, and ServerRuntime for its monotonic clock.
+// Nothing of the server's protocols or application.

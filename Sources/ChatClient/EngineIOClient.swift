@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import ServerRuntime
 import SocketIO
 import WebSocket
 
@@ -20,7 +21,8 @@ final class EngineIOClient: @unchecked Sendable {
     private var sid = ""
     private var pingInterval: TimeInterval = 25
     private var pingTimeout: TimeInterval = 20
-    private var lastPing = Date()
+    /// When the server last pinged, in milliseconds on the monotonic clock.
+    private var lastPing = MonotonicClock.milliseconds()
     // WebSocket
     private var socket: ClientSocket?
     // Polling
@@ -48,7 +50,7 @@ final class EngineIOClient: @unchecked Sendable {
         case .websocket: try openWebSocket()
         case .polling: try openPolling()
         }
-        lastPing = Date()
+        lastPing = MonotonicClock.milliseconds()
         startWatchdog()
     }
 
@@ -152,7 +154,7 @@ final class EngineIOClient: @unchecked Sendable {
     private func receive(_ packet: EngineIOPacket) {
         switch packet.kind {
         case .ping:
-            lock.lock(); lastPing = Date(); lock.unlock()
+            lock.lock(); lastPing = MonotonicClock.milliseconds(); lock.unlock()
             send(EngineIOPacket(.pong))
         case .close:
             finish("the server closed the session")
@@ -207,7 +209,7 @@ final class EngineIOClient: @unchecked Sendable {
             while !isClosed {
                 Thread.sleep(forTimeInterval: 0.5)
                 lock.lock()
-                let silent = Date().timeIntervalSince(lastPing)
+                let silent = Double(MonotonicClock.milliseconds() - lastPing) / 1000
                 lock.unlock()
                 if silent > pingInterval + pingTimeout { return finish("the server stopped answering") }
             }

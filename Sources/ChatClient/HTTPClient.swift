@@ -1,4 +1,5 @@
 import Foundation
+import ServerRuntime
 
 struct HTTPClientResponse {
     let status: Int
@@ -55,14 +56,19 @@ final class HTTPClient: @unchecked Sendable {
         return response
     }
 
-    private func fill(_ socket: ClientSocket, deadline: Date) throws {
-        let chunk = try socket.read(timeout: deadline.timeIntervalSinceNow)
+    /// Seconds from now to `deadline` (milliseconds on the monotonic clock).
+    private static func remaining(_ deadline: Int64) -> TimeInterval {
+        Double(deadline - MonotonicClock.milliseconds()) / 1000
+    }
+
+    private func fill(_ socket: ClientSocket, deadline: Int64) throws {
+        let chunk = try socket.read(timeout: Self.remaining(deadline))
         guard !chunk.isEmpty else { throw ClientError("the server closed the connection") }
         buffer += chunk
     }
 
     private func readResponse(_ socket: ClientSocket, timeout: TimeInterval, headOnly: Bool) throws -> HTTPClientResponse {
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = MonotonicClock.milliseconds() + Int64(timeout * 1000)
         var parsed: (head: HTTPResponseHead, length: Int)?
         while parsed == nil {
             parsed = try HTTPResponseHead.parse(buffer)
@@ -87,7 +93,7 @@ final class HTTPClient: @unchecked Sendable {
                 try fill(socket, deadline: deadline)
             }
         case .untilClose:
-            while let chunk = try? socket.read(timeout: deadline.timeIntervalSinceNow), !chunk.isEmpty { buffer += chunk }
+            while let chunk = try? socket.read(timeout: Self.remaining(deadline)), !chunk.isEmpty { buffer += chunk }
             defer { buffer = []; self.socket = nil }
             return response(buffer)
         }
