@@ -237,15 +237,19 @@ final class RESTContractTests: XCTestCase {
         XCTAssertEqual(try client.request("DELETE", "/api/messages/\(UUID().uuidString)").status, 405)
     }
 
+    /// On the REST routes and on the Socket.IO path alike (a browser's polling client with
+    /// extra headers asks first), as the Node server's global `cors()` answers them.
     func testCORSPreflightLikeTheCorsPackage() throws {
-        let preflight = try client.request("OPTIONS", "/api/auth/login", headers: [
-            "Origin": "http://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,authorization",
-        ])
-        XCTAssertEqual(preflight.status, 204)
-        XCTAssertEqual(preflight.header("access-control-allow-origin"), "*")
-        XCTAssertEqual(preflight.header("access-control-allow-methods"), "GET,HEAD,PUT,PATCH,POST,DELETE")
-        XCTAssertEqual(preflight.header("access-control-allow-headers"), "content-type,authorization")
-        XCTAssertEqual(preflight.body, [])
+        for target in ["/api/auth/login", "/socket.io/?EIO=4&transport=polling", "/socket.io?EIO=4&transport=polling"] {
+            let preflight = try client.request("OPTIONS", target, headers: [
+                "Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,authorization",
+            ])
+            XCTAssertEqual(preflight.status, 204, target)
+            XCTAssertEqual(preflight.header("access-control-allow-origin"), "*", target)
+            XCTAssertEqual(preflight.header("access-control-allow-methods"), "GET,HEAD,PUT,PATCH,POST,DELETE", target)
+            XCTAssertEqual(preflight.header("access-control-allow-headers"), "content-type,authorization", target)
+            XCTAssertEqual(preflight.body, [], target)
+        }
     }
 }
