@@ -78,6 +78,29 @@ public enum StoreError: Error, Sendable, Equatable {
     case unavailable
     /// Anything else; the detail is for the server's log only.
     case failed(String)
+    /// The request named something that is not there for this caller (e.g. a history bound
+    /// that is no message of the conversation); the text says what, for the client.
+    case invalidReference(String)
+}
+
+/// Which part of a conversation a history request wants, in sequence order.
+public struct HistoryPage: Sendable, Equatable {
+    public var limit: Int
+    public var offset: Int
+    /// Only messages before this message of the conversation (lower sequence).
+    public var beforeID: String?
+    /// Only messages after this message of the conversation.
+    public var afterID: String?
+    /// Newest first, rather than oldest first.
+    public var newestFirst: Bool
+
+    public init(limit: Int, offset: Int = 0, beforeID: String? = nil, afterID: String? = nil, newestFirst: Bool = false) {
+        self.limit = limit
+        self.offset = offset
+        self.beforeID = beforeID
+        self.afterID = afterID
+        self.newestFirst = newestFirst
+    }
 }
 
 /// What the chat needs from storage. Completions may run on any thread.
@@ -87,8 +110,9 @@ public protocol ChatStore: Sendable {
     /// The user whose email matches case-insensitively, preferring an exact match.
     func credentials(forEmail email: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void)
     func user(withEmail email: String, completion: @escaping @Sendable (Result<User?, StoreError>) -> Void)
-    /// Messages between the two users, both directions, oldest first.
-    func history(between userID: String, and otherID: String, limit: Int, offset: Int,
+    /// Messages between the two users, both directions, as `page` says. A bound that is not a
+    /// message of this conversation fails with `invalidReference`.
+    func history(between userID: String, and otherID: String, page: HistoryPage,
                  completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void)
     /// Stores a batch of messages in one transaction, in the order given. The result holds, for
     /// each message in that order, its `created_at` in the wire form, or nil when it was left

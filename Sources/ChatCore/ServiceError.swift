@@ -34,6 +34,7 @@ public struct ServiceError: Error, Sendable, Equatable {
         case .duplicateEmail: self.init(.conflict, "Email already registered")
         case .unavailable: self = .unavailable
         case .failed: self = .internalError
+        case .invalidReference(let message): self = .invalidInput(message)
         }
     }
 }

@@ -45,8 +45,10 @@ struct APIRouter: HTTPHandler {
             guard let otherID = PercentDecoding.decode(segments[2], plusIsSpace: false) else {
                 return reply(.error(400, "userId must be a UUID"))
             }
-            messages.history(callerID: callerID, otherID: otherID,
-                             limit: request.queryParameter("limit"), offset: request.queryParameter("offset")) { result in
+            let query = MessageService.HistoryQuery(limit: request.queryParameter("limit"), offset: request.queryParameter("offset"),
+                                                    before: request.queryParameter("before"), after: request.queryParameter("after"),
+                                                    order: request.queryParameter("order"))
+            messages.history(callerID: callerID, otherID: otherID, query: query) { result in
                 reply(answer(result) { .json(200, .array($0.map(messageJSON))) })
             }
         case ["api", "users"]:

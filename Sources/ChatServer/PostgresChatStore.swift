@@ -42,22 +42,48 @@ struct PostgresChatStore: ChatStore {
         }
     }
 
-    func history(between userID: String, and otherID: String, limit: Int, offset: Int,
+    /// The messages of the conversation of users $1 and $2, as `alias`. The least/greatest pair
+    /// walks messages_conversation_idx in sequence order, both directions at once; the OR keeps
+    /// exactly the two directions.
+    private static func inConversation(_ alias: String) -> String {
+        """
+        least(\(alias).sender_id, \(alias).receiver_id) = least($1::uuid, $2::uuid)
+          AND greatest(\(alias).sender_id, \(alias).receiver_id) = greatest($1::uuid, $2::uuid)
+          AND ((\(alias).sender_id = $1::uuid AND \(alias).receiver_id = $2::uuid) OR (\(alias).sender_id = $2::uuid AND \(alias).receiver_id = $1::uuid))
+        """
+    }
+
+    func history(between userID: String, and otherID: String, page: HistoryPage,
                  completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void) {
-        // The least/greatest pair walks messages_conversation_idx in sequence order, both
-        // directions at once; the OR keeps exactly the two directions.
-        let statement = PostgresStatement("""
-            SELECT id::text AS id, sender_id::text AS sender_id, receiver_id::text AS receiver_id, content, created_at::text AS created_at
-            FROM messages
-            WHERE least(sender_id, receiver_id) = least($1::uuid, $2::uuid)
-              AND greatest(sender_id, receiver_id) = greatest($1::uuid, $2::uuid)
-              AND ((sender_id = $1::uuid AND receiver_id = $2::uuid) OR (sender_id = $2::uuid AND receiver_id = $1::uuid))
-            ORDER BY seq
+        // Bounds are messages of this conversation, by id; their sequence numbers bound the page
+        // (exclusive). A bound of another conversation bounds nothing: it is refused.
+        let pageSQL = PostgresStatement("""
+            SELECT m.id::text AS id, m.sender_id::text AS sender_id, m.receiver_id::text AS receiver_id, m.content,
+                   m.created_at::text AS created_at
+            FROM messages m
+            WHERE \(Self.inConversation("m"))
+              AND ($5::uuid IS NULL OR m.seq < (SELECT b.seq FROM messages b WHERE b.id = $5::uuid AND \(Self.inConversation("b"))))
+              AND ($6::uuid IS NULL OR m.seq > (SELECT a.seq FROM messages a WHERE a.id = $6::uuid AND \(Self.inConversation("a"))))
+            ORDER BY m.seq \(page.newestFirst ? "DESC" : "ASC")
             LIMIT $3 OFFSET $4
-            """, [userID, otherID, String(limit), String(offset)])
-        pool.submit(statement) { result in
-            completion(Self.map(result) { rows in
-                .success((0..<rows.count).map { row in
+            """, [userID, otherID, String(page.limit), String(page.offset), page.beforeID, page.afterID])
+        var statements = [pageSQL]
+        if page.beforeID != nil || page.afterID != nil {
+            // In the same round trip, before the page: do the bounds exist here?
+            statements.insert(PostgresStatement("""
+                SELECT ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM messages b WHERE b.id = $3::uuid AND \(Self.inConversation("b")))) AS before_found,
+                       ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM messages a WHERE a.id = $4::uuid AND \(Self.inConversation("a")))) AS after_found
+                """, [userID, otherID, page.beforeID, page.afterID]), at: 0)
+        }
+        pool.submit(statements) { result in
+            completion(Self.map(result) { results in
+                if results.count == 2 {
+                    for (column, name) in [("before_found", "before"), ("after_found", "after")] where results[0].value(0, column) != "t" {
+                        return .failure(.invalidReference("\(name) must be the id of a message in this conversation"))
+                    }
+                }
+                guard let rows = results.last else { return .failure(.failed("no result for the history page")) }
+                return .success((0..<rows.count).map { row in
                     ChatMessage(id: rows.value(row, "id") ?? "", senderID: rows.value(row, "sender_id"),
                                 receiverID: rows.value(row, "receiver_id"), content: rows.value(row, "content"),
                                 createdAt: rows.value(row, "created_at").map(Timestamps.fromPostgres))
@@ -128,8 +154,8 @@ struct PostgresChatStore: ChatStore {
         return User(id: id, email: email, username: rows.value(row, "username"))
     }
 
-    private static func map<T>(_ result: Result<PostgresRows, PostgresError>, uniqueViolation: StoreError? = nil,
-                               _ transform: (PostgresRows) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    private static func map<Rows, T>(_ result: Result<Rows, PostgresError>, uniqueViolation: StoreError? = nil,
+                                     _ transform: (Rows) -> Result<T, StoreError>) -> Result<T, StoreError> {
         switch result {
         case .success(let rows):
             return transform(rows)

@@ -15,33 +15,76 @@ final class MessageServiceTests: XCTestCase {
         }
     }
 
-    func testHistoryPagesAndClamps() {
+    private let me = "00000000-0000-4000-8000-000000000001", you = "00000000-0000-4000-8000-000000000002"
+
+    /// 150 messages between me and you, m0…m149 in order, and one with someone else.
+    private func service() -> MessageService {
         let store = InMemoryChatStore(makeID: { "id" })
-        let me = "00000000-0000-4000-8000-000000000001", you = "00000000-0000-4000-8000-000000000002"
         for i in 0..<150 {
             let (from, to) = i % 2 == 0 ? (me, you) : (you, me)
-            store.addMessage(ChatMessage(id: "m\(i)", senderID: from, receiverID: to, content: "\(i)", createdAt: nil))
+            store.addMessage(ChatMessage(id: Self.id(i), senderID: from, receiverID: to, content: "m\(i)", createdAt: nil))
         }
-        store.addMessage(ChatMessage(id: "other", senderID: me, receiverID: "00000000-0000-4000-8000-000000000003", content: "x", createdAt: nil))
-        let service = MessageService(store: store)
-        func page(_ limit: String?, _ offset: String?) -> [String] {
-            let box = Mutex<[String]>([])
-            service.history(callerID: me, otherID: you.uppercased(), limit: limit, offset: offset) { result in
-                box.withLock { $0 = (try? result.get().map(\.id)) ?? ["error"] }
+        store.addMessage(ChatMessage(id: Self.otherConversation, senderID: me, receiverID: "00000000-0000-4000-8000-000000000003",
+                                     content: "x", createdAt: nil))
+        return MessageService(store: store)
+    }
+
+    private static func id(_ n: Int) -> String { "00000000-0000-7000-8000-\(String(format: "%012d", n))" }
+    private static let otherConversation = "00000000-0000-7000-8000-999999999999"
+
+    /// The contents of a page, or the error's message.
+    private func page(_ service: MessageService, _ query: MessageService.HistoryQuery, other: String? = nil) -> [String] {
+        let box = Mutex<[String]>([])
+        service.history(callerID: me, otherID: other ?? you.uppercased(), query: query) { result in
+            box.withLock {
+                switch result {
+                case .success(let messages): $0 = messages.map { $0.content ?? "" }
+                case .failure(let error): $0 = ["error: \(error.message)"]
+                }
             }
-            return box.withLock { $0 }
         }
-        XCTAssertEqual(page(nil, nil), (0..<20).map { "m\($0)" })
-        XCTAssertEqual(page("2", "5"), ["m5", "m6"])
-        XCTAssertEqual(page("1000", nil).count, 100)
-        XCTAssertEqual(page("0", nil).count, 20, "0 means the default, as parseInt(x) || 20 does")
-        XCTAssertEqual(page("-5", nil).count, 1)
-        XCTAssertEqual(page("x", "-10").count, 20)
-        XCTAssertEqual(page("5", "148"), ["m148", "m149"])
-        let box = Mutex<ServiceError?>(nil)
-        service.history(callerID: me, otherID: "not-a-uuid", limit: nil, offset: nil) { result in
-            if case .failure(let error) = result { box.withLock { $0 = error } }
-        }
-        XCTAssertEqual(box.withLock { $0 }, .invalidInput("userId must be a UUID"))
+        return box.withLock { $0 }
+    }
+
+    func testHistoryPagesAndClampsLikeTheNodeServer() {
+        let service = service()
+        XCTAssertEqual(page(service, .init()), (0..<20).map { "m\($0)" })
+        XCTAssertEqual(page(service, .init(limit: "2", offset: "5")), ["m5", "m6"])
+        XCTAssertEqual(page(service, .init(limit: "1000")).count, 100)
+        XCTAssertEqual(page(service, .init(limit: "0")).count, 20, "0 means the default, as parseInt(x) || 20 does")
+        XCTAssertEqual(page(service, .init(limit: "-5")).count, 1)
+        XCTAssertEqual(page(service, .init(limit: "x", offset: "-10")).count, 20)
+        XCTAssertEqual(page(service, .init(limit: "5", offset: "148")), ["m148", "m149"])
+        XCTAssertEqual(page(service, .init(), other: "not-a-uuid"), ["error: userId must be a UUID"])
+    }
+
+    func testNewestFirstAndScrollingBackWithBefore() {
+        let service = service()
+        XCTAssertEqual(page(service, .init(limit: "3", order: "desc")), ["m149", "m148", "m147"])
+        XCTAssertEqual(page(service, .init(limit: "3", before: Self.id(147), order: "desc")), ["m146", "m145", "m144"])
+        XCTAssertEqual(page(service, .init(limit: "3", before: Self.id(2), order: "desc")), ["m1", "m0"])
+        XCTAssertEqual(page(service, .init(limit: "3", before: Self.id(0), order: "desc")), [], "nothing older")
+        XCTAssertEqual(page(service, .init(limit: "3", before: Self.id(10))), ["m0", "m1", "m2"], "oldest first by default")
+    }
+
+    func testAfterAndWindowsBetweenTwoMessages() {
+        let service = service()
+        XCTAssertEqual(page(service, .init(limit: "3", after: Self.id(146))), ["m147", "m148", "m149"])
+        XCTAssertEqual(page(service, .init(after: Self.id(149))), [], "nothing newer")
+        XCTAssertEqual(page(service, .init(before: Self.id(14), after: Self.id(10))), ["m11", "m12", "m13"])
+        XCTAssertEqual(page(service, .init(before: Self.id(14), after: Self.id(10), order: "desc")), ["m13", "m12", "m11"])
+        XCTAssertEqual(page(service, .init(limit: "1", offset: "1", after: Self.id(10))), ["m12"], "offset counts from the bound")
+        XCTAssertEqual(page(service, .init(after: Self.id(10).uppercased(), order: "asc")).first, "m11", "ids in any case")
+    }
+
+    func testBadBoundsAndOrdersAreRefusedWithAReason() {
+        let service = service()
+        XCTAssertEqual(page(service, .init(order: "newest")), ["error: order must be asc or desc, not 'newest'"])
+        XCTAssertEqual(page(service, .init(before: "42")), ["error: before must be the id (a UUID) of a message in this conversation"])
+        XCTAssertEqual(page(service, .init(after: "")), ["error: after must be the id (a UUID) of a message in this conversation"])
+        XCTAssertEqual(page(service, .init(before: Self.otherConversation)), ["error: before must be the id of a message in this conversation"],
+                       "a message of another conversation bounds nothing and reveals nothing")
+        XCTAssertEqual(page(service, .init(after: "00000000-0000-7000-8000-000000000777")),
+                       ["error: after must be the id of a message in this conversation"])
     }
 }

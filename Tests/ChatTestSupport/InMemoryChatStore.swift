@@ -86,14 +86,23 @@ public final class InMemoryChatStore: ChatStore {
         credentials(forEmail: email) { completion($0.map { $0?.user }) }
     }
 
-    public func history(between userID: String, and otherID: String, limit: Int, offset: Int,
+    public func history(between userID: String, and otherID: String, page: HistoryPage,
                         completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void) {
         completion(state.withLock { state in
             guard state.available else { return .failure(.unavailable) }
-            let conversation = state.messages.filter {
+            var conversation = state.messages.filter {
                 ($0.senderID == userID && $0.receiverID == otherID) || ($0.senderID == otherID && $0.receiverID == userID)
             }
-            return .success(Array(conversation.dropFirst(offset).prefix(limit)))
+            // Bounds by position in the conversation: the order stored is the sequence order.
+            for (id, name, keepBefore) in [(page.beforeID, "before", true), (page.afterID, "after", false)] {
+                guard let id else { continue }
+                guard let position = conversation.firstIndex(where: { $0.id == id }) else {
+                    return .failure(.invalidReference("\(name) must be the id of a message in this conversation"))
+                }
+                conversation = keepBefore ? Array(conversation[..<position]) : Array(conversation[(position + 1)...])
+            }
+            if page.newestFirst { conversation.reverse() }
+            return .success(Array(conversation.dropFirst(page.offset).prefix(page.limit)))
         })
     }
 

@@ -181,6 +181,44 @@ final class RESTContractTests: XCTestCase {
         XCTAssertEqual(try client.get("/api/messages/\(bob.id)?offset=125", token: ann.token).json?.arrayValue?.count, 5)
     }
 
+    func testHistoryPagesFromTheNewestEndWithBeforeAndAfter() throws {
+        let ann = try makeUser("ann"), bob = try makeUser("bob"), eve = try makeUser("eve")
+        let connection = try Self.database!.connect()
+        try connection.query("INSERT INTO messages (sender_id, receiver_id, content) SELECT $1, $2, 'm' || n FROM generate_series(0, 49) n ORDER BY n",
+                             [ann.id, bob.id])
+        try insertMessage(from: eve.id, to: ann.id, "another conversation")
+        func contents(_ query: String, asBob: Bool = false) throws -> [String] {
+            let response = try client.get("/api/messages/\(asBob ? ann.id : bob.id)?\(query)", token: asBob ? bob.token : ann.token)
+            XCTAssertEqual(response.status, 200, response.text)
+            return response.json?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
+        }
+        func id(_ content: String) throws -> String {
+            let all = try client.get("/api/messages/\(bob.id)?limit=100", token: ann.token).json?.arrayValue ?? []
+            return try XCTUnwrap(all.first { $0["content"]?.stringValue == content }?["id"]?.stringValue)
+        }
+
+        XCTAssertEqual(try contents("limit=3&order=desc"), ["m49", "m48", "m47"], "the latest page")
+        XCTAssertEqual(try contents("limit=3&order=desc&before=\(try id("m47"))"), ["m46", "m45", "m44"], "and back from there")
+        XCTAssertEqual(try contents("limit=3&order=desc&before=\(try id("m1"))"), ["m0"])
+        XCTAssertEqual(try contents("limit=3&after=\(try id("m46"))"), ["m47", "m48", "m49"])
+        XCTAssertEqual(try contents("after=\(try id("m49"))"), [], "nothing new")
+        XCTAssertEqual(try contents("before=\(try id("m14"))&after=\(try id("m10"))&order=asc"), ["m11", "m12", "m13"])
+        XCTAssertEqual(try contents("limit=2&order=desc&before=\(try id("m10"))", asBob: true), ["m9", "m8"], "the same from the other side")
+        XCTAssertEqual(try contents("limit=2"), ["m0", "m1"], "without the new parameters: Part 1's answer")
+
+        let eveMessage = try XCTUnwrap(client.get("/api/messages/\(eve.id)", token: ann.token).json?.arrayValue?.first?["id"]?.stringValue)
+        for (query, error) in [
+            ("order=sideways", "order must be asc or desc, not 'sideways'"),
+            ("before=123", "before must be the id (a UUID) of a message in this conversation"),
+            ("after=\(eveMessage)", "after must be the id of a message in this conversation"),
+            ("before=\(UUID().uuidString)", "before must be the id of a message in this conversation"),
+        ] {
+            let response = try client.get("/api/messages/\(bob.id)?\(query)", token: ann.token)
+            XCTAssertEqual(response.status, 400, query)
+            XCTAssertEqual(response.json?["error"]?.stringValue, error, query)
+        }
+    }
+
     func testHistoryAuthErrors() throws {
         let ann = try makeUser("ann")
         let path = "/api/messages/\(ann.id)"
