@@ -88,8 +88,8 @@ final class Server {
         beforeShutdown()
         // The loops drain, up to the shutdown time-out or a second signal.
         let drained = group.shutdown(timeoutMilliseconds: configuration.shutdownTimeoutMilliseconds) {
-            var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-            return sigtimedwait(&signals, nil, &pause) > 0
+            var none = timespec()
+            return sigtimedwait(&signals, nil, &none) > 0  // a second signal, if one is pending; never blocks
         }
         if !drained { Log.warning("stopping with connections still open") }
         pool?.shutdown()

@@ -24,18 +24,15 @@ public final class EventLoopGroup: Sendable {
 
     /// Asks every loop to let its connections finish (see `EventLoop.requestShutdown`), then
     /// waits until every loop has returned, for at most `timeoutMilliseconds` and for as long as
-    /// `interrupted` (checked every 50 ms, and allowed to block that long) says false; past
-    /// either, the loops stop at once. Returns whether they all finished on their own.
+    /// `interrupted` says false; past either, the loops stop at once. Returns whether they all
+    /// finished on their own.
     public func shutdown(timeoutMilliseconds: Int64, interrupted: () -> Bool) -> Bool {
         for loop in loops { loop.requestShutdown() }
-        let deadline = MonotonicClock.milliseconds() + timeoutMilliseconds
-        var drained = true
-        while finished.load(ordering: .relaxed) < loops.count {
-            if MonotonicClock.milliseconds() >= deadline || interrupted() {
-                for loop in loops { loop.forceStop() }
-                drained = false
-                break
-            }
+        let allFinished = { self.finished.load(ordering: .relaxed) == self.loops.count }
+        _ = MonotonicClock.wait(upTo: timeoutMilliseconds) { allFinished() || interrupted() }
+        let drained = allFinished()
+        if !drained {
+            for loop in loops { loop.forceStop() }
         }
         for thread in threads.withLock({ $0 }) { thread.join() }
         return drained

@@ -7,10 +7,6 @@ import SocketIO
 import Synchronization
 import WebSocket
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What an Engine.IO session reports to the application above it (Socket.IO, or the echo of
 /// the conformance mode), on the session's loop.
 public protocol EngineIOSessionDelegate: AnyObject {
