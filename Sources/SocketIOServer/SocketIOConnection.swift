@@ -26,6 +26,8 @@ final class SocketIOConnection: EngineIOSessionDelegate {
 
     func sendEncoded(_ text: [UInt8]) { session.send(text: text) }
 
+    func sendBinary(_ bytes: [UInt8]) { session.send(binary: bytes) }
+
     func session(_ session: EngineIOSession, receivedText text: [UInt8]) {
         guard partial == nil, let packet = try? SocketIOPacket.decode(text) else {
             return session.close(reason: "invalid Socket.IO packet")
@@ -76,11 +78,23 @@ final class SocketIOConnection: EngineIOSessionDelegate {
             send(SocketIOPacket(.connectError, namespace: packet.namespace, data: .object(payload)))
         case .accepted(let userID):
             connectTimer?.cancel()
+            let auth = packet.data ?? .object(JSONObject())
+            let pid = auth["pid"]?.stringValue
+            let recovery = namespace.recovery.flatMap { recovery in
+                recovery.scope == .everySocket || auth["recover"] == .bool(true) || pid != nil ? recovery : nil
+            }
             let socket = SocketIOSocket(id: EngineIOServer.makeSessionID(), namespace: packet.namespace, connection: self,
-                                        loop: session.loop, rooms: server.rooms, userID: userID)
+                                        loop: session.loop, rooms: server.rooms, userID: userID, recovers: recovery != nil)
             sockets[packet.namespace] = socket
-            send(SocketIOPacket(.connect, namespace: packet.namespace, data: ["sid": .string(socket.id)]))
-            namespace.onConnect(socket, packet.data ?? .object(JSONObject()))
+            namespace.onConnect(socket, auth)
+            guard let recovery else { return socket.completeConnect(pid: nil, missed: nil) }
+            guard let pid else { return socket.completeConnect(pid: recovery.newSession(socket), missed: nil) }
+            let loop = session.loop
+            recovery.resume(socket, pid, auth["offset"]?.stringValue) { missed in
+                loop.execute {
+                    socket.completeConnect(pid: missed == nil ? recovery.newSession(socket) : pid, missed: missed)
+                }
+            }
         }
     }
 

@@ -21,14 +21,65 @@ public enum SocketIOAuthorization: Sendable {
 public struct SocketIONamespace: Sendable {
     public let name: String
     public let authorize: @Sendable (_ auth: JSONValue?, _ handshake: EngineIOHandshake) -> SocketIOAuthorization
-    /// With the CONNECT payload (`auth`), which the socket does not keep.
+    /// With the CONNECT payload (`auth`), which the socket does not keep. Runs before the
+    /// CONNECT reply leaves: what the socket sends meanwhile follows the reply.
     public let onConnect: @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void
+    public let recovery: SocketIORecovery?
 
     public init(name: String, authorize: @escaping @Sendable (_ auth: JSONValue?, _ handshake: EngineIOHandshake) -> SocketIOAuthorization,
-                onConnect: @escaping @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void) {
+                onConnect: @escaping @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void, recovery: SocketIORecovery? = nil) {
         self.name = name
         self.authorize = authorize
         self.onConnect = onConnect
+        self.recovery = recovery
+    }
+}
+
+/// Connection state recovery as socket.io 4.6+ speaks it, with the missed events supplied by
+/// the application from wherever it keeps them. A recovering socket's CONNECT reply carries a
+/// `pid`; the application ends each event it sends such a socket with its offset (a string);
+/// a client reconnecting with `{pid, offset}` in its CONNECT auth gets the same `pid` back (so
+/// `socket.recovered` is true) and the events after its offset, then live ones — or a new
+/// `pid` when the application cannot replay them.
+public struct SocketIORecovery: Sendable {
+    public enum Scope: Sendable {
+        /// Every socket of the namespace (socket.io's `connectionStateRecovery` option).
+        case everySocket
+        /// Only sockets whose CONNECT auth has `"recover": true` — or a `pid`, from a session
+        /// that recovered before — since offsets appended to events would surprise others.
+        case whenAsked
+    }
+
+    /// The events a resumed session missed, each encoded and ending with its offset, in order;
+    /// `position` is where the last of them is in the application's order (the offset's own
+    /// position when none was missed). Live events the socket was sent meanwhile at or before
+    /// `position` are left out, later ones follow: nothing twice, nothing lost.
+    public struct Missed: Sendable {
+        public let packets: [[UInt8]]
+        public let position: Int64
+
+        public init(packets: [[UInt8]], position: Int64) {
+            self.packets = packets
+            self.position = position
+        }
+    }
+
+    public let scope: Scope
+    /// A new session's pid, for a socket whose application state is set up (it runs after
+    /// `onConnect`, on the socket's loop).
+    public let newSession: @Sendable (_ socket: SocketIOSocket) -> String
+    /// What the session `pid` missed after `offset` (nil when the client had no event yet);
+    /// nil when it cannot be replayed whole. Called after `onConnect`, so the socket already
+    /// receives live events (held until the reply); `completion` may run on any thread.
+    public let resume: @Sendable (_ socket: SocketIOSocket, _ pid: String, _ offset: String?,
+                                  _ completion: @escaping @Sendable (Missed?) -> Void) -> Void
+
+    public init(scope: Scope, newSession: @escaping @Sendable (_ socket: SocketIOSocket) -> String,
+                resume: @escaping @Sendable (_ socket: SocketIOSocket, _ pid: String, _ offset: String?,
+                                             _ completion: @escaping @Sendable (Missed?) -> Void) -> Void) {
+        self.scope = scope
+        self.newSession = newSession
+        self.resume = resume
     }
 }
 

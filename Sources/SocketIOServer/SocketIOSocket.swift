@@ -12,10 +12,9 @@ public final class SocketIOSocket: @unchecked Sendable {
         let socket: SocketIOSocket
 
         public func callAsFunction(_ values: [JSONValue], _ binaries: [[UInt8]] = []) {
-            guard socket.isConnected else { return }
             let packet = SocketIOPacket(binaries.isEmpty ? .ack : .binaryAck, namespace: socket.namespace, ackID: id,
                                         data: .array(values), attachments: binaries.count)
-            socket.connection?.send(packet, attachments: binaries)
+            socket.transmit(packet.encoded(), attachments: binaries, position: nil)
         }
     }
     public typealias Handler = (_ arguments: ArraySlice<JSONValue>, _ attachments: [[UInt8]], _ ack: Ack?) -> Void
@@ -32,27 +31,66 @@ public final class SocketIOSocket: @unchecked Sendable {
     private var connected = true
     public var isConnected: Bool { connected }
     public var onDisconnect: ((String) -> Void)?
+    /// Connection state recovery is on for this socket: the application ends every event with
+    /// its offset. Fixed at CONNECT, so any thread may read it.
+    public let recovers: Bool
+    /// The recovery session's id, once the CONNECT reply is out (nil when `recovers` is off).
+    public private(set) var pid: String?
+    /// This socket resumed an earlier session, having been sent what that one missed.
+    public private(set) var recovered = false
+    /// What the socket sent before its CONNECT reply left (with the stream position of each
+    /// live event): sent after the reply and the replayed events. nil once connected.
+    private var beforeConnect: [(text: [UInt8], attachments: [[UInt8]], position: Int64?)]? = []
 
-    init(id: String, namespace: String, connection: SocketIOConnection, loop: EventLoop, rooms: SocketIORooms, userID: String?) {
+    init(id: String, namespace: String, connection: SocketIOConnection, loop: EventLoop, rooms: SocketIORooms, userID: String?,
+         recovers: Bool = false) {
         self.id = id
         self.namespace = namespace
         self.connection = connection
         self.loop = loop
         self.rooms = rooms
         self.userID = userID
+        self.recovers = recovers
     }
 
     public func on(_ event: String, _ handler: @escaping Handler) { handlers[event] = handler }
 
     public func emit(_ event: String, _ arguments: [JSONValue], attachments: [[UInt8]] = []) {
-        guard isConnected else { return }
-        connection?.send(Self.eventPacket(event, arguments, namespace: namespace, attachments: attachments.count), attachments: attachments)
+        transmit(Self.eventPacket(event, arguments, namespace: namespace, attachments: attachments.count).encoded(),
+                 attachments: attachments, position: nil)
     }
 
     /// Sends an already encoded packet (a room broadcast encodes once for all its members).
-    public func sendEncoded(_ text: [UInt8]) {
+    /// `position`: where a live event is in the order recovery replays (see `SocketIORecovery`).
+    public func sendEncoded(_ text: [UInt8], position: Int64? = nil) {
+        transmit(text, attachments: [], position: position)
+    }
+
+    func transmit(_ text: [UInt8], attachments: [[UInt8]], position: Int64?) {
         guard isConnected else { return }
+        if beforeConnect != nil {
+            beforeConnect?.append((text, attachments, position))
+            return
+        }
         connection?.sendEncoded(text)
+        for attachment in attachments { connection?.sendBinary(attachment) }
+    }
+
+    /// Sends the CONNECT reply (`{sid}`, and `pid` for a recovering socket), then what a resumed
+    /// session missed, then what the socket was given meanwhile and was not among those.
+    func completeConnect(pid: String?, missed: SocketIORecovery.Missed?) {
+        guard isConnected, let held = beforeConnect else { return }
+        beforeConnect = nil
+        self.pid = pid
+        recovered = missed != nil
+        var data = JSONObject([("sid", .string(id))])
+        if let pid { data["pid"] = .string(pid) }
+        connection?.send(SocketIOPacket(.connect, namespace: namespace, data: .object(data)))
+        for packet in missed?.packets ?? [] { connection?.sendEncoded(packet) }
+        let replayedThrough = missed?.position ?? .min
+        for (text, attachments, position) in held where position.map({ $0 > replayedThrough }) ?? true {
+            transmit(text, attachments: attachments, position: nil)
+        }
     }
 
     public static func eventPacket(_ event: String, _ arguments: [JSONValue], namespace: String, attachments: Int = 0) -> SocketIOPacket {
