@@ -54,6 +54,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_seq_key ON messages (seq);
 CREATE INDEX IF NOT EXISTS messages_conversation_idx
     ON messages (least(sender_id, receiver_id), greatest(sender_id, receiver_id), seq);
 
+-- A user's stream (what they received and what they sent, from any device) in sequence order:
+-- a resume or sync reads a range of each index and merges the two.
+CREATE INDEX IF NOT EXISTS messages_receiver_seq_idx ON messages (receiver_id, seq);
+CREATE INDEX IF NOT EXISTS messages_sender_seq_idx ON messages (sender_id, seq);
+
+-- Idempotent send: the UUID a client made for a message, unique per sender, so a repeat
+-- stores nothing whichever process or connection it comes through.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS client_id uuid;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_client_id_key
+    ON messages (sender_id, client_id) WHERE client_id IS NOT NULL;
+
 -- Emails are compared case-insensitively. A database whose emails already collide that way
 -- gets a plain index (and a warning) instead of a unique one.
 DO $$
@@ -73,6 +84,6 @@ CREATE TABLE IF NOT EXISTS schema_version (
     version    integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_version (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2) ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

@@ -28,8 +28,8 @@ public final class MessageService: Sendable {
 
     /// Messages between `callerID` and `otherID`. `limit` and `offset` are read like the Node
     /// server did (`parseInt(x) || default`), then clamped: limit to 1…100, offset to ≥ 0.
-    /// `before` and `after` are ids of messages of this conversation (exclusive bounds, so a
-    /// client pages with the id at the end of its last page); `order` is `asc` (oldest first,
+    /// `before` and `after` are ids of messages of this conversation or cursors (exclusive
+    /// bounds, so a client pages with the id at the end of its last page); `order` is `asc` (oldest first,
     /// the default and Part 1's order) or `desc` (newest first: the latest page, then back).
     public func history(callerID: String, otherID: String, query: HistoryQuery,
                         completion: @escaping @Sendable (Result<[ChatMessage], ServiceError>) -> Void) {
@@ -45,13 +45,52 @@ public final class MessageService: Sendable {
         }
         for (name, value) in [("before", query.before), ("after", query.after)] {
             guard let value else { continue }
-            guard let id = Validation.uuid(value) else {
-                return completion(.failure(.invalidInput("\(name) must be the id (a UUID) of a message in this conversation")))
+            let bound: HistoryBound
+            if let id = Validation.uuid(value) {
+                bound = .message(id: id)
+            } else if let seq = StreamCursor.decode(value) {
+                bound = .position(seq)
+            } else {
+                return completion(.failure(.invalidInput("\(name) must be the id of a message in this conversation or a cursor")))
             }
-            if name == "before" { page.beforeID = id } else { page.afterID = id }
+            if name == "before" { page.before = bound } else { page.after = bound }
         }
         store.history(between: callerID, and: other, page: page) { result in
             completion(result.mapError(ServiceError.init))
+        }
+    }
+
+    public static let defaultSyncLimit = 100
+    public static let maxSyncLimit = 1000
+
+    /// A page of a user's stream and where the next one starts.
+    public struct SyncPage: Sendable, Equatable {
+        /// In stream order: what the user received and what they sent, from any device.
+        public let messages: [ChatMessage]
+        /// The cursor after the last of `messages` (`after` itself when there is none).
+        public let next: String
+        /// More follow `next` already: ask again at once. False: nothing newer yet.
+        public let more: Bool
+    }
+
+    /// The stream of `callerID` after the cursor `after` (nil: from the start), at most `limit`
+    /// messages (default 100, clamped to 1…1000). A cursor this server did not make, or one
+    /// beyond everything it has stored (from another server or database), is refused.
+    public func sync(callerID: String, after: String?, limit: Int?,
+                     completion: @escaping @Sendable (Result<SyncPage, ServiceError>) -> Void) {
+        guard let position = StreamCursor.decode(after ?? StreamCursor.start) else {
+            return completion(.failure(.invalidInput("after must be a cursor this server gave")))
+        }
+        let limit = min(max(limit ?? Self.defaultSyncLimit, 1), Self.maxSyncLimit)
+        store.stream(of: callerID, after: position, limit: limit + 1) { result in
+            completion(result.mapError(ServiceError.init).flatMap { page in
+                guard position <= page.head else {
+                    return .failure(.invalidInput("after is ahead of every message stored here: a cursor from another server?"))
+                }
+                let messages = Array(page.messages.prefix(limit))
+                return .success(SyncPage(messages: messages, next: messages.last?.seq.map(StreamCursor.encode) ?? StreamCursor.encode(position),
+                                         more: page.messages.count > limit))
+            })
         }
     }
 

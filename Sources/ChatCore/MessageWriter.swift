@@ -24,12 +24,16 @@ public final class MessageWriter<Context: Sendable>: Sendable {
         public let context: Context
         public let receiverID: String
         public let result: Result<StoredMessage, MessageWriteError>
+        /// The message was sent before with the same `client_id`: `result` is that message, and
+        /// nothing was stored or is to be delivered now.
+        public let isRepeat: Bool
 
         @inlinable
-        init(context: Context, receiverID: String, result: Result<StoredMessage, MessageWriteError>) {
+        init(context: Context, receiverID: String, result: Result<StoredMessage, MessageWriteError>, isRepeat: Bool = false) {
             self.context = context
             self.receiverID = receiverID
             self.result = result
+            self.isRepeat = isRepeat
         }
     }
 
@@ -63,7 +67,7 @@ public final class MessageWriter<Context: Sendable>: Sendable {
         /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
         @usableFromInline var accepting = true
         /// Batches done (committed or failed) and not yet reported, oldest first.
-        @usableFromInline var unreported: [(batch: Batch, result: Result<[String?], StoreError>)] = []
+        @usableFromInline var unreported: [(batch: Batch, result: Result<[InsertedMessage], StoreError>)] = []
         /// A thread is handing out `unreported`.
         @usableFromInline var reporting = false
         @usableFromInline var ids: MessageIDGenerator
@@ -98,10 +102,11 @@ public final class MessageWriter<Context: Sendable>: Sendable {
     /// Queues one message; its outcome is reported after commit (or failure). False, and
     /// nothing queued, when the writer is stopping or `maxQueued` messages already wait.
     @inlinable
-    public func write(senderID: String, receiverID: String, content: String, context: Context) -> Bool {
+    public func write(senderID: String, receiverID: String, content: String, clientID: String? = nil, context: Context) -> Bool {
         let taken: (accepted: Bool, batch: Batch?) = state.withLock { state in
             guard state.accepting, state.queue.count < maxQueued else { return (false, nil) }
-            state.queue.messages.append(NewMessage(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content))
+            state.queue.messages.append(NewMessage(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content,
+                                                   clientID: clientID))
             state.queue.contexts.append(context)
             return (true, state.writing ? nil : takeBatch(&state))
         }
@@ -161,14 +166,14 @@ public final class MessageWriter<Context: Sendable>: Sendable {
     }
 
     @inlinable
-    static func outcomes(of batch: Batch, _ result: Result<[String?], StoreError>) -> [Outcome] {
-        let created: [String?]
+    static func outcomes(of batch: Batch, _ result: Result<[InsertedMessage], StoreError>) -> [Outcome] {
+        let inserted: [InsertedMessage]
         switch result {
         case .success(let values):
             // The rows may be committed: reporting them as failed would tell senders a stored
             // message was not sent. A store that answers so is broken, not unavailable.
             precondition(values.count == batch.count, "ChatStore.insertMessages answered \(values.count) results for \(batch.count) messages")
-            created = values
+            inserted = values
         case .failure(let error):
             Log.warning("message batch of \(batch.count) not written: \(error)")
             let failure: MessageWriteError = error == .unavailable ? .unavailable : .failed
@@ -178,12 +183,16 @@ public final class MessageWriter<Context: Sendable>: Sendable {
         outcomes.reserveCapacity(batch.count)
         for index in 0..<batch.count {
             let message = batch.messages[index]
-            guard let createdAt = created[index] else {
+            switch inserted[index] {
+            case .stored(let seq, let createdAt):
+                outcomes.append(Outcome(context: batch.contexts[index], receiverID: message.receiverID, result: .success(StoredMessage(
+                    id: message.id, senderID: message.senderID, receiverID: message.receiverID, content: message.content,
+                    createdAt: createdAt, seq: seq, clientID: message.clientID))))
+            case .repeatOf(let original):
+                outcomes.append(Outcome(context: batch.contexts[index], receiverID: original.receiverID, result: .success(original), isRepeat: true))
+            case .unknownReceiver:
                 outcomes.append(Outcome(context: batch.contexts[index], receiverID: message.receiverID, result: .failure(.unknownRecipient)))
-                continue
             }
-            outcomes.append(Outcome(context: batch.contexts[index], receiverID: message.receiverID, result: .success(StoredMessage(
-                id: message.id, senderID: message.senderID, receiverID: message.receiverID, content: message.content, createdAt: createdAt))))
         }
         return outcomes
     }

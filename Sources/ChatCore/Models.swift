@@ -23,19 +23,26 @@ public struct UserCredentials: Sendable, Equatable {
 }
 
 /// A stored message. `createdAt` is already in the wire form, ISO-8601 UTC with milliseconds.
+/// `seq` is its place in the order of all messages (nil only where a store does not say).
 public struct ChatMessage: Sendable, Equatable {
     public let id: String
     public let senderID: String?
     public let receiverID: String?
     public let content: String?
     public let createdAt: String?
+    public let seq: Int64?
+    /// The UUID the sending client gave it (idempotent send), if any.
+    public let clientID: String?
 
-    public init(id: String, senderID: String?, receiverID: String?, content: String?, createdAt: String?) {
+    public init(id: String, senderID: String?, receiverID: String?, content: String?, createdAt: String?,
+                seq: Int64? = nil, clientID: String? = nil) {
         self.id = id
         self.senderID = senderID
         self.receiverID = receiverID
         self.content = content
         self.createdAt = createdAt
+        self.seq = seq
+        self.clientID = clientID
     }
 }
 
@@ -45,12 +52,15 @@ public struct NewMessage: Sendable, Equatable {
     public let senderID: String
     public let receiverID: String
     public let content: String
+    /// The sender's UUID for it: a second message with the same one stores nothing.
+    public let clientID: String?
 
-    public init(id: String, senderID: String, receiverID: String, content: String) {
+    public init(id: String, senderID: String, receiverID: String, content: String, clientID: String? = nil) {
         self.id = id
         self.senderID = senderID
         self.receiverID = receiverID
         self.content = content
+        self.clientID = clientID
     }
 }
 
@@ -61,13 +71,47 @@ public struct StoredMessage: Sendable, Equatable {
     public let receiverID: String
     public let content: String
     public let createdAt: String
+    /// Its place in every stream it belongs to (`StreamCursor` makes the client's form).
+    public let seq: Int64
+    public let clientID: String?
 
-    public init(id: String, senderID: String, receiverID: String, content: String, createdAt: String) {
+    public init(id: String, senderID: String, receiverID: String, content: String, createdAt: String, seq: Int64, clientID: String? = nil) {
         self.id = id
         self.senderID = senderID
         self.receiverID = receiverID
         self.content = content
         self.createdAt = createdAt
+        self.seq = seq
+        self.clientID = clientID
+    }
+}
+
+/// What the store did with one message of a batch.
+public enum InsertedMessage: Sendable, Equatable {
+    /// Stored now, at this sequence and time (wire form).
+    case stored(seq: Int64, createdAt: String)
+    /// Its sender stored a message with the same `client_id` before (or earlier in the batch):
+    /// nothing new was stored; this is that message.
+    case repeatOf(StoredMessage)
+    /// Left out: the receiver is no user.
+    case unknownReceiver
+}
+
+/// A bound of a history page: a message of the conversation, or a place in the stream.
+public enum HistoryBound: Sendable, Equatable {
+    case message(id: String)
+    case position(Int64)
+}
+
+/// A run of a user's stream (the messages they received and sent) in sequence order, and the
+/// highest sequence committed when it was read: a cursor beyond it is none this server gave.
+public struct StreamPage: Sendable, Equatable {
+    public let messages: [ChatMessage]
+    public let head: Int64
+
+    public init(messages: [ChatMessage], head: Int64) {
+        self.messages = messages
+        self.head = head
     }
 }
 
@@ -87,18 +131,18 @@ public enum StoreError: Error, Sendable, Equatable {
 public struct HistoryPage: Sendable, Equatable {
     public var limit: Int
     public var offset: Int
-    /// Only messages before this message of the conversation (lower sequence).
-    public var beforeID: String?
-    /// Only messages after this message of the conversation.
-    public var afterID: String?
+    /// Only messages before this bound (lower sequence).
+    public var before: HistoryBound?
+    /// Only messages after this bound.
+    public var after: HistoryBound?
     /// Newest first, rather than oldest first.
     public var newestFirst: Bool
 
-    public init(limit: Int, offset: Int = 0, beforeID: String? = nil, afterID: String? = nil, newestFirst: Bool = false) {
+    public init(limit: Int, offset: Int = 0, before: HistoryBound? = nil, after: HistoryBound? = nil, newestFirst: Bool = false) {
         self.limit = limit
         self.offset = offset
-        self.beforeID = beforeID
-        self.afterID = afterID
+        self.before = before
+        self.after = after
         self.newestFirst = newestFirst
     }
 }
@@ -110,14 +154,17 @@ public protocol ChatStore: Sendable {
     /// The user whose email matches case-insensitively, preferring an exact match.
     func credentials(forEmail email: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void)
     func user(withEmail email: String, completion: @escaping @Sendable (Result<User?, StoreError>) -> Void)
-    /// Messages between the two users, both directions, as `page` says. A bound that is not a
-    /// message of this conversation fails with `invalidReference`.
+    /// Messages between the two users, both directions, as `page` says. A bound by id that is
+    /// not a message of this conversation fails with `invalidReference`.
     func history(between userID: String, and otherID: String, page: HistoryPage,
                  completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void)
-    /// Stores a batch of messages in one transaction, in the order given. The result holds, for
-    /// each message in that order, its `created_at` in the wire form, or nil when it was left
-    /// out because its receiver is no user. A failure means none was stored.
-    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[String?], StoreError>) -> Void)
+    /// Stores a batch of messages in one transaction, in the order given, sequence numbers
+    /// ascending in that order. The result says, for each message in that order, what became
+    /// of it. A failure means none was stored.
+    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void)
+    /// The messages `userID` received or sent with a sequence above `after`, ascending, at most
+    /// `limit`; and the highest sequence committed.
+    func stream(of userID: String, after: Int64, limit: Int, completion: @escaping @Sendable (Result<StreamPage, StoreError>) -> Void)
     /// Succeeds while storage answers.
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
 }

@@ -52,9 +52,10 @@ public enum Validation {
         return .success(value)
     }
 
-    /// A `send_message` payload `{"to": <user uuid>, "message": <text>}`: the canonical
-    /// recipient id and the text, non-empty, at most `maxBytes` of UTF-8, no NUL.
-    public static func outgoingMessage(_ payload: JSONValue?, maxBytes: Int) -> Result<(to: String, content: String), Failure> {
+    /// A `send_message` payload `{"to": <user uuid>, "message": <text>, "client_id"?: <uuid>}`:
+    /// the canonical recipient id, the text (non-empty, at most `maxBytes` of UTF-8, no NUL) and
+    /// the client's UUID for the message, canonical, if it gave one.
+    public static func outgoingMessage(_ payload: JSONValue?, maxBytes: Int) -> Result<(to: String, content: String, clientID: String?), Failure> {
         guard case .object(let fields)? = payload else { return .failure(Failure("payload must be an object {to, message}")) }
         guard let toText = fields["to"]?.stringValue, let to = uuid(toText) else { return .failure(Failure("to must be a user id (UUID)")) }
         guard let content = fields["message"]?.stringValue else { return .failure(Failure("message must be a string")) }
@@ -63,7 +64,12 @@ public enum Validation {
         guard startsVisible || !trimWhitespace(content).isEmpty else { return .failure(Failure("message must not be empty")) }
         guard content.utf8.count <= maxBytes else { return .failure(Failure("message must be at most \(maxBytes) bytes")) }
         guard !content.utf8.contains(0) else { return .failure(Failure("message must not contain NUL characters")) }
-        return .success((to, content))
+        var clientID: String?
+        if let given = fields["client_id"], given != .null {
+            guard let text = given.stringValue, let id = uuid(text) else { return .failure(Failure("client_id must be a UUID")) }
+            clientID = id
+        }
+        return .success((to, content, clientID))
     }
 
     /// A canonical (lower-case) UUID, or nil.

@@ -51,6 +51,17 @@ struct APIRouter: HTTPHandler {
             messages.history(callerID: callerID, otherID: otherID, query: query) { result in
                 reply(answer(result) { .json(200, .array($0.map(messageJSON))) })
             }
+        case ["api", "sync"]:
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            guard case .success(let callerID) = authenticate(request, reply) else { return }
+            var limit: Int?
+            if let text = request.queryParameter("limit") {
+                guard let number = Int(text) else { return reply(.error(400, "limit must be a whole number")) }
+                limit = number
+            }
+            messages.sync(callerID: callerID, after: request.queryParameter("after"), limit: limit) { result in
+                reply(answer(result) { .json(200, .object(SyncResponse.json($0, for: callerID))) })
+            }
         case ["api", "users"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
             guard case .success = authenticate(request, reply) else { return }
@@ -134,6 +145,9 @@ private func userJSON(_ user: User) -> JSONValue {
 
 private func messageJSON(_ message: ChatMessage) -> JSONValue {
     func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
-    return ["id": .string(message.id), "sender_id": optional(message.senderID), "receiver_id": optional(message.receiverID),
-            "content": optional(message.content), "created_at": optional(message.createdAt)]
+    var object = JSONObject([("id", .string(message.id)), ("sender_id", optional(message.senderID)), ("receiver_id", optional(message.receiverID)),
+                             ("content", optional(message.content)), ("created_at", optional(message.createdAt))])
+    // Where the message is in both users' streams: a history bound, or where a sync goes on.
+    if let seq = message.seq { object["cursor"] = .string(StreamCursor.encode(seq)) }
+    return .object(object)
 }

@@ -3,12 +3,15 @@ import JSON
 import ServerRuntime
 import SocketIO
 import SocketIOServer
+import Synchronization
 
 /// The chat as a Socket.IO application (CONTRACT.md): CONNECT authenticated by JWT (the
 /// `auth.token` of the CONNECT, or the handshake's `token` query parameter), one room per
 /// user id, `send_message` written through the group-commit writer and, only after COMMIT,
-/// `receive_message` to every socket of the receiver and `message_sent` (or the ack) to the
-/// sender. Refusals: an ack `{ok:false,error}`, or without an ack a `message_error` event.
+/// `receive_message` to every socket of the receiver, `own_message` to the sender's other
+/// sockets and `message_sent` (or the ack) to the sender. Refusals: an ack `{ok:false,error}`,
+/// or without an ack a `message_error` event. Connection state recovery replays a user's
+/// stream from PostgreSQL (`resume`); `sync` pages it on request.
 struct ChatSocketApp: Sendable {
     /// Who asked for a message to be written, and how to answer them.
     struct Origin: Sendable {
@@ -20,13 +23,25 @@ struct ChatSocketApp: Sendable {
 
     typealias Writer = MessageWriter<Origin>
 
+    /// Beyond this many missed events a session is not resumed (`recovered` false): the client
+    /// pages with `sync` or history instead of taking an unbounded burst.
+    static let maxReplayedEvents = MessageService.maxSyncLimit
+
     let accounts: AccountService
+    let messages: MessageService
     let writer: Writer
     let rooms: SocketIORooms
+    let sessions: RecoverySessionID
+    let streamHead: StreamHead
+    /// `CONNECTION_STATE_RECOVERY`: every socket recovers, not only those that ask.
+    let recoveryForEverySocket: Bool
     let maxMessageBytes: Int
 
     var namespace: SocketIONamespace {
-        SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) })
+        SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) },
+                          recovery: SocketIORecovery(scope: recoveryForEverySocket ? .everySocket : .whenAsked,
+                                                     newSession: { newSession(for: $0) },
+                                                     resume: { resume($0, pid: $1, offset: $2, completion: $3) }))
     }
 
     func authorize(_ auth: JSONValue?, handshake: EngineIOHandshake) -> SocketIOAuthorization {
@@ -46,7 +61,69 @@ struct ChatSocketApp: Sendable {
         socket.on("send_message") { arguments, _, ack in
             send(from: socket, userID: userID, payload: arguments.first, ackID: ack?.id)
         }
+        socket.on("sync") { arguments, _, ack in
+            sync(socket, userID: userID, request: arguments.first, ack: ack)
+        }
     }
+
+    // MARK: - Connection state recovery
+
+    /// A session starting at what this process has delivered so far: the socket is in its
+    /// room already, so every later message reaches it live, and a reconnect without an offset
+    /// resumes from here.
+    private func newSession(for socket: SocketIOSocket) -> String {
+        sessions.make(userID: socket.userID ?? "", start: streamHead.value)
+    }
+
+    /// The session's missed events from the database, after the client's offset (or the
+    /// session's start when it had no event yet); nil for a pid not made for this user, an
+    /// offset that is no cursor of ours or lies ahead of the stream, more than
+    /// `maxReplayedEvents` missed, or a database away. One bounded read per attempt.
+    private func resume(_ socket: SocketIOSocket, pid: String, offset: String?, completion: @escaping @Sendable (SocketIORecovery.Missed?) -> Void) {
+        guard let userID = socket.userID, let start = sessions.start(of: pid, userID: userID) else { return completion(nil) }
+        let after = offset ?? StreamCursor.encode(start)
+        guard let position = StreamCursor.decode(after) else { return completion(nil) }
+        messages.sync(callerID: userID, after: after, limit: Self.maxReplayedEvents) { result in
+            guard case .success(let page) = result, !page.more else { return completion(nil) }
+            let packets = page.messages.map { message in
+                Self.withOffset(Self.streamEvent(message, for: userID), cursor: StreamCursor.encode(message.seq ?? position))
+            }
+            completion(SocketIORecovery.Missed(packets: packets, position: page.messages.last?.seq ?? position))
+        }
+    }
+
+    /// `sync {after?, limit?}` with an ack: `{ok:true, events, next, more}` (`SyncResponse`).
+    private func sync(_ socket: SocketIOSocket, userID: String, request: JSONValue?, ack: SocketIOSocket.Ack?) {
+        guard let ack else {
+            return socket.emit("sync_error", [["error": "sync answers through an acknowledgement: emit it with a callback"]])
+        }
+        let after: String?
+        let limit: Int?
+        switch (request?["after"], request?["limit"]) {
+        case (nil, _), (.null?, _): after = nil
+        case (.string(let text)?, _): after = text
+        default: return ack([["ok": false, "error": "after must be a cursor this server gave"]])
+        }
+        switch request?["limit"] {
+        case nil, .null?: limit = nil
+        case .number(let number)? where number == number.rounded() && abs(number) < 1e9: limit = Int(number)
+        default: return ack([["ok": false, "error": "limit must be a whole number"]])
+        }
+        messages.sync(callerID: userID, after: after, limit: limit) { result in
+            let answer: JSONValue
+            switch result {
+            case .success(let page):
+                var object = SyncResponse.json(page, for: userID)
+                object["ok"] = true
+                answer = .object(object)
+            case .failure(let error):
+                answer = ["ok": false, "error": .string(error.message)]
+            }
+            socket.loop.execute { ack([answer]) }
+        }
+    }
+
+    // MARK: - Messages
 
     private func send(from socket: SocketIOSocket, userID: String, payload: JSONValue?, ackID: Int?) {
         let origin = Origin(socket: socket, ackID: ackID, payload: payload)
@@ -54,7 +131,7 @@ struct ChatSocketApp: Sendable {
         case .failure(let failure):
             socket.sendEncoded(Self.refusal(failure.message, to: origin))
         case .success(let message):
-            if !writer.write(senderID: userID, receiverID: message.to, content: message.content, context: origin) {
+            if !writer.write(senderID: userID, receiverID: message.to, content: message.content, clientID: message.clientID, context: origin) {
                 socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
             }
         }
@@ -64,28 +141,59 @@ struct ChatSocketApp: Sendable {
 
     /// Hands out one committed batch (on the writer's thread): every packet is encoded here,
     /// once, and each event loop gets one task carrying all of its sockets' packets, so a
-    /// socket's share of the batch leaves in one write.
-    static func deliver(_ outcomes: [Writer.Outcome], rooms: SocketIORooms) {
-        var receivers: Set<String> = []
-        for outcome in outcomes { if case .success(let stored) = outcome.result { receivers.insert(stored.receiverID) } }
-        let members = rooms.members(of: receivers)
-        var perLoop: [(loop: EventLoop, packets: [(SocketIOSocket, [UInt8])])] = []
-        func post(_ packet: [UInt8], to socket: SocketIOSocket) {
+    /// socket's share of the batch leaves in one write. A socket that recovers gets each
+    /// event with its offset appended; every event carries its sequence, so a socket resuming
+    /// meanwhile takes it after the replay or not at all.
+    static func deliver(_ outcomes: [Writer.Outcome], rooms: SocketIORooms, head: StreamHead) {
+        var users: Set<String> = []
+        var lastSeq: Int64 = 0
+        for outcome in outcomes {
+            guard case .success(let stored) = outcome.result, !outcome.isRepeat else { continue }
+            users.insert(stored.receiverID)
+            users.insert(stored.senderID)
+            lastSeq = max(lastSeq, stored.seq)
+        }
+        // Before the lookup: a socket that joins after it takes a session start at or beyond
+        // this batch (see `newSession`).
+        head.advance(to: lastSeq)
+        let members = rooms.members(of: users)
+        var perLoop: [(loop: EventLoop, packets: [(SocketIOSocket, [UInt8], Int64?)])] = []
+        func post(_ packet: [UInt8], to socket: SocketIOSocket, position: Int64? = nil) {
             if let index = perLoop.firstIndex(where: { $0.loop === socket.loop }) {
-                perLoop[index].packets.append((socket, packet))
+                perLoop[index].packets.append((socket, packet, position))
             } else {
-                perLoop.append((socket.loop, [(socket, packet)]))
+                perLoop.append((socket.loop, [(socket, packet, position)]))
             }
         }
         for outcome in outcomes {
             let origin = outcome.context
             switch outcome.result {
+            case .success(let stored) where outcome.isRepeat:
+                // The answer the first copy got; nothing new to deliver, and no offset: it
+                // would move the client's place in its stream back.
+                post(messageSent(stored, namespace: origin.socket.namespace), to: origin.socket)
+                if let ackID = origin.ackID { post(accepted(stored, ackID: ackID, namespace: origin.socket.namespace, isRepeat: true), to: origin.socket) }
             case .success(let stored):
+                let cursor = StreamCursor.encode(stored.seq)
+                var offsetForm: [UInt8]?
+                func postEvent(_ packet: [UInt8], offsetForm: inout [UInt8]?, to socket: SocketIOSocket) {
+                    guard socket.recovers else { return post(packet, to: socket, position: stored.seq) }
+                    if offsetForm == nil { offsetForm = withOffset(packet, cursor: cursor) }
+                    post(offsetForm!, to: socket, position: stored.seq)
+                }
                 if let sockets = members[stored.receiverID] {
                     let packet = receiveMessage(stored)
-                    for socket in sockets where socket.namespace == "/" { post(packet, to: socket) }
+                    for socket in sockets where socket.namespace == "/" { postEvent(packet, offsetForm: &offsetForm, to: socket) }
                 }
-                post(messageSent(stored, namespace: origin.socket.namespace), to: origin.socket)
+                if stored.senderID != stored.receiverID, let sockets = members[stored.senderID], sockets.count > 1 {
+                    let packet = ownMessage(stored)
+                    var ownOffsetForm: [UInt8]?
+                    for socket in sockets where socket !== origin.socket && socket.namespace == "/" {
+                        postEvent(packet, offsetForm: &ownOffsetForm, to: socket)
+                    }
+                }
+                var sentOffsetForm: [UInt8]?
+                postEvent(messageSent(stored, namespace: origin.socket.namespace), offsetForm: &sentOffsetForm, to: origin.socket)
                 if let ackID = origin.ackID { post(accepted(stored, ackID: ackID, namespace: origin.socket.namespace), to: origin.socket) }
             case .failure(let error):
                 let reason: String
@@ -98,64 +206,25 @@ struct ChatSocketApp: Sendable {
             }
         }
         for (loop, packets) in perLoop {
-            loop.execute { for (socket, packet) in packets { socket.sendEncoded(packet) } }
+            loop.execute { for (socket, packet, position) in packets { socket.sendEncoded(packet, position: position) } }
         }
-    }
-
-    // MARK: - Packets, written as bytes (no JSON tree per message)
-
-    /// `2["receive_message",{"from","message","timestamp","id"}]`
-    static func receiveMessage(_ stored: StoredMessage) -> [UInt8] {
-        var out = eventStart("receive_message", namespace: "/", capacity: stored.content.utf8.count + 160)
-        JSONWriter.writeMember("from", stored.senderID, into: &out)
-        JSONWriter.writeMember("message", stored.content, into: &out)
-        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
-        JSONWriter.writeMember("id", stored.id, into: &out)
-        out.append(contentsOf: "}]".utf8)
-        return out
-    }
-
-    /// `2["message_sent",{"to","message","id","timestamp"}]`
-    static func messageSent(_ stored: StoredMessage, namespace: String) -> [UInt8] {
-        var out = eventStart("message_sent", namespace: namespace, capacity: stored.content.utf8.count + 160)
-        JSONWriter.writeMember("to", stored.receiverID, into: &out)
-        JSONWriter.writeMember("message", stored.content, into: &out)
-        JSONWriter.writeMember("id", stored.id, into: &out)
-        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
-        out.append(contentsOf: "}]".utf8)
-        return out
-    }
-
-    /// `3<ack id>[{"ok":true,"id","timestamp"}]`
-    static func accepted(_ stored: StoredMessage, ackID: Int, namespace: String) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(120)
-        SocketIOPacket.appendHeader(.ack, namespace: namespace, ackID: ackID, to: &out)
-        out.append(contentsOf: #"[{"ok":true"#.utf8)
-        JSONWriter.writeMember("id", stored.id, into: &out)
-        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
-        out.append(contentsOf: "}]".utf8)
-        return out
-    }
-
-    /// The ack `[{"ok":false,"error"}]`, or without an ack id the event
-    /// `message_error` `{"to","message","error"}` echoing what was sent.
-    static func refusal(_ error: String, to origin: Origin) -> [UInt8] {
-        let namespace = origin.socket.namespace
-        if let ackID = origin.ackID {
-            return SocketIOPacket(.ack, namespace: namespace, ackID: ackID, data: [["ok": false, "error": .string(error)]]).encoded()
-        }
-        let echoed: JSONValue = ["to": origin.payload?["to"] ?? .null, "message": origin.payload?["message"] ?? .null, "error": .string(error)]
-        return SocketIOSocket.eventPacket("message_error", [echoed], namespace: namespace).encoded()
-    }
-
-    private static func eventStart(_ name: StaticString, namespace: String, capacity: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(capacity)
-        SocketIOPacket.appendHeader(.event, namespace: namespace, to: &out)
-        out.append(contentsOf: #"[""#.utf8)
-        name.withUTF8Buffer { out.append(contentsOf: $0) }
-        out.append(contentsOf: #"",{"#.utf8)
-        return out  // members follow, then `}]`
     }
 }
+
+/// The highest message sequence this process has delivered: where a new recovery session
+/// starts. Only moves forward.
+final class StreamHead: Sendable {
+    private let seq = Atomic<Int64>(0)
+
+    var value: Int64 { seq.load(ordering: .acquiring) }
+
+    func advance(to newValue: Int64) {
+        var current = seq.load(ordering: .relaxed)
+        while newValue > current {
+            let (exchanged, original) = seq.compareExchange(expected: current, desired: newValue, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+    }
+}
+

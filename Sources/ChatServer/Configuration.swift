@@ -28,6 +28,8 @@ struct Configuration {
     /// commits waited up to a second (README, Performance, "Logins").
     var bcryptThreads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)
     var maxMessageBytes = 16_384
+    /// Connection state recovery for every socket, not only those whose CONNECT asks for it.
+    var connectionStateRecovery = false
     var maxHeaderBytes = 16_384
     var maxBodyBytes = 1_048_576
     var headerTimeoutMilliseconds: Int64 = 10_000
@@ -68,6 +70,12 @@ struct Configuration {
         if let seconds = try integer("HEADER_TIMEOUT_SECONDS", 1...3600) { headerTimeoutMilliseconds = Int64(seconds) * 1000 }
         if let seconds = try integer("IDLE_TIMEOUT_SECONDS", 1...86400) { idleTimeoutMilliseconds = Int64(seconds) * 1000 }
         if let seconds = try integer("SHUTDOWN_TIMEOUT_SECONDS", 0...3600) { shutdownTimeoutMilliseconds = Int64(seconds) * 1000 }
+        if let flag = value("CONNECTION_STATE_RECOVERY") {
+            guard let parsed = ["true": true, "1": true, "on": true, "yes": true, "false": false, "0": false, "off": false, "no": false][flag.lowercased()] else {
+                throw Invalid(description: "CONNECTION_STATE_RECOVERY must be true or false, not '\(flag)'")
+            }
+            connectionStateRecovery = parsed
+        }
         if let level = value("LOG_LEVEL") {
             guard let parsed = ["debug": Log.Level.debug, "info": .info, "warning": .warning, "error": .error][level.lowercased()] else {
                 throw Invalid(description: "LOG_LEVEL must be debug, info, warning or error, not '\(level)'")

@@ -53,27 +53,45 @@ struct PostgresChatStore: ChatStore {
         """
     }
 
+    /// The columns a `ChatMessage` is read from (`message(_:_:)`), of `alias`.
+    private static func messageColumns(_ alias: String) -> String {
+        """
+        \(alias).id::text AS id, \(alias).sender_id::text AS sender_id, \(alias).receiver_id::text AS receiver_id, \(alias).content,
+        \(alias).created_at::text AS created_at, \(alias).seq::text AS seq, \(alias).client_id::text AS client_id
+        """
+    }
+
+    private static func message(_ rows: PostgresRows, _ row: Int) -> ChatMessage {
+        ChatMessage(id: rows.value(row, "id") ?? "", senderID: rows.value(row, "sender_id"),
+                    receiverID: rows.value(row, "receiver_id"), content: rows.value(row, "content"),
+                    createdAt: rows.value(row, "created_at").map(Timestamps.fromPostgres),
+                    seq: rows.value(row, "seq").flatMap { Int64($0) }, clientID: rows.value(row, "client_id"))
+    }
+
     func history(between userID: String, and otherID: String, page: HistoryPage,
                  completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void) {
-        // Bounds are messages of this conversation, by id; their sequence numbers bound the page
-        // (exclusive). A bound of another conversation bounds nothing: it is refused.
+        // A bound by id is a message of this conversation: its sequence bounds the page
+        // (exclusive), and one of another conversation is refused. A cursor bounds by itself.
+        func id(_ bound: HistoryBound?) -> String? { if case .message(let id)? = bound { id } else { nil } }
+        func seq(_ bound: HistoryBound?) -> String? { if case .position(let seq)? = bound { String(seq) } else { nil } }
         let pageSQL = PostgresStatement("""
-            SELECT m.id::text AS id, m.sender_id::text AS sender_id, m.receiver_id::text AS receiver_id, m.content,
-                   m.created_at::text AS created_at
+            SELECT \(Self.messageColumns("m"))
             FROM messages m
             WHERE \(Self.inConversation("m"))
               AND ($5::uuid IS NULL OR m.seq < (SELECT b.seq FROM messages b WHERE b.id = $5::uuid AND \(Self.inConversation("b"))))
               AND ($6::uuid IS NULL OR m.seq > (SELECT a.seq FROM messages a WHERE a.id = $6::uuid AND \(Self.inConversation("a"))))
+              AND ($7::bigint IS NULL OR m.seq < $7::bigint)
+              AND ($8::bigint IS NULL OR m.seq > $8::bigint)
             ORDER BY m.seq \(page.newestFirst ? "DESC" : "ASC")
             LIMIT $3 OFFSET $4
-            """, [userID, otherID, String(page.limit), String(page.offset), page.beforeID, page.afterID])
+            """, [userID, otherID, String(page.limit), String(page.offset), id(page.before), id(page.after), seq(page.before), seq(page.after)])
         var statements = [pageSQL]
-        if page.beforeID != nil || page.afterID != nil {
+        if id(page.before) != nil || id(page.after) != nil {
             // In the same round trip, before the page: do the bounds exist here?
             statements.insert(PostgresStatement("""
                 SELECT ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM messages b WHERE b.id = $3::uuid AND \(Self.inConversation("b")))) AS before_found,
                        ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM messages a WHERE a.id = $4::uuid AND \(Self.inConversation("a")))) AS after_found
-                """, [userID, otherID, page.beforeID, page.afterID]), at: 0)
+                """, [userID, otherID, id(page.before), id(page.after)]), at: 0)
         }
         pool.submit(statements) { result in
             completion(Self.map(result) { results in
@@ -83,65 +101,137 @@ struct PostgresChatStore: ChatStore {
                     }
                 }
                 guard let rows = results.last else { return .failure(.failed("no result for the history page")) }
-                return .success((0..<rows.count).map { row in
-                    ChatMessage(id: rows.value(row, "id") ?? "", senderID: rows.value(row, "sender_id"),
-                                receiverID: rows.value(row, "receiver_id"), content: rows.value(row, "content"),
-                                createdAt: rows.value(row, "created_at").map(Timestamps.fromPostgres))
-                })
+                return .success((0..<rows.count).map { Self.message(rows, $0) })
             })
         }
     }
 
-    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[String?], StoreError>) -> Void) {
+    func stream(of userID: String, after: Int64, limit: Int, completion: @escaping @Sendable (Result<StreamPage, StoreError>) -> Void) {
+        // Two index ranges (messages_receiver_seq_idx, messages_sender_seq_idx), each cut at
+        // `limit`, merged: never more than 2 × limit rows read, however long the stream. A
+        // message to oneself is in both and taken once. The head comes in the same round trip.
+        let page = PostgresStatement("""
+            SELECT \(Self.messageColumns("s")) FROM (
+                (SELECT * FROM messages WHERE receiver_id = $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3)
+                UNION ALL
+                (SELECT * FROM messages WHERE sender_id = $1::uuid AND receiver_id IS DISTINCT FROM $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3)
+            ) s
+            ORDER BY s.seq
+            LIMIT $3
+            """, [userID, String(after), String(limit)], preparedName: "chat_stream")
+        pool.submit([Self.headStatement, page]) { result in
+            completion(Self.map(result) { results in
+                guard results.count == 2, let head = results[0].value(0, "head").flatMap({ Int64($0) }) else {
+                    return .failure(.failed("no result for the stream page"))
+                }
+                let rows = results[1]
+                return .success(StreamPage(messages: (0..<rows.count).map { Self.message(rows, $0) }, head: head))
+            })
+        }
+    }
+
+    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) {
         let ids = messages.map(\.id)
-        // Rows whose receiver is no user are left out by the join and reported as such.
-        let statement = PostgresStatement("""
-            INSERT INTO messages (id, sender_id, receiver_id, content)
-            SELECT i.id, i.sender_id, i.receiver_id, i.content
-            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) WITH ORDINALITY AS i(id, sender_id, receiver_id, content, n)
+        let hasClientIDs = messages.contains { $0.clientID != nil }
+        // Rows whose receiver is no user are left out by the join; a client_id its sender used
+        // before (or earlier in the batch) by the unique index. Both come back as missing from
+        // RETURNING, and only client_id rows can be repeats. A batch without client_ids (most,
+        // at saturation) takes the plain statement: no conflict arbitration per row.
+        let insert = PostgresStatement("""
+            INSERT INTO messages (id, sender_id, receiver_id, content\(hasClientIDs ? ", client_id" : ""))
+            SELECT i.id, i.sender_id, i.receiver_id, i.content\(hasClientIDs ? ", i.client_id" : "")
+            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]\(hasClientIDs ? ", $5::uuid[]" : ""))
+                 WITH ORDINALITY AS i(id, sender_id, receiver_id, content, \(hasClientIDs ? "client_id, " : "")n)
             JOIN users u ON u.id = i.receiver_id
             ORDER BY i.n
-            RETURNING id::text AS id, created_at::text AS created_at
+            \(hasClientIDs ? "ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING" : "")
+            RETURNING id::text AS id, created_at::text AS created_at, seq::text AS seq
             """, [PostgresArrayLiteral.text(ids), PostgresArrayLiteral.text(messages.map(\.senderID)),
-                  PostgresArrayLiteral.text(messages.map(\.receiverID)), PostgresArrayLiteral.text(messages.map(\.content))],
-            preparedName: "chat_insert_messages")
+                  PostgresArrayLiteral.text(messages.map(\.receiverID)), PostgresArrayLiteral.text(messages.map(\.content))]
+                + (hasClientIDs ? [PostgresArrayLiteral.text(messages.map(\.clientID))] : []),
+            preparedName: hasClientIDs ? "chat_insert_messages_idempotent" : "chat_insert_messages")
+        pool.submit(insert) { result in
+            let inserted: [InsertedMessage]
+            switch Self.map(result, { .success(Self.insertedMessages(ids: ids, rows: $0.rows)) }) {
+            case .failure(let error): return completion(.failure(error))
+            case .success(let values): inserted = values
+            }
+            let missingWithClientID = messages.indices.filter { inserted[$0] == .unknownReceiver && messages[$0].clientID != nil }
+            guard !missingWithClientID.isEmpty else { return completion(.success(inserted)) }
+            findRepeats(of: missingWithClientID.map { messages[$0] }) { result in
+                completion(result.map { originals in
+                    var inserted = inserted
+                    for (index, original) in zip(missingWithClientID, originals) {
+                        if let original { inserted[index] = .repeatOf(original) }
+                    }
+                    return inserted
+                })
+            }
+        }
+    }
+
+    /// For each message, the one its sender stored before with the same client_id, or nil.
+    /// A statement of its own, after the INSERT committed: it sees a first copy stored by the
+    /// same batch, or by another process while the INSERT waited on it.
+    private func findRepeats(of messages: [NewMessage], completion: @escaping @Sendable (Result<[StoredMessage?], StoreError>) -> Void) {
+        let statement = PostgresStatement("""
+            SELECT i.n::text AS n, \(Self.messageColumns("m"))
+            FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS i(sender_id, client_id, n)
+            JOIN messages m ON m.sender_id = i.sender_id AND m.client_id = i.client_id
+            """, [PostgresArrayLiteral.text(messages.map(\.senderID)), PostgresArrayLiteral.text(messages.map(\.clientID))])
         pool.submit(statement) { result in
             completion(Self.map(result) { rows in
-                var createdAt = Self.returnedValues(ids: ids, rows: rows.rows)
-                // A batch shares one transaction time: converted once, in place.
-                var lastText = "", lastConverted = ""
-                for index in createdAt.indices {
-                    guard let text = createdAt[index] else { continue }
-                    if text != lastText { (lastText, lastConverted) = (text, Timestamps.fromPostgres(text)) }
-                    createdAt[index] = lastConverted
+                var originals = [StoredMessage?](repeating: nil, count: messages.count)
+                for row in 0..<rows.count {
+                    let found = Self.message(rows, row)
+                    guard let n = rows.value(row, "n").flatMap({ Int($0) }), (1...messages.count).contains(n),
+                          let senderID = found.senderID, let receiverID = found.receiverID, let seq = found.seq else { continue }
+                    originals[n - 1] = StoredMessage(id: found.id, senderID: senderID, receiverID: receiverID, content: found.content ?? "",
+                                                     createdAt: found.createdAt ?? "", seq: seq, clientID: found.clientID)
                 }
-                return .success(createdAt)
+                return .success(originals)
             })
         }
     }
 
-    /// For each of a batch's ids, the second column of the `RETURNING id, …` row that carries
-    /// it ("" for NULL), or nil when its row was left out (an unknown receiver). RETURNING lists
-    /// rows in the order inserted — the batch's, minus rows left out — so both are walked
+    /// What RETURNING `id, created_at, seq` says of each of a batch's ids: stored (created_at
+    /// in the wire form), or `.unknownReceiver` when its row is not there (left out). RETURNING
+    /// lists rows in the order inserted — the batch's, minus rows left out — so both are walked
     /// together without hashing; from the first row out of step on, a lookup by id takes over.
-    static func returnedValues(ids: [String], rows: [[String?]]) -> [String?] {
-        var values: [String?] = []
+    /// A batch shares one transaction time: it is converted once.
+    static func insertedMessages(ids: [String], rows: [[String?]]) -> [InsertedMessage] {
+        var values: [InsertedMessage] = []
         values.reserveCapacity(ids.count)
+        var lastText = "", lastConverted = ""
+        func stored(_ row: [String?]) -> InsertedMessage {
+            let text = row[1] ?? ""
+            if text != lastText { (lastText, lastConverted) = (text, Timestamps.fromPostgres(text)) }
+            return .stored(seq: row[2].flatMap { Int64($0) } ?? 0, createdAt: lastConverted)
+        }
         var row = 0
-        var byID: [String: String]?
+        var byID: [String: Int]?
         for id in ids {
             if byID == nil, row < rows.count, rows[row][0] == id {
-                values.append(rows[row][1] ?? "")
+                values.append(stored(rows[row]))
                 row += 1
                 continue
             }
             if byID == nil {
-                byID = Dictionary(rows[row...].map { ($0[0] ?? "", $0[1] ?? "") }, uniquingKeysWith: { first, _ in first })
+                byID = Dictionary(rows[row...].indices.map { (rows[$0][0] ?? "", $0) }, uniquingKeysWith: { first, _ in first })
             }
-            values.append(byID?[id])
+            values.append(byID?[id].map { stored(rows[$0]) } ?? .unknownReceiver)
         }
         return values
     }
+
+    /// The highest sequence committed (0 for none), where this process's stream head starts.
+    func latestSequence(completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
+        pool.submit(Self.headStatement) { result in
+            completion(Self.map(result) { rows in rows.value(0, "head").flatMap { Int64($0) }.map { .success($0) } ?? .failure(.failed("no head")) })
+        }
+    }
+
+    private static let headStatement = PostgresStatement("SELECT coalesce(max(seq), 0)::text AS head FROM messages", preparedName: "chat_stream_head")
 
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         pool.submit(PostgresStatement("SELECT 1")) { result in

@@ -42,11 +42,18 @@ final class Server {
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) })
         let rooms = SocketIORooms()
-        let writer = ChatSocketApp.Writer(store: store) { ChatSocketApp.deliver($0, rooms: rooms) }
-        let chat = ChatSocketApp(accounts: accounts, writer: writer, rooms: rooms, maxMessageBytes: configuration.maxMessageBytes)
+        let streamHead = StreamHead()
+        // Until this answers (at once, normally), new recovery sessions start at 0: a resume
+        // without an offset then finds too much to replay and starts afresh — never a loss.
+        store.latestSequence { if case .success(let seq) = $0 { streamHead.advance(to: seq) } }
+        let writer = ChatSocketApp.Writer(store: store) { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) }
+        let messages = MessageService(store: store)
+        let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
+                                 sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
+                                 recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes)
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
-        let api = APIRouter(accounts: accounts, messages: MessageService(store: store), store: store)
+        let api = APIRouter(accounts: accounts, messages: messages, store: store)
         return serve(handler: engine.mounted(over: api, preflightsGoToFallback: true), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }

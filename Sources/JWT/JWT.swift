@@ -60,6 +60,13 @@ public struct JWTSigner: Sendable {
         return signingInput + "." + Base64.encodeURL(signature)
     }
 
+    /// HMAC-SHA256 of `message` with this signer's secret, for other values the server hands
+    /// out and must recognise (the recovery session ids). Callers put a label of their own in
+    /// the message, so no such value can pass for a token's signature.
+    public func authenticationCode(_ message: [UInt8]) -> [UInt8] {
+        HMACSHA256.authenticate(message, key: key)
+    }
+
     public func verify(_ token: String, now: Int64) throws(JWTError) -> JWTClaims {
         let bytes = Array(token.utf8)
         guard bytes.count <= Self.maxTokenBytes else { throw .malformed("token too long") }

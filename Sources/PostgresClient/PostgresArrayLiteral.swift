@@ -3,12 +3,25 @@
 /// message writer runs it for every message of every batch.
 public enum PostgresArrayLiteral {
     public static func text(_ values: [String]) -> String {
+        text(values.lazy.map(Optional.some), count: values.count)
+    }
+
+    /// With NULL for each nil.
+    public static func text(_ values: [String?]) -> String {
+        text(values.lazy, count: values.count)
+    }
+
+    private static func text(_ values: some Sequence<String?>, count: Int) -> String {
         var out: [UInt8] = [UInt8(ascii: "{")]
-        out.reserveCapacity(values.count * 40 + 2)
+        out.reserveCapacity(count * 40 + 2)
         var first = true
-        for var value in values {
+        for value in values {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
+            guard var value else {
+                out.append(contentsOf: "NULL".utf8)
+                continue
+            }
             out.append(UInt8(ascii: "\""))
             value.withUTF8 { utf8 in
                 var runStart = 0

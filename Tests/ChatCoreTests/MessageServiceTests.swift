@@ -80,11 +80,70 @@ final class MessageServiceTests: XCTestCase {
     func testBadBoundsAndOrdersAreRefusedWithAReason() {
         let service = service()
         XCTAssertEqual(page(service, .init(order: "newest")), ["error: order must be asc or desc, not 'newest'"])
-        XCTAssertEqual(page(service, .init(before: "42")), ["error: before must be the id (a UUID) of a message in this conversation"])
-        XCTAssertEqual(page(service, .init(after: "")), ["error: after must be the id (a UUID) of a message in this conversation"])
+        XCTAssertEqual(page(service, .init(before: "42")), ["error: before must be the id of a message in this conversation or a cursor"])
+        XCTAssertEqual(page(service, .init(after: "")), ["error: after must be the id of a message in this conversation or a cursor"])
         XCTAssertEqual(page(service, .init(before: Self.otherConversation)), ["error: before must be the id of a message in this conversation"],
                        "a message of another conversation bounds nothing and reveals nothing")
         XCTAssertEqual(page(service, .init(after: "00000000-0000-7000-8000-000000000777")),
                        ["error: after must be the id of a message in this conversation"])
     }
+}
+
+/// The stream of a user (what they received and sent) paged by cursor.
+final class SyncTests: XCTestCase {
+    private let me = "00000000-0000-4000-8000-000000000001", you = "00000000-0000-4000-8000-000000000002"
+    private let other = "00000000-0000-4000-8000-000000000003"
+
+    /// m0…m9 between me and you in turns, and between them x0…x4 of a conversation I am not in.
+    private func service() -> MessageService {
+        let store = InMemoryChatStore(makeID: { "id" })
+        for i in 0..<10 {
+            let (from, to) = i % 2 == 0 ? (me, you) : (you, me)
+            store.addMessage(ChatMessage(id: "m\(i)", senderID: from, receiverID: to, content: "m\(i)", createdAt: nil))
+            if i % 2 == 0 { store.addMessage(ChatMessage(id: "x\(i / 2)", senderID: you, receiverID: other, content: "x", createdAt: nil)) }
+        }
+        return MessageService(store: store)
+    }
+
+    private func sync(_ service: MessageService, after: String?, limit: Int?) -> Result<MessageService.SyncPage, ServiceError> {
+        let box = Mutex<Result<MessageService.SyncPage, ServiceError>?>(nil)
+        service.sync(callerID: me, after: after, limit: limit) { result in box.withLock { $0 = result } }
+        return box.withLock { $0! }
+    }
+
+    func testPagesTheWholeStreamOnceAndSaysWhenItIsUpToDate() throws {
+        let service = service()
+        var after: String?
+        var seen: [String] = []
+        var pages = 0
+        while true {
+            let page = try sync(service, after: after, limit: 4).get()
+            seen += page.messages.map(\.id)
+            after = page.next
+            pages += 1
+            if !page.more { break }
+        }
+        XCTAssertEqual(seen, (0..<10).map { "m\($0)" }, "both directions, nobody else's")
+        XCTAssertEqual(pages, 3)
+        let upToDate = try sync(service, after: after, limit: nil).get()
+        XCTAssertEqual(upToDate.messages, [])
+        XCTAssertEqual(upToDate.next, after)
+        XCTAssertFalse(upToDate.more)
+    }
+
+    func testLimitsAreClamped() throws {
+        XCTAssertEqual(try sync(service(), after: nil, limit: 0).get().messages.count, 1)
+        XCTAssertEqual(try sync(service(), after: nil, limit: -5).get().messages.count, 1)
+        XCTAssertEqual(try sync(service(), after: nil, limit: 1_000_000).get().messages.count, 10)
+    }
+
+    func testCursorsNotOfThisServerAreRefused() {
+        XCTAssertEqual(sync(service(), after: "zzz", limit: nil).failure?.message, "after must be a cursor this server gave")
+        XCTAssertEqual(sync(service(), after: StreamCursor.encode(1_000), limit: nil).failure?.message,
+                       "after is ahead of every message stored here: a cursor from another server?")
+    }
+}
+
+private extension Result {
+    var failure: Failure? { if case .failure(let error) = self { error } else { nil } }
 }

@@ -87,6 +87,28 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertEqual(store.messages.map(\.content), ["before", "a", "b"])
     }
 
+    func testARepeatedClientIDIsAnsweredWithTheFirstMessageAndStoresNothing() throws {
+        let writer = makeWriter()
+        let clientID = "0193a2b4-c5d6-4e7f-8091-a2b3c4d5e6f7"
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "first", clientID: clientID, context: 0))
+        store.holdWrites()
+        // In one batch: a repeat of the stored one, a new one, and a repeat of that new one.
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "again", clientID: clientID, context: 1))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "second", clientID: "0193a2b4-c5d6-4e7f-8091-000000000002", context: 2))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "second again", clientID: "0193a2b4-c5d6-4e7f-8091-000000000002", context: 3))
+        XCTAssertTrue(writer.write(senderID: bob, receiverID: alice, content: "bob's own", clientID: clientID, context: 4))
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        let results = outcomes
+        XCTAssertEqual(results.map(\.isRepeat), [false, true, false, true, false])
+        let stored = try results.map { try $0.result.get() }
+        XCTAssertEqual(stored[1], stored[0], "the first answer, id, sequence and time")
+        XCTAssertEqual(stored[3], stored[2])
+        XCTAssertEqual(stored.map(\.content), ["first", "first", "second", "second", "bob's own"])
+        XCTAssertEqual(store.messages.map(\.content), ["first", "second", "bob's own"])
+        XCTAssertEqual(stored.map(\.seq), [1, 1, 2, 2, 3])
+    }
+
     func testAStoreOutageRefusesTheWholeBatchAsWorthRetrying() {
         let writer = makeWriter()
         store.setAvailable(false)

@@ -1,4 +1,5 @@
 import ChatCore
+import JSON
 import XCTest
 
 final class ValidationTests: XCTestCase {
@@ -36,6 +37,22 @@ final class ValidationTests: XCTestCase {
         for bad in ["", "6fc4098f58e04b2f8494c932d968b32a", "6fc4098f-58e0-4b2f-8494-c932d968b32", "6fc4098f-58e0-4b2f-8494-c932d968b32g",
                     "{6fc4098f-58e0-4b2f-8494-c932d968b32a}", "6fc4098f_58e0-4b2f-8494-c932d968b32a"] {
             XCTAssertNil(Validation.uuid(bad), bad)
+        }
+    }
+
+    func testAClientIDIsAnOptionalUUID() throws {
+        let to = "00000000-0000-4000-8000-000000000001"
+        func clientID(_ value: JSONValue?) -> Result<String?, Validation.Failure> {
+            var payload = JSONObject([("to", .string(to)), ("message", "hi")])
+            if let value { payload["client_id"] = value }
+            return Validation.outgoingMessage(.object(payload), maxBytes: 100).map(\.clientID)
+        }
+        XCTAssertEqual(try clientID(nil).get(), nil)
+        XCTAssertEqual(try clientID(.null).get(), nil)
+        XCTAssertEqual(try clientID("0193A2B4-C5D6-4E7F-8091-A2B3C4D5E6F7").get(), "0193a2b4-c5d6-4e7f-8091-a2b3c4d5e6f7")
+        for bad: JSONValue in ["", "nope", "0193a2b4c5d64e7f8091a2b3c4d5e6f7", 42, true, ["x"], ["id": "0193a2b4-c5d6-4e7f-8091-a2b3c4d5e6f7"]] {
+            guard case .failure(let failure) = clientID(bad) else { return XCTFail("\(bad) taken") }
+            XCTAssertEqual(failure.message, "client_id must be a UUID")
         }
     }
 }

@@ -1,3 +1,4 @@
+import ChatCore
 import XCTest
 @testable import ChatServer
 
@@ -5,23 +6,32 @@ import XCTest
 final class PostgresChatStoreReturnedRowsTests: XCTestCase {
     private typealias Store = PostgresChatStore
     private let ids = ["a", "b", "c", "d", "e"]
+    private let time = "2026-01-16 17:04:58.123"
+    private let wireTime = "2026-01-16T17:04:58.123Z"
+
+    private func row(_ id: String, _ seq: Int) -> [String?] { [id, time, String(seq)] }
+    private func stored(_ seq: Int64) -> InsertedMessage { .stored(seq: seq, createdAt: wireTime) }
 
     func testRowsInInsertionOrder() {
-        XCTAssertEqual(Store.returnedValues(ids: ids, rows: ids.map { [$0, "t-\($0)"] }), ["t-a", "t-b", "t-c", "t-d", "t-e"])
+        XCTAssertEqual(Store.insertedMessages(ids: ids, rows: ids.enumerated().map { row($1, $0 + 10) }),
+                       [stored(10), stored(11), stored(12), stored(13), stored(14)])
     }
 
-    func testLeftOutRowsAreNilWhereverTheyFall() {
-        XCTAssertEqual(Store.returnedValues(ids: ids, rows: [["b", "1"], ["d", "2"]]), [nil, "1", nil, "2", nil])
-        XCTAssertEqual(Store.returnedValues(ids: ids, rows: [["a", "1"], ["b", "2"], ["e", "3"]]), ["1", "2", nil, nil, "3"])
-        XCTAssertEqual(Store.returnedValues(ids: ids, rows: []), [nil, nil, nil, nil, nil])
+    func testLeftOutRowsAreMissingWhereverTheyFall() {
+        XCTAssertEqual(Store.insertedMessages(ids: ids, rows: [row("b", 1), row("d", 2)]),
+                       [.unknownReceiver, stored(1), .unknownReceiver, stored(2), .unknownReceiver])
+        XCTAssertEqual(Store.insertedMessages(ids: ids, rows: [row("a", 1), row("b", 2), row("e", 3)]),
+                       [stored(1), stored(2), .unknownReceiver, .unknownReceiver, stored(3)])
+        XCTAssertEqual(Store.insertedMessages(ids: ids, rows: []), Array(repeating: .unknownReceiver, count: 5))
     }
 
     func testRowsOutOfOrderAreFoundByID() {
-        XCTAssertEqual(Store.returnedValues(ids: ids, rows: [["a", "1"], ["e", "5"], ["c", "3"], ["b", "2"]]), ["1", "2", "3", nil, "5"])
+        XCTAssertEqual(Store.insertedMessages(ids: ids, rows: [row("a", 1), row("e", 5), row("c", 3), row("b", 2)]),
+                       [stored(1), stored(2), stored(3), .unknownReceiver, stored(5)])
     }
 
-    func testANullValueIsEmptyNotLeftOut() {
-        XCTAssertEqual(Store.returnedValues(ids: ["a", "b"], rows: [["a", nil], ["b", "2"]]), ["", "2"])
-        XCTAssertEqual(Store.returnedValues(ids: ["a", "b"], rows: [["b", nil]]), [nil, ""])
+    func testTheTimeOfEachRowIsConverted() {
+        XCTAssertEqual(Store.insertedMessages(ids: ["a", "b"], rows: [["a", "2026-01-16 17:04:58.1", "1"], ["b", time, "2"]]),
+                       [.stored(seq: 1, createdAt: "2026-01-16T17:04:58.100Z"), stored(2)])
     }
 }

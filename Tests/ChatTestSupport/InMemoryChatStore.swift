@@ -9,6 +9,8 @@ public final class InMemoryChatStore: ChatStore {
     private struct State {
         var users: [UserCredentials] = []
         var messages: [ChatMessage] = []
+        /// The sequence of the last message stored or added.
+        var lastSeq: Int64 = 0
         var available = true
         var holdingWrites = false
         /// Batches held while `holdingWrites`, stored on `releaseWrites()`.
@@ -29,7 +31,15 @@ public final class InMemoryChatStore: ChatStore {
 
     public func setAvailable(_ available: Bool) { state.withLock { $0.available = available } }
 
-    public func addMessage(_ message: ChatMessage) { state.withLock { $0.messages.append(message) } }
+    /// Adds a message as stored; one without a sequence gets the next.
+    public func addMessage(_ message: ChatMessage) {
+        state.withLock { state in
+            let seq = message.seq ?? state.lastSeq + 1
+            state.lastSeq = max(state.lastSeq, seq)
+            state.messages.append(ChatMessage(id: message.id, senderID: message.senderID, receiverID: message.receiverID,
+                                              content: message.content, createdAt: message.createdAt, seq: seq, clientID: message.clientID))
+        }
+    }
 
     public func addUser(id: String, email: String) {
         state.withLock { $0.users.append(UserCredentials(user: User(id: id, email: email, username: nil), passwordHash: "")) }
@@ -93,30 +103,45 @@ public final class InMemoryChatStore: ChatStore {
             var conversation = state.messages.filter {
                 ($0.senderID == userID && $0.receiverID == otherID) || ($0.senderID == otherID && $0.receiverID == userID)
             }
-            // Bounds by position in the conversation: the order stored is the sequence order.
-            for (id, name, keepBefore) in [(page.beforeID, "before", true), (page.afterID, "after", false)] {
-                guard let id else { continue }
-                guard let position = conversation.firstIndex(where: { $0.id == id }) else {
-                    return .failure(.invalidReference("\(name) must be the id of a message in this conversation"))
+            // Bounds by id are positions in the conversation (the order stored is the sequence
+            // order); a cursor bounds by sequence.
+            for (bound, name, keepBefore) in [(page.before, "before", true), (page.after, "after", false)] {
+                switch bound {
+                case nil:
+                    continue
+                case .message(let id)?:
+                    guard let position = conversation.firstIndex(where: { $0.id == id }) else {
+                        return .failure(.invalidReference("\(name) must be the id of a message in this conversation"))
+                    }
+                    conversation = keepBefore ? Array(conversation[..<position]) : Array(conversation[(position + 1)...])
+                case .position(let seq)?:
+                    conversation = conversation.filter { keepBefore ? ($0.seq ?? 0) < seq : ($0.seq ?? 0) > seq }
                 }
-                conversation = keepBefore ? Array(conversation[..<position]) : Array(conversation[(position + 1)...])
             }
             if page.newestFirst { conversation.reverse() }
             return .success(Array(conversation.dropFirst(page.offset).prefix(page.limit)))
         })
     }
 
-    public func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[String?], StoreError>) -> Void) {
+    public func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) {
         let write: @Sendable () -> Void = { [self] in
             completion(state.withLock { state in
                 state.batchSizes.append(messages.count)
                 guard state.available else { return .failure(.unavailable) }
                 let users = Set(state.users.map(\.user.id))
                 return .success(messages.map { message in
-                    guard users.contains(message.receiverID) else { return nil }
+                    if let clientID = message.clientID,
+                       let original = state.messages.first(where: { $0.senderID == message.senderID && $0.clientID == clientID }) {
+                        return .repeatOf(StoredMessage(id: original.id, senderID: message.senderID, receiverID: original.receiverID ?? "",
+                                                       content: original.content ?? "", createdAt: original.createdAt ?? "",
+                                                       seq: original.seq ?? 0, clientID: clientID))
+                    }
+                    guard users.contains(message.receiverID) else { return .unknownReceiver }
+                    state.lastSeq += 1
                     state.messages.append(ChatMessage(id: message.id, senderID: message.senderID, receiverID: message.receiverID,
-                                                      content: message.content, createdAt: createdAt))
-                    return createdAt
+                                                      content: message.content, createdAt: createdAt, seq: state.lastSeq,
+                                                      clientID: message.clientID))
+                    return .stored(seq: state.lastSeq, createdAt: createdAt)
                 })
             })
         }
@@ -126,6 +151,14 @@ public final class InMemoryChatStore: ChatStore {
         }
         if held { return }
         if let queue { queue.async(execute: write) } else { write() }
+    }
+
+    public func stream(of userID: String, after: Int64, limit: Int, completion: @escaping @Sendable (Result<StreamPage, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            let mine = state.messages.filter { ($0.senderID == userID || $0.receiverID == userID) && ($0.seq ?? 0) > after }
+            return .success(StreamPage(messages: Array(mine.sorted { ($0.seq ?? 0) < ($1.seq ?? 0) }.prefix(limit)), head: state.lastSeq))
+        })
     }
 
     public func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {

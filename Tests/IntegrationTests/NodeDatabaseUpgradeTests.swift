@@ -37,7 +37,7 @@ final class NodeDatabaseUpgradeTests: XCTestCase {
         try database.migrate()  // idempotent
 
         let columns = try connection.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'messages' ORDER BY ordinal_position")
-        XCTAssertEqual(columns.rows.map { $0[0] }, ["id", "sender_id", "receiver_id", "content", "created_at", "seq"])
+        XCTAssertEqual(columns.rows.map { $0[0] }, ["id", "sender_id", "receiver_id", "content", "created_at", "seq", "client_id"])
         XCTAssertEqual(try connection.query("SELECT count(*)::text AS n FROM messages WHERE seq IS NULL").value(0, "n"), "0")
 
         let server = try database.startServer()

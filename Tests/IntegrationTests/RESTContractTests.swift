@@ -158,7 +158,8 @@ final class RESTContractTests: XCTestCase {
         XCTAssertEqual(all.status, 200)
         let messages = try XCTUnwrap(all.json?.arrayValue)
         XCTAssertEqual(messages.map { $0["content"]?.stringValue }, ["1 ann→bob", "2 bob→ann", "3 ann→bob"])
-        XCTAssertEqual(messages[0].objectValue?.members.map(\.key), ["id", "sender_id", "receiver_id", "content", "created_at"])
+        // Part 1's fields in the Node server's order, then the stream cursor (Part 2).
+        XCTAssertEqual(messages[0].objectValue?.members.map(\.key), ["id", "sender_id", "receiver_id", "content", "created_at", "cursor"])
         XCTAssertEqual(messages[1]["sender_id"]?.stringValue, bob.id)
         XCTAssertEqual(messages[1]["receiver_id"]?.stringValue, ann.id)
         let createdAt = try XCTUnwrap(messages[0]["created_at"]?.stringValue)
@@ -209,7 +210,7 @@ final class RESTContractTests: XCTestCase {
         let eveMessage = try XCTUnwrap(client.get("/api/messages/\(eve.id)", token: ann.token).json?.arrayValue?.first?["id"]?.stringValue)
         for (query, error) in [
             ("order=sideways", "order must be asc or desc, not 'sideways'"),
-            ("before=123", "before must be the id (a UUID) of a message in this conversation"),
+            ("before=123", "before must be the id of a message in this conversation or a cursor"),
             ("after=\(eveMessage)", "after must be the id of a message in this conversation"),
             ("before=\(UUID().uuidString)", "before must be the id of a message in this conversation"),
         ] {

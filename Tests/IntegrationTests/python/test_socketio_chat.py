@@ -44,7 +44,7 @@ class Inbox:
 def connect(server, token, transports, inbox=None, auth=True, url_token=False, wait_timeout=10):
     client = socketio.Client(reconnection=False)
     inbox = inbox or Inbox()
-    for event in ("receive_message", "message_sent", "message_error", "connect_error"):
+    for event in ("receive_message", "message_sent", "own_message", "message_error", "sync_error", "connect_error"):
         client.on(event, (lambda name: lambda data=None: inbox.add(name, data))(event))
     url = server.url + (f"?token={token}" if url_token else "")
     client.connect(url, auth={"token": token} if auth else None, transports=transports, wait_timeout=wait_timeout)
@@ -76,7 +76,9 @@ def test_two_users_chat_with_acks(server, mode):
         assert ack["ok"] is True and ack["id"] and ack["timestamp"].endswith("Z")
         assert b.inbox.wait(lambda: b.inbox.of("receive_message"))
         received = b.inbox.of("receive_message")[0]
-        assert received == {"from": a_id, "message": f"hello over {mode} ✓", "timestamp": ack["timestamp"], "id": ack["id"]}
+        # Part 1's fields as the Node server sent them, and the stream cursor beside them.
+        assert received == {"from": a_id, "message": f"hello over {mode} ✓", "timestamp": ack["timestamp"], "id": ack["id"],
+                            "cursor": ack["cursor"]}
         assert a.inbox.wait(lambda: a.inbox.of("message_sent"))
         assert a.inbox.of("message_sent")[0]["to"] == b_id
         assert a.inbox.of("message_sent")[0]["message"] == f"hello over {mode} ✓"
@@ -103,7 +105,8 @@ def test_every_device_of_the_receiver_gets_it(server):
         ack = a.call("send_message", {"to": b_id, "message": "to all of bob"}, timeout=10)
         for device in (phone, laptop, tablet):
             assert device.inbox.wait(lambda: device.inbox.of("receive_message"))
-            assert device.inbox.of("receive_message") == [{"from": a_id, "message": "to all of bob", "timestamp": ack["timestamp"], "id": ack["id"]}]
+            assert device.inbox.of("receive_message") == [{"from": a_id, "message": "to all of bob", "timestamp": ack["timestamp"],
+                                                           "id": ack["id"], "cursor": ack["cursor"]}]
         assert a.inbox.of("receive_message") == []
     finally:
         for client in (a, phone, laptop, tablet):

@@ -1,0 +1,35 @@
+/// A place in a user's stream, as clients hold it: an opaque string made from the sequence of
+/// the last message they have (`c` and the sequence in base 36, so `c0` is the very start).
+/// Sequences are shared by all users, so a cursor of another user's names a place, never a
+/// message: reading after it still reads only the caller's own stream.
+public enum StreamCursor {
+    /// The cursor before every message.
+    public static let start = "c0"
+
+    public static func encode(_ seq: Int64) -> String {
+        "c" + String(max(seq, 0), radix: 36)
+    }
+
+    /// The sequence a cursor names; nil for anything this server does not make.
+    public static func decode(_ text: String) -> Int64? {
+        let utf8 = text.utf8
+        // "c" and 1…13 base-36 digits: 36^13 > Int64.max, so longer is never ours.
+        guard utf8.count >= 2, utf8.count <= 14, utf8.first == UInt8(ascii: "c") else { return nil }
+        var value: Int64 = 0
+        for byte in utf8.dropFirst() {
+            let digit: Int64
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int64(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): digit = Int64(byte - UInt8(ascii: "a")) + 10
+            default: return nil
+            }
+            let (product, overflow1) = value.multipliedReportingOverflow(by: 36)
+            let (sum, overflow2) = product.addingReportingOverflow(digit)
+            guard !overflow1, !overflow2 else { return nil }
+            value = sum
+        }
+        // One spelling per place: no leading zeros.
+        guard encode(value) == text else { return nil }
+        return value
+    }
+}

@@ -1,0 +1,120 @@
+import ChatCore
+import JSON
+import SocketIO
+import SocketIOServer
+
+/// The chat's packets, written as bytes (no JSON tree per message), and the JSON of a stream
+/// page, shared by the `sync` event and `GET /api/sync`.
+extension ChatSocketApp {
+    /// `2["receive_message",{"from","message","timestamp","id","cursor"}]`
+    static func receiveMessage(_ stored: StoredMessage) -> [UInt8] {
+        var out = eventStart("receive_message", namespace: "/", capacity: stored.content.utf8.count + 180)
+        JSONWriter.writeMember("from", stored.senderID, into: &out)
+        JSONWriter.writeMember("message", stored.content, into: &out)
+        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
+        JSONWriter.writeMember("id", stored.id, into: &out)
+        JSONWriter.writeMember("cursor", StreamCursor.encode(stored.seq), into: &out)
+        out.append(contentsOf: "}]".utf8)
+        return out
+    }
+
+    /// `2["message_sent",{"to","message","id","timestamp","cursor","client_id"?}]`
+    static func messageSent(_ stored: StoredMessage, namespace: String) -> [UInt8] {
+        var out = eventStart("message_sent", namespace: namespace, capacity: stored.content.utf8.count + 220)
+        writeOwnMessage(stored, into: &out)
+        return out
+    }
+
+    /// `2["own_message",{"to","message","id","timestamp","cursor","client_id"?}]`: what the
+    /// user sent from another of their sockets.
+    static func ownMessage(_ stored: StoredMessage) -> [UInt8] {
+        var out = eventStart("own_message", namespace: "/", capacity: stored.content.utf8.count + 220)
+        writeOwnMessage(stored, into: &out)
+        return out
+    }
+
+    private static func writeOwnMessage(_ stored: StoredMessage, into out: inout [UInt8]) {
+        JSONWriter.writeMember("to", stored.receiverID, into: &out)
+        JSONWriter.writeMember("message", stored.content, into: &out)
+        JSONWriter.writeMember("id", stored.id, into: &out)
+        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
+        JSONWriter.writeMember("cursor", StreamCursor.encode(stored.seq), into: &out)
+        if let clientID = stored.clientID { JSONWriter.writeMember("client_id", clientID, into: &out) }
+        out.append(contentsOf: "}]".utf8)
+    }
+
+    /// `3<ack id>[{"ok":true,"id","timestamp","cursor","repeat"?}]`; `repeat: true` when the
+    /// message was stored before under the same `client_id`.
+    static func accepted(_ stored: StoredMessage, ackID: Int, namespace: String, isRepeat: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(140)
+        SocketIOPacket.appendHeader(.ack, namespace: namespace, ackID: ackID, to: &out)
+        out.append(contentsOf: #"[{"ok":true"#.utf8)
+        JSONWriter.writeMember("id", stored.id, into: &out)
+        JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
+        JSONWriter.writeMember("cursor", StreamCursor.encode(stored.seq), into: &out)
+        if isRepeat { out.append(contentsOf: #","repeat":true"#.utf8) }
+        out.append(contentsOf: "}]".utf8)
+        return out
+    }
+
+    /// An event packet `…]` with `,"<cursor>"` before its closing bracket: the offset
+    /// connection state recovery puts last.
+    static func withOffset(_ packet: [UInt8], cursor: String) -> [UInt8] {
+        var out = packet
+        out.removeLast()
+        out.append(contentsOf: #",""#.utf8)
+        out.append(contentsOf: cursor.utf8)
+        out.append(contentsOf: #""]"#.utf8)
+        return out
+    }
+
+    /// A message of `userID`'s stream as the event a live socket got for it: `receive_message`
+    /// when it came to them, `own_message` when they sent it.
+    static func streamEvent(_ message: ChatMessage, for userID: String) -> [UInt8] {
+        let stored = StoredMessage(id: message.id, senderID: message.senderID ?? "", receiverID: message.receiverID ?? "",
+                                   content: message.content ?? "", createdAt: message.createdAt ?? "", seq: message.seq ?? 0,
+                                   clientID: message.clientID)
+        return stored.receiverID == userID ? receiveMessage(stored) : ownMessage(stored)
+    }
+
+    /// The ack `[{"ok":false,"error"}]`, or without an ack id the event
+    /// `message_error` `{"to","message","error"}` echoing what was sent.
+    static func refusal(_ error: String, to origin: Origin) -> [UInt8] {
+        let namespace = origin.socket.namespace
+        if let ackID = origin.ackID {
+            return SocketIOPacket(.ack, namespace: namespace, ackID: ackID, data: [["ok": false, "error": .string(error)]]).encoded()
+        }
+        let echoed: JSONValue = ["to": origin.payload?["to"] ?? .null, "message": origin.payload?["message"] ?? .null, "error": .string(error)]
+        return SocketIOSocket.eventPacket("message_error", [echoed], namespace: namespace).encoded()
+    }
+
+    private static func eventStart(_ name: StaticString, namespace: String, capacity: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(capacity)
+        SocketIOPacket.appendHeader(.event, namespace: namespace, to: &out)
+        out.append(contentsOf: #"[""#.utf8)
+        name.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(contentsOf: #"",{"#.utf8)
+        return out  // members follow, then `}]`
+    }
+}
+
+/// A page of a user's stream as JSON, for `sync` and `GET /api/sync`:
+/// `{"events":[{"type":"message","cursor","id","from","to","message","timestamp","client_id"?}],
+///   "next","more"}`. `next` is the cursor to ask after; `more` says whether more follow it
+/// already (page again) or the client is up to date.
+enum SyncResponse {
+    static func json(_ page: MessageService.SyncPage, for userID: String) -> JSONObject {
+        let events: [JSONValue] = page.messages.map { message in
+            var event = JSONObject([("type", "message"), ("cursor", .string(message.seq.map(StreamCursor.encode) ?? page.next)),
+                                    ("id", .string(message.id)), ("from", message.senderID.map(JSONValue.string) ?? .null),
+                                    ("to", message.receiverID.map(JSONValue.string) ?? .null),
+                                    ("message", message.content.map(JSONValue.string) ?? .null),
+                                    ("timestamp", message.createdAt.map(JSONValue.string) ?? .null)])
+            if let clientID = message.clientID, message.senderID == userID { event["client_id"] = .string(clientID) }
+            return .object(event)
+        }
+        return JSONObject([("events", .array(events)), ("next", .string(page.next)), ("more", .bool(page.more))])
+    }
+}
