@@ -32,6 +32,26 @@ public struct ChatMessageRecord: Sendable, Equatable {
     public let to: String?
     public let text: String
     public let timestamp: String?
+    /// Its place in the user's stream (this server's; the Node original gives none).
+    public var cursor: String? = nil
+
+    init(id: String?, from: String, to: String?, text: String, timestamp: String?, cursor: String? = nil) {
+        self.id = id
+        self.from = from
+        self.to = to
+        self.text = text
+        self.timestamp = timestamp
+        self.cursor = cursor
+    }
+}
+
+/// A page of the user's stream (`GET /api/sync`).
+public struct StreamPage: Sendable, Equatable {
+    public let messages: [ChatMessageRecord]
+    /// Where the next page starts.
+    public let next: String
+    /// More follow already.
+    public let more: Bool
 }
 
 /// The REST API: login (registering on first use when asked), user lookup, history.
@@ -121,13 +141,27 @@ public struct ChatAPI: Sendable {
             guard status == 200, let rows = json?.arrayValue else { throw .refused(status, Self.reason(json)) }
             all += rows.map { row in
                 ChatMessageRecord(id: row["id"]?.stringValue, from: row["sender_id"]?.stringValue ?? "", to: row["receiver_id"]?.stringValue,
-                                  text: row["content"]?.stringValue ?? "", timestamp: row["created_at"]?.stringValue)
+                                  text: row["content"]?.stringValue ?? "", timestamp: row["created_at"]?.stringValue, cursor: row["cursor"]?.stringValue)
             }
             if rows.count < 100 { break }
             offset += 100
             if all.count > 100 { all.removeFirst(all.count - 100) }
         }
         return Array(all.suffix(count))
+    }
+
+    /// The user's stream after `after`: what they received and sent, from any device.
+    public func sync(after: String, token: String, limit: Int = 100) throws(Failure) -> StreamPage {
+        let encoded = after.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? after
+        let (status, json) = try call("GET", "/api/sync?after=\(encoded)&limit=\(limit)", token: token)
+        guard status == 200, let events = json?["events"]?.arrayValue, let next = json?["next"]?.stringValue else {
+            throw status == 404 ? .notFound("the sync API") : .refused(status, Self.reason(json))
+        }
+        return StreamPage(messages: events.map { event in
+            ChatMessageRecord(id: event["id"]?.stringValue, from: event["from"]?.stringValue ?? "", to: event["to"]?.stringValue,
+                              text: event["message"]?.stringValue ?? "", timestamp: event["timestamp"]?.stringValue,
+                              cursor: event["cursor"]?.stringValue)
+        }, next: next, more: json?["more"]?.boolValue ?? false)
     }
 
     /// The `id` claim of a JWT (the Node server's login answers only the token).

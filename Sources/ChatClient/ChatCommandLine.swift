@@ -44,14 +44,26 @@ public final class ChatCommandLine: @unchecked Sendable {
     private var peer: ChatUser!
     private var connection: SocketIOClient?
     private var seen: Set<String> = []
-    private var pendingAcks = 0
-    /// Sends not yet confirmed, oldest first: by their ack, or by `message_sent` from a server
-    /// that does not ack (the Node original), whichever comes first.
-    private var unconfirmed: [(number: Int, to: String, text: String)] = []
+    /// A line typed and not yet confirmed, with the client_id it is sent (and resent) under.
+    struct Outgoing {
+        let number: Int
+        let clientID: String
+        let to: String
+        let text: String
+    }
+    /// Lines not yet confirmed, oldest first, whether sent or typed while disconnected:
+    /// confirmed by their ack, or by `message_sent` from a server that does not ack (the
+    /// Node original), whichever comes first; sent again after a reconnect under the same
+    /// client_id, which the server stores once.
+    private var outbox: [Outgoing] = []
     private var sendNumber = 0
     private var refusals = 0
     private var closing = false
     private let acksDone = NSCondition()
+    /// The recovery session (the server's `pid`) and the place in the stream of the last
+    /// event taken: a reconnect resumes from there, with nothing missed and nothing twice.
+    private var pid: String?
+    private var cursor: String?
 
     public init(demo: DemoAccount, program: String) {
         self.demo = demo
@@ -157,9 +169,42 @@ public final class ChatCommandLine: @unchecked Sendable {
             throw Failure(code: .unreachable, message: "\(error)")
         }
         peer = try resolvePeer(options.peer, waitForDemoPeer: terminal.interactive && options.peer == demo.peerEmail)
-        try connect()
+        do {
+            try connect()
+        } catch {
+            throw Failure(code: .unreachable, message: "real-time connection failed: \(error)")
+        }
+        // From a pipe only the sent lines' outcomes are written: no banner, no history.
+        guard terminal.interactive else { return }
         terminal.print(terminal.styled("\(me.displayName) (\(me.email ?? me.id)) chatting with \(peer.displayName) over \(options.transport.rawValue) — /help for commands", .dim))
         showHistory(20)
+    }
+
+    /// Logs in again with the same credentials (the token expired, or the server no longer
+    /// takes it). False when they no longer work.
+    private func logInAgain() -> Bool {
+        do {
+            let session = try api.login(email: options.email, password: options.password)
+            state.lock(); token = session.token; state.unlock()
+            return true
+        } catch .invalidCredentials {
+            notice(terminal.styled("your email or password no longer works: restart the client to log in", .red))
+            return false
+        } catch {
+            return false
+        }
+    }
+
+    /// A REST call with the current token; once more with a fresh one if it was refused (403).
+    private func withToken<T>(_ call: (String) throws(ChatAPI.Failure) -> T) throws(ChatAPI.Failure) -> T {
+        state.lock(); let current = token; state.unlock()
+        do {
+            return try call(current)
+        } catch .refused(403, let why) {
+            guard logInAgain() else { throw .refused(403, why) }
+            state.lock(); let fresh = token; state.unlock()
+            return try call(fresh)
+        }
     }
 
     /// The peer by email or id. The demo peer may not have registered yet: then wait for it.
@@ -184,23 +229,46 @@ public final class ChatCommandLine: @unchecked Sendable {
         }
     }
 
-    private func connect() throws {
+    /// Connects with connection state recovery: a reconnect names its session and the last
+    /// event it took. True when the server resumed the session (it then sends what was
+    /// missed, in order, before anything new).
+    @discardableResult
+    private func connect() throws -> Bool {
         let connection = SocketIOClient(queue: queue)
-        connection.on("receive_message") { [weak self] arguments in self?.received(arguments.first) }
+        connection.on("receive_message") { [weak self] arguments in self?.streamEvent(arguments, mine: false) }
+        connection.on("own_message") { [weak self] arguments in self?.streamEvent(arguments, mine: true) }
         connection.on("message_sent") { [weak self] arguments in
             guard let self, let payload = arguments.first, let to = payload["to"]?.stringValue, let text = payload["message"]?.stringValue else { return }
+            self.advanceCursor(arguments)
             self.state.lock()
-            let number = self.unconfirmed.first(where: { $0.to == to && $0.text == text })?.number
+            let number = self.outbox.first(where: { $0.to == to && $0.text == text })?.number
             self.state.unlock()
             if let number { self.confirm(number, ok: true, id: payload["id"]?.stringValue, timestamp: payload["timestamp"]?.stringValue, error: nil) }
         }
         connection.onDisconnect = { [weak self] reason in self?.lost(connection, reason) }
-        do {
-            try connection.connect(address: api.address, transport: options.transport, auth: ["token": .string(token)])
-        } catch {
-            throw Failure(code: .unreachable, message: "real-time connection failed: \(error)")
+        state.lock()
+        var auth = JSONObject([("token", .string(token)), ("recover", true)])
+        let previous = pid
+        if let pid {
+            auth["pid"] = .string(pid)
+            if let cursor { auth["offset"] = .string(cursor) }
         }
-        state.lock(); self.connection = connection; state.unlock()
+        state.unlock()
+        let reply = try connection.connect(address: api.address, transport: options.transport, auth: .object(auth))
+        let newPID = reply?["pid"]?.stringValue
+        state.lock()
+        self.connection = connection
+        pid = newPID
+        state.unlock()
+        return previous != nil && newPID == previous
+    }
+
+    /// The offset a recovering connection's events end with (or, from a connection without
+    /// it, the cursor in the payload).
+    private func advanceCursor(_ arguments: [JSONValue]) {
+        let offset = arguments.count > 1 ? arguments.last?.stringValue : arguments.first?["cursor"]?.stringValue
+        guard let offset else { return }
+        state.lock(); cursor = offset; state.unlock()
     }
 
     // MARK: - Showing messages
@@ -234,59 +302,117 @@ public final class ChatCommandLine: @unchecked Sendable {
         terminal.print("\(terminal.styled("[\(time(message.timestamp))]", .dim)) \(who): \(message.text)\(mine ? " " + terminal.styled("✓", .green) : "")")
     }
 
-    private func received(_ payload: JSONValue?) {
-        guard let from = payload?["from"]?.stringValue, let text = payload?["message"]?.stringValue else { return }
-        show(ChatMessageRecord(id: payload?["id"]?.stringValue, from: from, to: me.id, text: text, timestamp: payload?["timestamp"]?.stringValue))
+    /// `receive_message`, or `own_message` (what this user sent from another device).
+    private func streamEvent(_ arguments: [JSONValue], mine: Bool) {
+        advanceCursor(arguments)
+        // A pipe shows only its own lines' outcomes.
+        guard terminal.interactive, let payload = arguments.first, let text = payload["message"]?.stringValue else { return }
+        let from = mine ? me.id : payload["from"]?.stringValue ?? ""
+        show(ChatMessageRecord(id: payload["id"]?.stringValue, from: from, to: mine ? payload["to"]?.stringValue : me.id, text: text,
+                               timestamp: payload["timestamp"]?.stringValue))
     }
 
     private func showHistory(_ count: Int) {
+        let peerID = peer.id
         do {
-            for message in try api.history(with: peer.id, token: token, count: count) { show(message) }
+            for message in try withToken({ token throws(ChatAPI.Failure) in try api.history(with: peerID, token: token, count: count) }) { show(message) }
         } catch {
             terminal.print(terminal.styled("history unavailable: \(error)", .red))
         }
     }
 
+    /// After a reconnect the server could not resume (too much missed, or a server without
+    /// recovery): pages the stream from the last event taken and shows this conversation's
+    /// messages; the others are counted. Without a place in the stream, the recent history.
+    private func catchUp() {
+        state.lock(); let start = cursor; state.unlock()
+        guard let start else { return interactiveHistory() }
+        var after = start
+        var elsewhere = 0
+        do {
+            while true {
+                let page = try withToken { token throws(ChatAPI.Failure) in try api.sync(after: after, token: token) }
+                for message in page.messages {
+                    let here = message.from == peer.id || message.to == peer.id
+                    if here, terminal.interactive { show(message) } else if !here { elsewhere += 1 }
+                }
+                after = page.next
+                state.lock(); cursor = page.next; state.unlock()
+                if !page.more { break }
+            }
+        } catch .notFound {
+            return interactiveHistory()  // a server without the sync API (the Node original)
+        } catch {
+            notice(terminal.styled("could not catch up: \(error)", .red))
+        }
+        if elsewhere > 0 { notice(terminal.styled("\(elsewhere) message(s) in other conversations meanwhile", .dim)) }
+    }
+
+    private func interactiveHistory() {
+        if terminal.interactive { showHistory(100) }  // seen ids are not shown twice
+    }
+
     // MARK: - Sending
 
+    /// Takes a line into the outbox and sends it if connected; else it waits for the reconnect.
     private func send(_ text: String) {
-        let to = peer.id
         state.lock()
-        let connection = self.connection
         sendNumber += 1
-        let number = sendNumber
-        if connection != nil {
-            pendingAcks += 1
-            unconfirmed.append((number, to, text))
-        }
+        let outgoing = Outgoing(number: sendNumber, clientID: UUID().uuidString.lowercased(), to: peer.id, text: text)
+        outbox.append(outgoing)
+        let connection = self.connection
         state.unlock()
         guard let connection else {
-            return terminal.print(terminal.styled("✗ not sent (not connected; reconnecting): \(text)", .red))
+            return notice(terminal.styled("… pending (not connected): \(Self.shortened(text))", .yellow))
         }
-        connection.emit("send_message", [["to": .string(to), "message": .string(text)]]) { [weak self] answer in
+        transmit(outgoing, over: connection)
+    }
+
+    private func transmit(_ outgoing: Outgoing, over connection: SocketIOClient) {
+        let payload: JSONValue = ["to": .string(outgoing.to), "message": .string(outgoing.text), "client_id": .string(outgoing.clientID)]
+        connection.emit("send_message", [payload]) { [weak self] answer in
             let reply = answer.first
-            self?.confirm(number, ok: reply?["ok"]?.boolValue == true, id: reply?["id"]?.stringValue,
+            self?.confirm(outgoing.number, ok: reply?["ok"]?.boolValue == true, id: reply?["id"]?.stringValue,
                           timestamp: reply?["timestamp"]?.stringValue, error: reply?["error"]?.stringValue ?? "refused")
         }
     }
 
+    /// After a reconnect: everything not yet confirmed, in order, under its first client_id.
+    private func flushOutbox() {
+        state.lock()
+        let waiting = outbox
+        let connection = self.connection
+        state.unlock()
+        guard let connection else { return }
+        for outgoing in waiting { transmit(outgoing, over: connection) }
+    }
+
     /// Settles send `number` once: shows it confirmed, or why it was refused.
     private func confirm(_ number: Int, ok: Bool, id: String?, timestamp: String?, error: String?) {
+        // Taken out of the outbox at once (an ack and a message_sent may both come), but the
+        // pipe's wait for an empty outbox ends only after the outcome is written.
+        acksDone.lock()
+        defer {
+            acksDone.broadcast()
+            acksDone.unlock()
+        }
         state.lock()
-        guard let index = unconfirmed.firstIndex(where: { $0.number == number }) else { state.unlock(); return }
-        let sent = unconfirmed.remove(at: index)
+        guard let index = outbox.firstIndex(where: { $0.number == number }) else { return state.unlock() }
+        let sent = outbox.remove(at: index)
         if !ok { refusals += 1 }
         state.unlock()
         if ok {
             let when = timestamp ?? Self.isoFormatter.string(from: Date())
             show(ChatMessageRecord(id: id, from: me.id, to: sent.to, text: sent.text, timestamp: when))
         } else {
-            terminal.print(terminal.styled("✗ not sent (\(error ?? "refused")): \(sent.text)", .red))
+            terminal.print(terminal.styled("✗ not sent (\(error ?? "refused")): \(Self.shortened(sent.text))", .red))
         }
-        acksDone.lock()
-        state.lock(); pendingAcks -= 1; state.unlock()
-        acksDone.broadcast()
-        acksDone.unlock()
+    }
+
+    /// A refused line as echoed: its start, not all of it.
+    static func shortened(_ text: String, to length: Int = 60) -> String {
+        guard text.count > length else { return text }
+        return String(text.prefix(length)) + "… (\(text.utf8.count) bytes)"
     }
 
     // MARK: - Losing the connection
@@ -295,17 +421,14 @@ public final class ChatCommandLine: @unchecked Sendable {
         state.lock()
         guard self.connection === connection, !closing else { state.unlock(); return }
         self.connection = nil
-        let unconfirmedCount = pendingAcks
-        pendingAcks = 0
-        refusals += unconfirmedCount
-        unconfirmed.removeAll()
+        let waiting = outbox.count
         state.unlock()
-        acksDone.lock(); acksDone.broadcast(); acksDone.unlock()
-        terminal.print(terminal.styled("connection lost (\(reason)); reconnecting…", .yellow))
-        if unconfirmedCount > 0 { terminal.print(terminal.styled("✗ \(unconfirmedCount) message(s) not confirmed", .red)) }
+        notice(terminal.styled("connection lost (\(reason)); reconnecting…", .yellow))
+        if waiting > 0 { notice(terminal.styled("… \(waiting) message(s) pending: sent once reconnected", .yellow)) }
         Thread.detachNewThread { [self] in reconnect() }
     }
 
+    /// Until connected again (or closing): a refused token means logging in again, at once.
     private func reconnect() {
         var delay = 0.5
         while true {
@@ -313,14 +436,24 @@ public final class ChatCommandLine: @unchecked Sendable {
             if stop { return }
             Thread.sleep(forTimeInterval: delay)
             do {
-                try connect()
-                terminal.print(terminal.styled("reconnected", .green))
-                showHistory(100)  // what arrived meanwhile; seen ids are not shown twice
+                let recovered = try connect()
+                notice(terminal.styled("reconnected", .green))
+                if !recovered { catchUp() }
+                flushOutbox()
                 return
+            } catch let error as ClientError where ["Invalid token", "No token"].contains(error.description) {
+                guard logInAgain() else { return }
+                delay = 0
             } catch {
-                delay = min(delay * 2, 10)
+                delay = min(max(delay, 0.25) * 2, 10)
             }
         }
+    }
+
+    /// What the client says about itself: above the prompt, or on stderr from a pipe (whose
+    /// stdout carries only the lines' outcomes).
+    private func notice(_ text: String) {
+        if terminal.interactive { terminal.print(text) } else { printError(text + "\n") }
     }
 
     // MARK: - The two ways to chat
@@ -381,15 +514,16 @@ public final class ChatCommandLine: @unchecked Sendable {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             send(line)
         }
+        // Pending lines wait out a reconnect; 30 s at most for all.
         let deadline = Date().addingTimeInterval(30)
         acksDone.lock()
         while true {
-            state.lock(); let pending = pendingAcks; state.unlock()
+            state.lock(); let pending = outbox.count; state.unlock()
             if pending == 0 || !acksDone.wait(until: deadline) { break }
         }
         acksDone.unlock()
         state.lock()
-        let failed = refusals + pendingAcks
+        let failed = refusals + outbox.count
         state.unlock()
         shutdown()
         if failed > 0 {

@@ -13,6 +13,8 @@ final class SocketIOClient: @unchecked Sendable {
     private var acks: [Int: @Sendable ([JSONValue]) -> Void] = [:]
     private var nextAckID = 0
     private var connectResult: Result<Void, ClientError>?
+    /// The data of the server's CONNECT answer (`sid`, and `pid` with connection state recovery).
+    private(set) var connectReply: JSONValue?
     private let connected = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     var onDisconnect: (@Sendable (String) -> Void)?
@@ -25,8 +27,10 @@ final class SocketIOClient: @unchecked Sendable {
         lock.lock(); handlers[event] = handler; lock.unlock()
     }
 
-    /// Connects and waits for the server's CONNECT answer; a CONNECT_ERROR throws its message.
-    func connect(address: ServerAddress, transport: EngineIOClient.Transport, auth: JSONValue) throws {
+    /// Connects and waits for the server's CONNECT answer, whose data it returns; a
+    /// CONNECT_ERROR throws its message.
+    @discardableResult
+    func connect(address: ServerAddress, transport: EngineIOClient.Transport, auth: JSONValue) throws -> JSONValue? {
         let engine = EngineIOClient(address: address, query: "", transport: transport, queue: queue, onPacket: { [weak self] packet in
             self?.receive(packet)
         }, onClose: { [weak self] reason in
@@ -40,11 +44,12 @@ final class SocketIOClient: @unchecked Sendable {
             engine.close()
             throw ClientError("the server did not answer the Socket.IO connect")
         }
-        lock.lock(); let result = connectResult; lock.unlock()
+        lock.lock(); let result = connectResult; let reply = connectReply; lock.unlock()
         if case .failure(let error) = result {
             engine.close()
             throw error
         }
+        return reply
     }
 
     private func finish(_ result: Result<Void, ClientError>) {
@@ -59,6 +64,7 @@ final class SocketIOClient: @unchecked Sendable {
         guard !packet.isBinary, let message = try? SocketIOPacket.decode(packet.data), message.namespace == "/" else { return }
         switch message.kind {
         case .connect:
+            lock.lock(); connectReply = message.data; lock.unlock()
             finish(.success(()))
         case .connectError:
             finish(.failure(ClientError(message.data?["message"]?.stringValue ?? "connection refused")))

@@ -13,12 +13,16 @@ public final class AccountService: Sendable {
     private let bcryptCost: Int
     private let hashing: WorkQueue
     private let now: Clock
+    /// Seconds a login's token is valid (the Node server's one hour unless configured).
+    private let tokenLifetime: Int64
     /// A hash at the configured cost, compared against when an email is unknown, so a login
     /// for an unknown email takes as long as one with a wrong password.
     private let decoyHash = Mutex<String?>(nil)
 
-    public init(store: any ChatStore, signer: JWTSigner, bcryptCost: Int, hashing: WorkQueue, now: @escaping Clock) {
+    public init(store: any ChatStore, signer: JWTSigner, bcryptCost: Int, hashing: WorkQueue, now: @escaping Clock,
+                tokenLifetime: Int64 = JWTSigner.defaultLifetime) {
         self.store = store
+        self.tokenLifetime = tokenLifetime
         self.signer = signer
         self.bcryptCost = bcryptCost
         self.hashing = hashing
@@ -79,7 +83,7 @@ public final class AccountService: Sendable {
                     guard !password.utf8.contains(0), Bcrypt.verify(password, hash: credentials.passwordHash) else {
                         return completion(.failure(.invalidCredentials))
                     }
-                    let token = signer.sign(userID: credentials.user.id, issuedAt: now())
+                    let token = signer.sign(userID: credentials.user.id, issuedAt: now(), lifetime: tokenLifetime)
                     completion(.success(Session(token: token, user: credentials.user)))
                 }
                 if !accepted { completion(.failure(.unavailable)) }

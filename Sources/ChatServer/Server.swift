@@ -40,7 +40,7 @@ final class Server {
         let store = PostgresChatStore(pool: pool)
         let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads)
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
-                                      hashing: hashing, now: { Int64(time(nil)) })
+                                      hashing: hashing, now: { Int64(time(nil)) }, tokenLifetime: configuration.tokenLifetimeSeconds)
         let rooms = SocketIORooms()
         let streamHead = StreamHead()
         // Until this answers (at once, normally), new recovery sessions start at 0: a resume

@@ -8,7 +8,7 @@ import time
 import pexpect
 import pytest
 
-from conftest import Server
+from conftest import Server, psql
 
 BIN = os.path.dirname(os.environ.get("CHAT_SERVER_BIN", "/nonexistent/ChatServer"))
 
@@ -89,11 +89,18 @@ def test_pipes_send_each_line_and_exit_when_confirmed(server):
     bob_id, bob = account(server, "bob")
     result = pipe(server, "chat-cli-a", ann, bob, "one\ntwo\n\nthree\n")
     assert result.returncode == 0, result.stderr
-    assert [line.split("] ", 1)[1] for line in result.stdout.splitlines() if "] you:" in line] == ["you: one ✓", "you: two ✓", "you: three ✓"]
-    # By id works too, and the other side sees the conversation.
-    result = pipe(server, "chat-cli-b", bob, ann, "")
-    assert result.returncode == 0
-    assert "ann: one" in result.stdout and "ann: three" in result.stdout
+    # Only the lines' outcomes: no banner, no history.
+    assert [line.split("] ", 1)[1] for line in result.stdout.splitlines()] == ["you: one ✓", "you: two ✓", "you: three ✓"]
+    again = pipe(server, "chat-cli-a", ann, bob, "four\n")
+    assert again.returncode == 0 and [line.split("] ", 1)[1] for line in again.stdout.splitlines()] == ["you: four ✓"]
+    assert pipe(server, "chat-cli-b", bob, ann, "").stdout == ""
+    # The other side sees the conversation.
+    b = spawn(server, "chat-cli-b", bob, ann)
+    try:
+        b.expect("ann: one")
+        b.expect("ann: four")
+    finally:
+        b.close(force=True)
 
 
 def test_failures_exit_with_their_status_and_one_line(server):
@@ -110,6 +117,8 @@ def test_failures_exit_with_their_status_and_one_line(server):
     refused = pipe(server, "chat-cli-a", ann, bob, "x" * 17000 + "\n")
     assert refused.returncode == 1
     assert "refused or not confirmed" in refused.stderr
+    # The refused line is echoed by its start, not in full.
+    assert refused.stdout.strip() == "✗ not sent (message must be at most 16384 bytes): " + "x" * 60 + "… (17000 bytes)"
 
 
 def test_a_server_restart_is_survived_with_nothing_lost_or_doubled(database):
@@ -175,3 +184,114 @@ def test_make_chat_goes_to_the_port_make_run_serves_from_the_same_settings(serve
 
     history = [message["content"] for message in server.history(bob_token, ann_id)]
     assert history == ["found through .env", "found through PORT"]
+
+
+def restart_on(port, database, first, **extra):
+    """Stops `first` and starts a server on the same port (what clients reconnect to)."""
+    assert first.stop() == 0
+    return Server(os.environ["CHAT_SERVER_BIN"], database, {"PORT": str(port), **extra})
+
+
+def count(database, text):
+    return int(psql(database, f"SELECT count(*) FROM messages WHERE content = '{text}'"))
+
+
+def test_lines_typed_while_disconnected_are_sent_once_after_the_reconnect(database):
+    first = Server(os.environ["CHAT_SERVER_BIN"], database)
+    port = first.port
+    _, ann = account(first, "ann")
+    _, bob = account(first, "bob")
+    a = spawn(first, "chat-cli-a", ann, bob)
+    b = spawn(first, "chat-cli-b", bob, ann, transport="polling")
+    second = None
+    try:
+        assert first.stop() == 0
+        a.expect("reconnecting")
+        for n in range(3):
+            a.sendline(f"typed in the tunnel {n}")
+            a.expect(f"pending \\(not connected\\): typed in the tunnel {n}")
+        second = Server(os.environ["CHAT_SERVER_BIN"], database, {"PORT": str(port)})
+        a.expect("reconnected", timeout=30)
+        for n in range(3):
+            a.expect(f"you: typed in the tunnel {n} ✓")
+            b.expect(f"ann: typed in the tunnel {n}", timeout=30)
+        a.sendline("/quit")
+        a.expect(pexpect.EOF)
+        b.sendline("/quit")
+        b.expect(pexpect.EOF)
+    finally:
+        a.close(force=True)
+        b.close(force=True)
+        if second:
+            second.stop()
+        first.stop()
+    for n in range(3):
+        assert count(database, f"typed in the tunnel {n}") == 1
+        assert b.transcript.getvalue().count(f"ann: typed in the tunnel {n}") == 1
+
+
+def test_an_expired_token_means_logging_in_again_not_reconnecting_forever(database):
+    short = {"TOKEN_LIFETIME_SECONDS": "2"}
+    first = Server(os.environ["CHAT_SERVER_BIN"], database, short)
+    port = first.port
+    _, ann = account(first, "ann")
+    _, bob = account(first, "bob")
+    a = spawn(first, "chat-cli-a", ann, bob)
+    second = None
+    try:
+        time.sleep(2.5)  # the token the client holds has expired
+        second = restart_on(port, database, first, **short)
+        a.expect("reconnected", timeout=30)
+        a.sendline("still here")
+        a.expect("you: still here ✓")
+        a.sendline("/quit")
+        a.expect(pexpect.EOF)
+    finally:
+        a.close(force=True)
+        if second:
+            second.stop()
+        first.stop()
+    assert count(database, "still here") == 1
+
+
+def test_a_reconnect_after_history_reprints_nothing(database):
+    first = Server(os.environ["CHAT_SERVER_BIN"], database)
+    port = first.port
+    _, ann = account(first, "ann")
+    _, bob = account(first, "bob")
+    a = spawn(first, "chat-cli-a", ann, bob)
+    second = None
+    try:
+        for text in ("first line", "second line"):
+            a.sendline(text)
+            a.expect(f"you: {text} ✓")
+        a.sendline("/history 5")
+        a.expect("you: second line ✓")
+        second = restart_on(port, database, first)
+        a.expect("reconnected", timeout=30)
+        a.sendline("after")
+        a.expect("you: after ✓")
+        a.sendline("/quit")
+        a.expect(pexpect.EOF)
+    finally:
+        a.close(force=True)
+        if second:
+            second.stop()
+        first.stop()
+    transcript = a.transcript.getvalue()
+    # Once when sent, once by /history; the reconnect adds nothing.
+    assert transcript.count("you: first line") == 2 and transcript.count("you: second line") == 2, transcript
+
+
+def test_what_is_sent_from_another_device_appears_live(server):
+    _, ann = account(server, "ann")
+    _, bob = account(server, "bob")
+    laptop = spawn(server, "chat-cli-a", ann, bob)
+    try:
+        sent = pipe(server, "chat-cli-a", ann, bob, "from my phone\n")
+        assert sent.returncode == 0, sent.stderr
+        laptop.expect("you: from my phone ✓")
+        laptop.sendline("/quit")
+        laptop.expect(pexpect.EOF)
+    finally:
+        laptop.close(force=True)
