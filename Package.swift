@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(name: "chat-cli-a", dependencies: ["ChatClient"]),
         .executableTarget(name: "chat-cli-b", dependencies: ["ChatClient"]),
         // make bench: the load generator.
-        .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "ServerRuntime", "CLinux"]),
+        .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "ServerRuntime", "JWT", "CLinux"]),
 
         // Test support: an in-memory ChatStore; in no product, so no executable links it.
         .target(name: "ChatTestSupport", dependencies: ["ChatCore"], path: "Tests/ChatTestSupport"),

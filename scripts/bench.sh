@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # make bench: builds in release, starts a throw-away (durable, fsync on) PostgreSQL and the
 # server, and runs chat-bench: saturation (closed loop), a steady 2,500 msg/s (open loop),
-# the same with 8 clients logging in without pause (bcrypt-bound), 10,000 idle connections,
-# and overload (twice the measured saturation for 60 s, then
-# 2,500 msg/s to show the recovery), checking that every acknowledged message was stored.
+# both again with connection state recovery on every connection, the same steady rate with 8
+# clients logging in without pause (bcrypt-bound), 10,000 idle connections, the reconnect
+# storm (10,000 recovering sockets drop at once and resume while 2,500 msg/s flow to them),
+# and overload (twice the measured saturation for 60 s, then 2,500 msg/s to show the
+# recovery), checking that every acknowledged message was stored.
 #
-#   BENCH_PHASES   which phases (default "saturation steady logins idle overload")
+#   BENCH_PHASES   which phases (default "saturation saturation-recovery steady steady-recovery
+#                  logins idle storm overload")
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
 #                  included; never committed here): it then runs on its own database of the
@@ -22,7 +25,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation steady logins idle overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery steady steady-recovery logins idle storm overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -71,9 +74,26 @@ run_phases() {
         saturation)
             echo "== $name: saturation, 200 users, 8 in flight each"
             bench "$name" saturation "$port" "$pid" --users 200 --window 8 --seconds 10 ;;
+        saturation-recovery)
+            [ "$name" = ours ] || continue
+            echo "== $name: saturation, 200 users, 8 in flight each, connection state recovery on every connection"
+            bench "$name" saturation-recovery "$port" "$pid" --users 200 --window 8 --seconds 10 --recover ;;
         steady)
             echo "== $name: steady 2,500 msg/s"
             bench "$name" steady "$port" "$pid" --users 200 --rate 2500 --seconds 10 ;;
+        steady-recovery)
+            [ "$name" = ours ] || continue
+            echo "== $name: steady 2,500 msg/s, connection state recovery on every connection"
+            bench "$name" steady-recovery "$port" "$pid" --users 200 --rate 2500 --seconds 10 --recover ;;
+        storm)
+            [ "$name" = ours ] || continue
+            echo "== $name: reconnect storm, 10,000 recovering sockets drop at once and resume while 2,500 msg/s flow to them"
+            # Receivers straight into the table (a registration is a bcrypt hash); their tokens
+            # are signed by the bench with the server's secret.
+            psql "$database" -Atqc "INSERT INTO users (username, email, password)
+                SELECT 'storm ' || n, 'storm-' || n || '-' || md5(random()::text) || '@bench.chat', '!' FROM generate_series(1, 10000) n
+                RETURNING id" > "$scratch/storm-users"
+            bench "$name" storm "$port" "$pid" --users 200 --rate 2500 --storm 10000 --storm-users "$scratch/storm-users" --jwt-secret bench-secret ;;
         logins)
             echo "== $name: steady 2,500 msg/s while 8 clients log in without pause"
             bench "$name" logins "$port" "$pid" --users 200 --rate 2500 --seconds 10 --logins 8 ;;
@@ -141,9 +161,15 @@ row "" "Node original" "this server"
 row "persisted msg/s at saturation" "$(figure node saturation persisted_per_s)" "$(figure ours saturation persisted_per_s)"
 row "ack p99 ms at saturation" "$(figure node saturation ack_p99_ms)" "$(figure ours saturation ack_p99_ms)"
 row "server CPU µs per message at saturation" "$(figure node saturation server_cpu_us)" "$(figure ours saturation server_cpu_us)"
+row "persisted msg/s at saturation, recovery on" "" "$(figure ours saturation-recovery persisted_per_s)"
 row "ack p99 ms at a steady 2,500 msg/s" "$(figure node steady ack_p99_ms)" "$(figure ours steady ack_p99_ms)"
+row "ack p99 ms at 2,500 msg/s, recovery on" "" "$(figure ours steady-recovery ack_p99_ms)"
 row "logins/s (8 clients, bcrypt cost 10)" "$(figure node logins logins_per_s)" "$(figure ours logins logins_per_s)"
 row "ack p99 ms at 2,500 msg/s during those logins" "$(figure node logins ack_p99_ms)" "$(figure ours logins ack_p99_ms)"
 row "KiB per idle Socket.IO connection" "$(figure node idle idle_kib_per_connection)" "$(figure ours idle idle_kib_per_connection)"
+row "storm: s until 10,000 sockets recovered" "" "$(figure ours storm storm_recovered_s)"
+row "storm: s until every missed message arrived" "" "$(figure ours storm storm_caught_up_s)"
+row "storm: messages lost, extra or twice" "" "$(( $(figure ours storm storm_lost) + $(figure ours storm storm_extra) + $(figure ours storm storm_duplicates) ))"
+row "storm: server peak RSS KiB" "" "$(figure ours storm storm_peak_rss_kib)"
 row "server RSS KiB, fresh" "$(figure node fresh idle_rss_kib)" "$(figure ours fresh idle_rss_kib)"
 row "bench CPU µs per message at saturation" "$(figure node saturation bench_cpu_us)" "$(figure ours saturation bench_cpu_us)"

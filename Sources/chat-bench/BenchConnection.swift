@@ -17,8 +17,10 @@ final class BenchConnection {
     /// `42["send_message",{"to":"<peer>","message":"<index>:` — the fixed start of every message.
     private let messagePrefix: [UInt8]
 
-    /// Connects, upgrades, and joins namespace `/` with `token`; blocking, done before the run.
-    init(address: ServerAddress, token: String, index: Int, peerID: String) throws {
+    /// Connects, upgrades, and joins namespace `/` with `token` (asking for connection state
+    /// recovery with `recover`: every event then ends with its offset); blocking, done before
+    /// the run.
+    init(address: ServerAddress, token: String, index: Int, peerID: String, recover: Bool = false) throws {
         self.index = index
         self.peerID = peerID
         messagePrefix = Array("42[\"send_message\",{\"to\":\"\(peerID)\",\"message\":\"\(index):".utf8)
@@ -54,7 +56,7 @@ final class BenchConnection {
             throw ClientError("\(error)")
         }
         _ = try nextText(blocking: true)  // the Engine.IO open packet
-        sendText(Array("40{\"token\":\"\(token)\"}".utf8))
+        sendText(Array("40{\"token\":\"\(token)\"\(recover ? ",\"recover\":true" : "")}".utf8))
         write(output)
         output.removeAll()
         while let text = try nextText(blocking: true) {
@@ -87,11 +89,12 @@ final class BenchConnection {
         WebSocketFrameEncoder.appendFrame(.text, payload: payload, maskingKey: (0x12, 0x34, 0x56, 0x78), to: &output)
     }
 
-    /// Queues `send_message` carrying "<index>:<sequence>:<sent at, ns>" as its text.
-    func queueMessage(now: UInt64) {
+    /// Queues `send_message` carrying "<index>:<sequence>:<sent at, ns>" as its text, to the
+    /// peer or to `receiver`.
+    func queueMessage(now: UInt64, to receiver: String? = nil) {
         sequence += 1
         inFlight += 1
-        var payload = messagePrefix
+        var payload = receiver.map { Array("42[\"send_message\",{\"to\":\"\($0)\",\"message\":\"\(index):".utf8) } ?? messagePrefix
         payload.reserveCapacity(messagePrefix.count + 32)
         Self.appendDecimal(UInt64(sequence), to: &payload)
         payload.append(UInt8(ascii: ":"))
@@ -127,7 +130,7 @@ final class BenchConnection {
     var pendingOutput: Int { output.count }
 
     enum Event {
-        case sent(sentAt: UInt64)
+        case sent(sentAt: UInt64, sequence: Int)
         /// `message_error`: the server refused the message (e.g. "try again" under overload).
         case refused
         case received(sentAt: UInt64)
@@ -157,17 +160,23 @@ final class BenchConnection {
                 inFlight -= 1
                 if bytes[12] == UInt8(ascii: "e") { report(.refused); continue }
             }
-            guard let sentAt = Self.sentAt(bytes) else { continue }
-            report(bytes[4] == UInt8(ascii: "m") ? .sent(sentAt: sentAt) : .received(sentAt: sentAt))
+            guard let (sequence, sentAt) = Self.sequenceAndSentAt(bytes) else { continue }
+            report(bytes[4] == UInt8(ascii: "m") ? .sent(sentAt: sentAt, sequence: sequence) : .received(sentAt: sentAt))
         }
         return true
     }
 
     private static let messageKey: [UInt8] = Array("\"message\":\"".utf8)
 
-    /// The ns timestamp after the second ':' of the "message" string.
-    static func sentAt(_ bytes: [UInt8]) -> UInt64? {
-        bytes.withUnsafeBufferPointer { buffer -> UInt64? in
+    /// The sequence and the ns timestamp of the "message" string "<index>:<sequence>:<ns>".
+    static func sequenceAndSentAt(_ bytes: [UInt8]) -> (sequence: Int, sentAt: UInt64)? {
+        guard let fields = messageFields(bytes) else { return nil }
+        return (Int(fields.sequence), fields.sentAt)
+    }
+
+    /// The three numbers of the "message" string "<index>:<sequence>:<ns>" in a packet.
+    static func messageFields(_ bytes: [UInt8]) -> (index: UInt64, sequence: UInt64, sentAt: UInt64)? {
+        bytes.withUnsafeBufferPointer { buffer -> (index: UInt64, sequence: UInt64, sentAt: UInt64)? in
             // "message":"<index>:<sequence>:<ns>" — find the key by its 10 bytes, then skip two colons.
             let key = messageKey
             var index = 0
@@ -178,17 +187,26 @@ final class BenchConnection {
             }
             guard index + key.count <= count else { return nil }
             index += key.count
-            var colons = 0
-            while index < count, colons < 2 {
-                if buffer[index] == 0x3A { colons += 1 }
-                index += 1
+            var numbers: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            for field in 0..<3 {
+                var value: UInt64 = 0
+                let first = index
+                while index < count, buffer[index] >= 0x30, buffer[index] <= 0x39 {
+                    value = value * 10 + UInt64(buffer[index] - 0x30)
+                    index += 1
+                }
+                guard index > first else { return nil }
+                switch field {
+                case 0: numbers.0 = value
+                case 1: numbers.1 = value
+                default: numbers.2 = value
+                }
+                if field < 2 {
+                    guard index < count, buffer[index] == 0x3A else { return nil }
+                    index += 1
+                }
             }
-            var value: UInt64 = 0
-            while index < count, buffer[index] >= 0x30, buffer[index] <= 0x39 {
-                value = value * 10 + UInt64(buffer[index] - 0x30)
-                index += 1
-            }
-            return value
+            return (numbers.0, numbers.1, numbers.2)
         }
     }
 }

@@ -1,6 +1,7 @@
 import CLinux
 import ChatClient
 import Foundation
+import JWT
 import ServerRuntime
 
 // chat-bench: users in pairs chat 1:1 over Socket.IO/WebSocket against a running server and
@@ -17,6 +18,10 @@ import ServerRuntime
 //   --timeline                  one line per second
 //   --logins N                  N threads logging in non-stop during the run
 //   --idle N                    first hold N idle connections and report KiB per connection
+//   --recover                   every connection asks for connection state recovery (offsets on events)
+//   --storm N --storm-users F --jwt-secret S   the reconnect storm instead of the load: N receivers
+//                               (user ids in F, tokens signed with S) recover at once while
+//                               messages flow to them at --rate (ReconnectStorm.swift)
 
 struct Options {
     var server = "http://127.0.0.1:5001"
@@ -33,6 +38,10 @@ struct Options {
     var thenSeconds = 0.0
     var timeline = false
     var logins = 0
+    var recover = false
+    var storm = 0
+    var stormUsers: String?
+    var jwtSecret: String?
 }
 
 func parseOptions() -> Options {
@@ -40,8 +49,8 @@ func parseOptions() -> Options {
     var arguments = Array(CommandLine.arguments.dropFirst())
     while !arguments.isEmpty {
         let name = arguments.removeFirst()
-        if name == "--timeline" {
-            options.timeline = true
+        if name == "--timeline" || name == "--recover" {
+            if name == "--timeline" { options.timeline = true } else { options.recover = true }
             continue
         }
         guard let value = arguments.first else { fatalError("\(name) needs a value") }
@@ -59,6 +68,9 @@ func parseOptions() -> Options {
         case "--then-rate": options.thenRate = Int(value)!
         case "--logins": options.logins = Int(value)!
         case "--then-seconds": options.thenSeconds = Double(value)!
+        case "--storm": options.storm = Int(value)!
+        case "--storm-users": options.stormUsers = value
+        case "--jwt-secret": options.jwtSecret = value
 
         default: fatalError("unknown option \(name); see the README's Performance section")
         }
@@ -150,6 +162,23 @@ if options.idle > 0, let pid = options.pid {
     Thread.sleep(forTimeInterval: 1)
 }
 
+// MARK: - The reconnect storm
+
+if options.storm > 0 {
+    guard let path = options.stormUsers, let secret = options.jwtSecret else { fatalError("--storm needs --storm-users and --jwt-secret") }
+    let ids = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init).prefix(options.storm)
+    guard ids.count == options.storm else { fatalError("--storm \(options.storm) needs as many user ids in \(path), not \(ids.count)") }
+    let signer = JWTSigner(secret: secret)
+    let issuedAt = Int64(Date().timeIntervalSince1970)
+    let receivers = ids.enumerated().map { StormSocket(index: $0.offset, token: signer.sign(userID: $0.element, issuedAt: issuedAt)) }
+    let senders = try users.enumerated().map { index, user in
+        try BenchConnection(address: address, token: user.token, index: index, peerID: users[index ^ 1].id)
+    }
+    ReconnectStorm(address: address, senders: senders, receivers: receivers, receiverIDs: Array(ids), rate: max(options.rate, 1),
+                   serverPID: options.pid).run()
+    exit(0)
+}
+
 // MARK: - Logins
 
 /// With --logins N: N threads log users in, one request after another, for the whole run
@@ -186,7 +215,7 @@ if options.logins > 0 {
 // MARK: - Load
 
 let connections = try users.enumerated().map { index, user in
-    try BenchConnection(address: address, token: user.token, index: index, peerID: users[index ^ 1].id)
+    try BenchConnection(address: address, token: user.token, index: index, peerID: users[index ^ 1].id, recover: options.recover)
 }
 let epollFD = epoll_create1(0)
 for connection in connections {
@@ -288,7 +317,7 @@ while true {
         let alive = connection.readEvents(scratch) { event in
             let arrived = MonotonicClock.nanoseconds()
             switch event {
-            case .sent(let sentAt):
+            case .sent(let sentAt, _):
                 acknowledged += 1
                 if sentAt >= measureFrom && sentAt < stopAt { sentLatencies.append(arrived - sentAt); measuredSent += 1 }
                 if options.timeline {
