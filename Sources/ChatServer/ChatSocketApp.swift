@@ -70,9 +70,11 @@ struct ChatSocketApp: Sendable {
 
     /// A session starting at what this process has delivered so far: the socket is in its
     /// room already, so every later message reaches it live, and a reconnect without an offset
-    /// resumes from here.
+    /// resumes from here. While that place is unknown (the database has not answered since
+    /// start-up, nothing delivered yet) the session starts beyond every message: such a
+    /// resume without an offset is refused rather than replaying what came before it.
     private func newSession(for socket: SocketIOSocket) -> String {
-        sessions.make(userID: socket.userID ?? "", start: streamHead.value)
+        sessions.make(userID: socket.userID ?? "", start: streamHead.value ?? Int64.max)
     }
 
     /// The session's missed events from the database, after the client's offset (or the
@@ -155,7 +157,7 @@ struct ChatSocketApp: Sendable {
         }
         // Before the lookup: a socket that joins after it takes a session start at or beyond
         // this batch (see `newSession`).
-        head.advance(to: lastSeq)
+        if lastSeq > 0 { head.advance(to: lastSeq) }
         let members = rooms.members(of: users)
         var perLoop: [(loop: EventLoop, packets: [(SocketIOSocket, [UInt8], Int64?)])] = []
         func post(_ packet: [UInt8], to socket: SocketIOSocket, position: Int64? = nil) {
@@ -211,12 +213,15 @@ struct ChatSocketApp: Sendable {
     }
 }
 
-/// The highest message sequence this process has delivered: where a new recovery session
-/// starts. Only moves forward.
+/// The highest message sequence this process has delivered (or the database's, read at
+/// start-up): where a new recovery session starts. Only moves forward; nil until known.
 final class StreamHead: Sendable {
-    private let seq = Atomic<Int64>(0)
+    private let seq = Atomic<Int64>(-1)
 
-    var value: Int64 { seq.load(ordering: .acquiring) }
+    var value: Int64? {
+        let value = seq.load(ordering: .acquiring)
+        return value < 0 ? nil : value
+    }
 
     func advance(to newValue: Int64) {
         var current = seq.load(ordering: .relaxed)

@@ -43,8 +43,8 @@ final class Server {
                                       hashing: hashing, now: { Int64(time(nil)) }, tokenLifetime: configuration.tokenLifetimeSeconds)
         let rooms = SocketIORooms()
         let streamHead = StreamHead()
-        // Until this answers (at once, normally), new recovery sessions start at 0: a resume
-        // without an offset then finds too much to replay and starts afresh — never a loss.
+        // Until this answers (at once, normally) or a batch is delivered, the head is unknown
+        // (see ChatSocketApp.newSession).
         store.latestSequence { if case .success(let seq) = $0 { streamHead.advance(to: seq) } }
         let writer = ChatSocketApp.Writer(store: store) { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) }
         let messages = MessageService(store: store)
