@@ -2,6 +2,7 @@
 through pipes, as a person and as a script would use them."""
 import io
 import os
+import signal
 import subprocess
 import time
 
@@ -196,7 +197,7 @@ def count(database, text):
     return int(psql(database, f"SELECT count(*) FROM messages WHERE content = '{text}'"))
 
 
-def test_lines_typed_while_disconnected_are_sent_once_after_the_reconnect(database):
+def test_lines_typed_while_disconnected_or_in_flight_at_a_kill_9_are_sent_once(database):
     first = Server(os.environ["CHAT_SERVER_BIN"], database)
     port = first.port
     _, ann = account(first, "ann")
@@ -205,13 +206,15 @@ def test_lines_typed_while_disconnected_are_sent_once_after_the_reconnect(databa
     b = spawn(first, "chat-cli-b", bob, ann, transport="polling")
     second = None
     try:
-        assert first.stop() == 0
+        a.sendline("in flight at the kill")
+        first.stop(signal.SIGKILL)  # perhaps before its ack, perhaps after its commit
         a.expect("reconnecting")
         for n in range(3):
             a.sendline(f"typed in the tunnel {n}")
             a.expect(f"pending \\(not connected\\): typed in the tunnel {n}")
         second = Server(os.environ["CHAT_SERVER_BIN"], database, {"PORT": str(port)})
         a.expect("reconnected", timeout=30)
+        b.expect("ann: in flight at the kill", timeout=30)
         for n in range(3):
             a.expect(f"you: typed in the tunnel {n} ✓")
             b.expect(f"ann: typed in the tunnel {n}", timeout=30)
@@ -225,9 +228,10 @@ def test_lines_typed_while_disconnected_are_sent_once_after_the_reconnect(databa
         if second:
             second.stop()
         first.stop()
-    for n in range(3):
-        assert count(database, f"typed in the tunnel {n}") == 1
-        assert b.transcript.getvalue().count(f"ann: typed in the tunnel {n}") == 1
+    for text in ["in flight at the kill"] + [f"typed in the tunnel {n}" for n in range(3)]:
+        assert count(database, text) == 1, text
+        assert b.transcript.getvalue().count(f"ann: {text}") == 1, text
+        assert a.transcript.getvalue().count(f"you: {text} ✓") == 1, text
 
 
 def test_an_expired_token_means_logging_in_again_not_reconnecting_forever(database):
