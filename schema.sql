@@ -65,6 +65,11 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS client_id uuid;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_client_id_key
     ON messages (sender_id, client_id) WHERE client_id IS NOT NULL;
 
+-- Finding people by the start of their username or email (GET /api/users?q=): each a range of
+-- an index in byte order ("C"), which is what LIKE 'prefix%' and the paging need.
+CREATE INDEX IF NOT EXISTS users_username_prefix_idx ON users ((lower(username) COLLATE "C"), id);
+CREATE INDEX IF NOT EXISTS users_email_prefix_idx ON users ((lower(email) COLLATE "C"), id);
+
 -- Emails are compared case-insensitively. A database whose emails already collide that way
 -- gets a plain index (and a warning) instead of a unique one.
 DO $$

@@ -124,6 +124,58 @@ public final class AccountService: Sendable {
         }
     }
 
+    public static let defaultSearchLimit = 20
+    public static let maxSearchLimit = 50
+    public static let maxSearchPrefix = 64
+
+    /// A page of a user search and where the next one starts (nil: no more).
+    public struct UserPage: Sendable, Equatable {
+        public let users: [User]
+        public let next: String?
+    }
+
+    /// Users whose username or email starts with `query` (trimmed, compared case-insensitively;
+    /// `%`, `_` and `\` are plain characters): those by username first, in username order, then
+    /// those by email only, in email order. `after` is a page's `next`. Each page is at most
+    /// `limit` (1…50, default 20) and reads an index range, never the table.
+    public func searchUsers(query: String?, limit: Int?, after: String?,
+                            completion: @escaping @Sendable (Result<UserPage, ServiceError>) -> Void) {
+        let prefix = Validation.trimWhitespace(query ?? "")
+        guard !prefix.isEmpty, prefix.count <= Self.maxSearchPrefix, !prefix.utf8.contains(0) else {
+            return completion(.failure(.invalidInput("q must be 1 to \(Self.maxSearchPrefix) characters")))
+        }
+        var search = UserSearch(prefix: prefix, limit: min(max(limit ?? Self.defaultSearchLimit, 1), Self.maxSearchLimit))
+        if let after {
+            // "<phase>.<user id>", as `next` gives it.
+            let parts = after.split(separator: ".", maxSplits: 1)
+            guard parts.count == 2, let phase = Int(parts[0]), (0...1).contains(phase), let id = Validation.uuid(parts[1]) else {
+                return completion(.failure(.invalidInput("after must be the next of a previous page")))
+            }
+            search.phase = phase
+            search.afterID = id
+        }
+        fetchUsers(search, found: [], completion: completion)
+    }
+
+    /// Fills a page from the username phase, then the email phase.
+    private func fetchUsers(_ search: UserSearch, found: [User], completion: @escaping @Sendable (Result<UserPage, ServiceError>) -> Void) {
+        store.searchUsers(search) { [self] result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(ServiceError(error)))
+            case .success(let users):
+                let all = found + users
+                if users.count == search.limit, let last = users.last {
+                    return completion(.success(UserPage(users: all, next: "\(search.phase).\(last.id)")))
+                }
+                guard search.phase == 0 else { return completion(.success(UserPage(users: all, next: nil))) }
+                // The username phase ran out: the rest of the page from the email phase.
+                fetchUsers(UserSearch(prefix: search.prefix, phase: 1, afterID: nil, limit: search.limit - users.count), found: all,
+                           completion: completion)
+            }
+        }
+    }
+
     private func decoy() -> String {
         if let hash = decoyHash.withLock({ $0 }) { return hash }
         let hash = (try? Bcrypt.hash("decoy password for unknown emails", cost: bcryptCost)) ?? ""

@@ -147,6 +147,22 @@ public struct HistoryPage: Sendable, Equatable {
     }
 }
 
+/// Which part of a user search: users whose username (phase 0) or else email (phase 1) starts
+/// with `prefix` (both lower-cased by the store), after the user `afterID` of `phase`.
+public struct UserSearch: Sendable, Equatable {
+    public var prefix: String
+    public var phase: Int
+    public var afterID: String?
+    public var limit: Int
+
+    public init(prefix: String, phase: Int = 0, afterID: String? = nil, limit: Int) {
+        self.prefix = prefix
+        self.phase = phase
+        self.afterID = afterID
+        self.limit = limit
+    }
+}
+
 /// What the chat needs from storage. Completions may run on any thread.
 public protocol ChatStore: Sendable {
     func createUser(username: String, email: String, passwordHash: String,
@@ -165,6 +181,11 @@ public protocol ChatStore: Sendable {
     /// The messages `userID` received or sent with a sequence above `after`, ascending, at most
     /// `limit`; and the highest sequence committed.
     func stream(of userID: String, after: Int64, limit: Int, completion: @escaping @Sendable (Result<StreamPage, StoreError>) -> Void)
+    /// Users of `search.phase` matching its prefix, in that phase's order (lower-cased username,
+    /// then id; or lower-cased email, then id, leaving out those the username phase found),
+    /// after `search.afterID`, at most `search.limit`. An `afterID` that is no user fails with
+    /// `invalidReference`.
+    func searchUsers(_ search: UserSearch, completion: @escaping @Sendable (Result<[User], StoreError>) -> Void)
     /// Succeeds while storage answers.
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
 }

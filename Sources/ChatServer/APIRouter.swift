@@ -65,6 +65,18 @@ struct APIRouter: HTTPHandler {
         case ["api", "users"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
             guard case .success = authenticate(request, reply) else { return }
+            if let query = request.queryParameter("q") {
+                var limit: Int?
+                if let text = request.queryParameter("limit") {
+                    guard let number = Int(text) else { return reply(.error(400, "limit must be a whole number")) }
+                    limit = number
+                }
+                return accounts.searchUsers(query: query, limit: limit, after: request.queryParameter("after")) { result in
+                    reply(answer(result) { page in
+                        .json(200, ["users": .array(page.users.map(userJSON)), "next": page.next.map(JSONValue.string) ?? .null])
+                    })
+                }
+            }
             accounts.findUser(email: request.queryParameter("email")) { result in
                 reply(answer(result) { .json(200, userJSON($0)) })
             }

@@ -233,6 +233,39 @@ struct PostgresChatStore: ChatStore {
 
     private static let headStatement = PostgresStatement("SELECT coalesce(max(seq), 0)::text AS head FROM messages", preparedName: "chat_stream_head")
 
+    func searchUsers(_ search: UserSearch, completion: @escaping @Sendable (Result<[User], StoreError>) -> Void) {
+        // A LIKE pattern matching the prefix literally, then anything.
+        var pattern = ""
+        for character in search.prefix {
+            if character == "\\" || character == "%" || character == "_" { pattern.append("\\") }
+            pattern.append(character)
+        }
+        pattern += "%"
+        let column = search.phase == 0 ? "username" : "email"
+        // The email phase leaves out whom the username phase found.
+        let notFoundBefore = search.phase == 0 ? "" : #"AND NOT (coalesce(lower(username), '') COLLATE "C" LIKE lower($1) ESCAPE '\')"#
+        let page = PostgresStatement("""
+            SELECT \(Self.userColumns) FROM users
+            WHERE lower(\(column)) COLLATE "C" LIKE lower($1) ESCAPE '\\' \(notFoundBefore)
+              AND ($2::uuid IS NULL OR (lower(\(column)) COLLATE "C", id) > (SELECT lower(a.\(column)) COLLATE "C", a.id FROM users a WHERE a.id = $2::uuid))
+            ORDER BY lower(\(column)) COLLATE "C", id
+            LIMIT $3
+            """, [pattern, search.afterID, String(search.limit)])
+        var statements = [page]
+        if let afterID = search.afterID {
+            statements.insert(PostgresStatement("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid) AS found", [afterID]), at: 0)
+        }
+        pool.submit(statements) { result in
+            completion(Self.map(result) { results in
+                if results.count == 2, results[0].value(0, "found") != "t" {
+                    return .failure(.invalidReference("after must be the next of a previous page"))
+                }
+                guard let rows = results.last else { return .failure(.failed("no result for the user search")) }
+                return .success((0..<rows.count).compactMap { Self.user(rows, $0) })
+            })
+        }
+    }
+
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         pool.submit(PostgresStatement("SELECT 1")) { result in
             completion(Self.map(result) { _ in .success(()) })

@@ -112,4 +112,55 @@ final class AccountServiceTests: XCTestCase {
         XCTAssertEqual(wait { accounts.findUser(email: "b@x.com", completion: $0) }, .failure(ServiceError(.notFound, "User not found")))
         XCTAssertEqual(wait { accounts.findUser(email: nil, completion: $0) }, .failure(.invalidInput("query parameter email is required")))
     }
+
+    // MARK: - Finding people
+
+    private func search(_ query: String?, limit: Int? = nil, after: String? = nil) -> Result<AccountService.UserPage, ServiceError> {
+        wait { accounts.searchUsers(query: query, limit: limit, after: after, completion: $0) }
+    }
+
+    private func addPeople() {
+        let people: [(String, String?)] = [("bob@x.io", "Bob"), ("bobby@x.io", "bobby"), ("zed@x.io", "Bob_Z"), ("bo%b@x.io", nil),
+                                           ("bob.smith@x.io", "smith"), ("alice@x.io", "alice"), ("b@x.io", "B")]
+        for (index, (email, username)) in people.enumerated() {
+            store.addUser(id: "00000000-0000-4000-8000-0000000001\(index)0", email: email, username: username)
+        }
+    }
+
+    func testUsernamesFirstThenEmailsPagedWithoutRepeats() throws {
+        addPeople()
+        var names: [String] = []
+        var after: String?
+        var pages = 0
+        repeat {
+            let page = try search(" BO ", limit: 2, after: after).get()
+            names += page.users.map { $0.username ?? $0.email }
+            after = page.next
+            pages += 1
+        } while after != nil && pages < 10
+        XCTAssertEqual(names, ["Bob", "Bob_Z", "bobby", "bo%b@x.io", "smith"], "usernames in byte order, then emails not found by name")
+    }
+
+    func testWildcardsAreLiteral() throws {
+        addPeople()
+        XCTAssertEqual(try search("bo%").get().users.map(\.email), ["bo%b@x.io"])
+        XCTAssertEqual(try search("bob_").get().users.map(\.email), ["zed@x.io"])
+        XCTAssertEqual(try search("%").get().users, [])
+        XCTAssertEqual(try search("_").get().users, [])
+    }
+
+    func testBadSearchesAreRefused() {
+        for query in [nil, "", "   ", String(repeating: "a", count: 65), "a\u{0}b"] {
+            XCTAssertEqual(search(query).failure?.message, "q must be 1 to 64 characters", query ?? "nil")
+        }
+        for after in ["", "0", "2.00000000-0000-4000-8000-000000000010", "0.not-a-uuid", "x.00000000-0000-4000-8000-000000000010"] {
+            XCTAssertEqual(search("bo", after: after).failure?.message, "after must be the next of a previous page", after)
+        }
+        XCTAssertEqual(search("bo", after: "0.00000000-0000-4000-8000-0000000009ff").failure?.message, "after must be the next of a previous page")
+        XCTAssertEqual(try search("b", limit: 1000).get().users.count, 0, "nobody yet")
+    }
+}
+
+private extension Result {
+    var failure: Failure? { if case .failure(let error) = self { error } else { nil } }
 }

@@ -41,8 +41,8 @@ public final class InMemoryChatStore: ChatStore {
         }
     }
 
-    public func addUser(id: String, email: String) {
-        state.withLock { $0.users.append(UserCredentials(user: User(id: id, email: email, username: nil), passwordHash: "")) }
+    public func addUser(id: String, email: String, username: String? = nil) {
+        state.withLock { $0.users.append(UserCredentials(user: User(id: id, email: email, username: username), passwordHash: "")) }
     }
 
     /// Every message stored so far, in order.
@@ -158,6 +158,29 @@ public final class InMemoryChatStore: ChatStore {
             guard state.available else { return .failure(.unavailable) }
             let mine = state.messages.filter { ($0.senderID == userID || $0.receiverID == userID) && ($0.seq ?? 0) > after }
             return .success(StreamPage(messages: Array(mine.sorted { ($0.seq ?? 0) < ($1.seq ?? 0) }.prefix(limit)), head: state.lastSeq))
+        })
+    }
+
+    public func searchUsers(_ search: UserSearch, completion: @escaping @Sendable (Result<[User], StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            let prefix = search.prefix.lowercased()
+            // Byte order, as the "C" collation: compared as Latin-1 strings of the UTF-8 bytes.
+            func key(_ user: User) -> String {
+                String((search.phase == 0 ? user.username ?? "" : user.email).lowercased().utf8.map { Character(Unicode.Scalar($0)) }) + "\u{0}" + user.id
+            }
+            var found = state.users.map(\.user).filter { user in
+                let byUsername = (user.username ?? "").lowercased().hasPrefix(prefix)
+                return search.phase == 0 ? user.username != nil && byUsername : user.email.lowercased().hasPrefix(prefix) && !byUsername
+            }
+            found.sort { key($0).unicodeScalars.lexicographicallyPrecedes(key($1).unicodeScalars) }
+            if let afterID = search.afterID {
+                guard let after = state.users.first(where: { $0.user.id == afterID })?.user else {
+                    return .failure(.invalidReference("after must be the next of a previous page"))
+                }
+                found = found.filter { key(after).unicodeScalars.lexicographicallyPrecedes(key($0).unicodeScalars) }
+            }
+            return .success(Array(found.prefix(search.limit)))
         })
     }
 
