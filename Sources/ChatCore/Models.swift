@@ -186,6 +186,8 @@ public protocol ChatStore: Sendable {
     /// after `search.afterID`, at most `search.limit`. An `afterID` that is no user fails with
     /// `invalidReference`.
     func searchUsers(_ search: UserSearch, completion: @escaping @Sendable (Result<[User], StoreError>) -> Void)
+    /// Whether the two users have exchanged a message (either way).
+    func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
     /// Succeeds while storage answers.
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
 }

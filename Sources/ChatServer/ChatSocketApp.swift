@@ -36,6 +36,7 @@ struct ChatSocketApp: Sendable {
     /// `CONNECTION_STATE_RECOVERY`: every socket recovers, not only those that ask.
     let recoveryForEverySocket: Bool
     let maxMessageBytes: Int
+    let typing: TypingRelay
 
     var namespace: SocketIONamespace {
         SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) },
@@ -64,6 +65,7 @@ struct ChatSocketApp: Sendable {
         socket.on("sync") { arguments, _, ack in
             sync(socket, userID: userID, request: arguments.first, ack: ack)
         }
+        typing.attach(to: socket, userID: userID)
     }
 
     // MARK: - Connection state recovery

@@ -233,6 +233,14 @@ struct PostgresChatStore: ChatStore {
 
     private static let headStatement = PostgresStatement("SELECT coalesce(max(seq), 0)::text AS head FROM messages", preparedName: "chat_stream_head")
 
+    func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        let statement = PostgresStatement("SELECT EXISTS (SELECT 1 FROM messages m WHERE \(Self.inConversation("m"))) AS found", [userID, otherID],
+                                          preparedName: "chat_conversation_exists")
+        pool.submit(statement) { result in
+            completion(Self.map(result) { .success($0.value(0, "found") == "t") })
+        }
+    }
+
     func searchUsers(_ search: UserSearch, completion: @escaping @Sendable (Result<[User], StoreError>) -> Void) {
         // A LIKE pattern matching the prefix literally, then anything.
         var pattern = ""

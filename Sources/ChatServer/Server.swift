@@ -50,7 +50,8 @@ final class Server {
         let messages = MessageService(store: store)
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
-                                 recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes)
+                                 recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
+                                 typing: TypingRelay(store: store, rooms: rooms))
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
         let api = APIRouter(accounts: accounts, messages: messages, store: store)

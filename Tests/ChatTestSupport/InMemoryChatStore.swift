@@ -161,6 +161,15 @@ public final class InMemoryChatStore: ChatStore {
         })
     }
 
+    public func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            return .success(state.messages.contains {
+                ($0.senderID == userID && $0.receiverID == otherID) || ($0.senderID == otherID && $0.receiverID == userID)
+            })
+        })
+    }
+
     public func searchUsers(_ search: UserSearch, completion: @escaping @Sendable (Result<[User], StoreError>) -> Void) {
         completion(state.withLock { state in
             guard state.available else { return .failure(.unavailable) }

@@ -1,0 +1,117 @@
+import ChatCore
+import JSON
+import ServerRuntime
+import SocketIO
+import SocketIOServer
+
+/// `typing {to, typing}`: ephemeral, never stored. Relayed as `typing {from, typing}` to the
+/// peer's connected sockets only, for a peer the sender has a conversation with. A `true`
+/// lasts `expiryMilliseconds` unless repeated (clients repeat it every few seconds while the
+/// user types): then, or when the socket goes, the peer gets `false`. At most `burst` events
+/// per socket, refilled at `perSecond`; beyond that they are dropped (with an ack, it says so).
+struct TypingRelay: Sendable {
+    let store: any ChatStore
+    let rooms: SocketIORooms
+    var expiryMilliseconds: Int64 = 6_000
+    var burst = 8
+    var perSecond = 4
+
+    /// One socket's typing: confined to its loop (the database's answer is brought back to it).
+    final class State: @unchecked Sendable {
+        /// Peers this socket may tell (a conversation exists), and those being asked about.
+        var knownPeers: Set<String> = []
+        var checking: [String: [(Bool, SocketIOSocket.Ack?)]] = [:]
+        /// Peers told `true`, each with the timer that turns it `false`.
+        var active: [String: LoopTimer] = [:]
+        var tokens: Double
+        var refilledAt: Int64
+
+        init(tokens: Int, now: Int64) {
+            self.tokens = Double(tokens)
+            refilledAt = now
+        }
+    }
+
+    func attach(to socket: SocketIOSocket, userID: String) {
+        let state = State(tokens: burst, now: socket.loop.now)
+        socket.on("typing") { arguments, _, ack in
+            handle(arguments.first, from: socket, userID: userID, state: state, ack: ack)
+        }
+        let previous = socket.onDisconnect
+        socket.onDisconnect = { reason in
+            previous?(reason)
+            for (peer, timer) in state.active {
+                timer.cancel()
+                relay(typing: false, from: userID, to: peer)
+            }
+            state.active.removeAll()
+        }
+    }
+
+    private func handle(_ payload: JSONValue?, from socket: SocketIOSocket, userID: String, state: State, ack: SocketIOSocket.Ack?) {
+        guard take(from: state, now: socket.loop.now) else { return ack?([["ok": false, "error": "too many typing events; slow down"]]) ?? () }
+        guard let to = payload?["to"]?.stringValue.flatMap(Validation.uuid) else {
+            return ack?([["ok": false, "error": "to must be a user id (UUID)"]]) ?? ()
+        }
+        guard case .bool(let typing)? = payload?["typing"] else { return ack?([["ok": false, "error": "typing must be true or false"]]) ?? () }
+        guard to != userID else { return ack?([["ok": false, "error": "typing to yourself is not relayed"]]) ?? () }
+        if state.knownPeers.contains(to) { return apply(typing, from: socket, userID: userID, to: to, state: state, ack: ack) }
+        // First time to this peer from this socket: is there a conversation? Asked once.
+        if state.checking[to] != nil {
+            state.checking[to]?.append((typing, ack))
+            return
+        }
+        guard state.checking.count < 16 else { return ack?([["ok": false, "error": "too many typing events; slow down"]]) ?? () }
+        state.checking[to] = [(typing, ack)]
+        store.conversationExists(between: userID, and: to) { result in
+            socket.loop.execute {
+                let waiting = state.checking.removeValue(forKey: to) ?? []
+                let known = (try? result.get()) ?? false
+                if known { state.knownPeers.insert(to) }
+                for (typing, ack) in waiting {
+                    if known {
+                        apply(typing, from: socket, userID: userID, to: to, state: state, ack: ack)
+                    } else {
+                        let error = result.isFailure ? "typing could not be checked; try again" : "no conversation with that user: typing is only relayed to people you have exchanged messages with"
+                        ack?([["ok": false, "error": .string(error)]])
+                    }
+                }
+            }
+        }
+    }
+
+    private func apply(_ typing: Bool, from socket: SocketIOSocket, userID: String, to peer: String, state: State, ack: SocketIOSocket.Ack?) {
+        guard socket.isConnected else { return }
+        state.active.removeValue(forKey: peer)?.cancel()
+        if typing {
+            state.active[peer] = socket.loop.schedule(after: expiryMilliseconds) { [weak state] in
+                guard let state, state.active.removeValue(forKey: peer) != nil else { return }
+                relay(typing: false, from: userID, to: peer)
+            }
+        }
+        relay(typing: typing, from: userID, to: peer)
+        ack?([["ok": true]])
+    }
+
+    /// `2["typing",{"from","typing"}]` to every socket of `peer`, encoded once.
+    private func relay(typing: Bool, from userID: String, to peer: String) {
+        guard let sockets = rooms.members(of: [peer])[peer] else { return }
+        let packet = SocketIOSocket.eventPacket("typing", [["from": .string(userID), "typing": .bool(typing)]], namespace: "/").encoded()
+        for socket in sockets where socket.namespace == "/" {
+            socket.loop.execute { socket.sendEncoded(packet) }
+        }
+    }
+
+    /// A token bucket per socket.
+    private func take(from state: State, now: Int64) -> Bool {
+        state.tokens = min(Double(burst), state.tokens + Double(now - state.refilledAt) * Double(perSecond) / 1000)
+        state.refilledAt = now
+        guard state.tokens >= 1 else { return false }
+        state.tokens -= 1
+        return true
+    }
+}
+
+private extension Result {
+    var isFailure: Bool { if case .failure = self { true } else { false } }
+}
