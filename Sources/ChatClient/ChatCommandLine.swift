@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import ServerRuntime
 
 #if canImport(Glibc)
 import Glibc
@@ -64,6 +65,12 @@ public final class ChatCommandLine: @unchecked Sendable {
     /// event taken: a reconnect resumes from there, with nothing missed and nothing twice.
     private var pid: String?
     private var cursor: String?
+    /// Whether the peer was told this user is typing, and when last (ms, monotonic).
+    private var typingSentAt: Int64?
+    /// The peer is typing (shown in the prompt).
+    private var peerTyping = false
+    /// Repeat `typing: true` this often while the user types (the server lets one lapse after 6 s).
+    private static let typingRepeatMilliseconds: Int64 = 3_000
 
     public init(demo: DemoAccount, program: String) {
         self.demo = demo
@@ -233,8 +240,10 @@ public final class ChatCommandLine: @unchecked Sendable {
     /// event it took. True when the server resumed the session (it then sends what was
     /// missed, in order, before anything new).
     @discardableResult
-    private func connect() throws -> Bool {
+    private func connect(announcing announcement: String? = nil) throws -> Bool {
         let connection = SocketIOClient(queue: queue)
+        // Said before the events that follow the reply (a resume's missed messages).
+        if let announcement { connection.onConnectReply = { [weak self] _ in self?.notice(announcement) } }
         connection.on("receive_message") { [weak self] arguments in self?.streamEvent(arguments, mine: false) }
         connection.on("own_message") { [weak self] arguments in self?.streamEvent(arguments, mine: true) }
         connection.on("message_sent") { [weak self] arguments in
@@ -244,6 +253,10 @@ public final class ChatCommandLine: @unchecked Sendable {
             let number = self.outbox.first(where: { $0.to == to && $0.text == text })?.number
             self.state.unlock()
             if let number { self.confirm(number, ok: true, id: payload["id"]?.stringValue, timestamp: payload["timestamp"]?.stringValue, error: nil) }
+        }
+        connection.on("typing") { [weak self] arguments in
+            guard let self, let from = arguments.first?["from"]?.stringValue, let typing = arguments.first?["typing"]?.boolValue else { return }
+            self.peerTyping(from: from, typing)
         }
         connection.onDisconnect = { [weak self] reason in self?.lost(connection, reason) }
         state.lock()
@@ -257,6 +270,12 @@ public final class ChatCommandLine: @unchecked Sendable {
         let reply = try connection.connect(address: api.address, transport: options.transport, auth: .object(auth))
         let newPID = reply?["pid"]?.stringValue
         state.lock()
+        // A connection that ended before it became the current one had its end ignored by
+        // `lost`: it is no connection (checked under the lock `lost` takes).
+        guard !connection.isClosed else {
+            state.unlock()
+            throw ClientError("the connection ended as it was made")
+        }
         self.connection = connection
         pid = newPID
         state.unlock()
@@ -305,6 +324,7 @@ public final class ChatCommandLine: @unchecked Sendable {
     /// `receive_message`, or `own_message` (what this user sent from another device).
     private func streamEvent(_ arguments: [JSONValue], mine: Bool) {
         advanceCursor(arguments)
+        if !mine, let from = arguments.first?["from"]?.stringValue { peerTyping(from: from, false) }  // they sent it: done typing
         // A pipe shows only its own lines' outcomes.
         guard terminal.interactive, let payload = arguments.first, let text = payload["message"]?.stringValue else { return }
         let from = mine ? me.id : payload["from"]?.stringValue ?? ""
@@ -353,6 +373,50 @@ public final class ChatCommandLine: @unchecked Sendable {
     }
 
     // MARK: - Sending
+
+    // MARK: - Typing
+
+    private func showPrompt() {
+        state.lock()
+        let text = "\(me.displayName) → \(peer.displayName)\(peerTyping ? " (typing…)" : "")> "
+        state.unlock()
+        terminal.setPrompt(terminal.styled(text, .bold))
+    }
+
+    private func peerTyping(from: String, _ typing: Bool) {
+        state.lock()
+        let changed = from == peer.id && peerTyping != typing
+        if changed { peerTyping = typing }
+        state.unlock()
+        if changed { showPrompt() }
+    }
+
+    /// The line being written changed: the peer learns that this user is typing (repeated
+    /// while they go on), or no longer is (the line emptied, or a command).
+    private func edited(_ text: String) {
+        let writing = !text.allSatisfy(\.isWhitespace) && !text.hasPrefix("/")
+        state.lock()
+        let last = typingSentAt
+        state.unlock()
+        if writing {
+            if let last, MonotonicClock.milliseconds() - last < Self.typingRepeatMilliseconds { return }
+            tellTyping(true)
+        } else if last != nil {
+            tellTyping(false)
+        }
+    }
+
+    private func tellTyping(_ typing: Bool) {
+        state.lock()
+        let connection = self.connection
+        let to = peer.id
+        let wasTyping = typingSentAt != nil
+        typingSentAt = typing ? MonotonicClock.milliseconds() : nil
+        state.unlock()
+        guard typing || wasTyping else { return }
+        // No ack: refusals (someone not written to yet) are dropped by the server.
+        connection?.emit("typing", [["to": .string(to), "typing": .bool(typing)]])
+    }
 
     /// Takes a line into the outbox and sends it if connected; else it waits for the reconnect.
     private func send(_ text: String) {
@@ -436,8 +500,7 @@ public final class ChatCommandLine: @unchecked Sendable {
             if stop { return }
             Thread.sleep(forTimeInterval: delay)
             do {
-                let recovered = try connect()
-                notice(terminal.styled("reconnected", .green))
+                let recovered = try connect(announcing: terminal.styled("reconnected", .green))
                 if !recovered { catchUp() }
                 flushOutbox()
                 return
@@ -461,14 +524,15 @@ public final class ChatCommandLine: @unchecked Sendable {
     private func chatInteractively() -> Int32 {
         terminal.enterRawMode()
         defer { terminal.restore() }
-        terminal.setPrompt(terminal.styled("\(me.displayName) → \(peer.displayName)> ", .bold))
+        showPrompt()
+        terminal.onEdit = { [weak self] text in self?.edited(text) }
         while let line = terminal.readLine() {
             let text = line.trimmingCharacters(in: .whitespaces)
             if text.isEmpty { continue }
             if text.hasPrefix("/") {
                 if !command(text) { break }
             } else {
-                send(line)
+                send(line)  // the editor reported the line emptied: typing false went first
             }
         }
         shutdown()
@@ -492,8 +556,10 @@ public final class ChatCommandLine: @unchecked Sendable {
         case "/to":
             guard words.count > 1 else { terminal.print("usage: /to EMAIL|ID"); return true }
             do {
-                peer = try resolvePeer(words[1], waitForDemoPeer: false)
-                terminal.setPrompt(terminal.styled("\(me.displayName) → \(peer.displayName)> ", .bold))
+                let next = try resolvePeer(words[1], waitForDemoPeer: false)
+                tellTyping(false)
+                state.lock(); peer = next; peerTyping = false; state.unlock()
+                showPrompt()
                 terminal.print(terminal.styled("now chatting with \(peer.displayName)", .dim))
                 state.lock(); seen.removeAll(); state.unlock()
                 showHistory(20)

@@ -18,6 +18,11 @@ final class SocketIOClient: @unchecked Sendable {
     private let connected = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     var onDisconnect: (@Sendable (String) -> Void)?
+    /// Called on `queue` with the CONNECT reply's data, before any event that follows it.
+    var onConnectReply: (@Sendable (JSONValue?) -> Void)?
+    private var closed = false
+    /// The connection has ended (set before `onDisconnect` is called).
+    var isClosed: Bool { lock.lock(); defer { lock.unlock() }; return closed }
 
     init(queue: DispatchQueue) {
         self.queue = queue
@@ -34,6 +39,7 @@ final class SocketIOClient: @unchecked Sendable {
         let engine = EngineIOClient(address: address, query: "", transport: transport, queue: queue, onPacket: { [weak self] packet in
             self?.receive(packet)
         }, onClose: { [weak self] reason in
+            self?.markClosed()
             self?.finish(.failure(ClientError(reason)))
             self?.onDisconnect?(reason)
         })
@@ -52,6 +58,10 @@ final class SocketIOClient: @unchecked Sendable {
         return reply
     }
 
+    private func markClosed() {
+        lock.lock(); closed = true; lock.unlock()
+    }
+
     private func finish(_ result: Result<Void, ClientError>) {
         lock.lock()
         let first = connectResult == nil
@@ -65,6 +75,7 @@ final class SocketIOClient: @unchecked Sendable {
         switch message.kind {
         case .connect:
             lock.lock(); connectReply = message.data; lock.unlock()
+            onConnectReply?(message.data)
             finish(.success(()))
         case .connectError:
             finish(.failure(ClientError(message.data?["message"]?.stringValue ?? "connection refused")))
@@ -77,6 +88,7 @@ final class SocketIOClient: @unchecked Sendable {
             lock.lock(); let callback = acks.removeValue(forKey: id); lock.unlock()
             callback?(values)
         case .disconnect:
+            markClosed()
             engine?.close()
             onDisconnect?("the server disconnected this client")
         case .binaryEvent, .binaryAck:

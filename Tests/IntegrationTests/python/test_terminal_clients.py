@@ -299,3 +299,57 @@ def test_what_is_sent_from_another_device_appears_live(server):
         laptop.expect(pexpect.EOF)
     finally:
         laptop.close(force=True)
+
+
+def test_the_line_editor_and_the_typing_indicator(server):
+    _, ann = account(server, "ann")
+    _, bob = account(server, "bob")
+    a = spawn(server, "chat-cli-a", ann, bob)
+    b = spawn(server, "chat-cli-b", bob, ann, transport="polling")
+    try:
+        a.sendline("first")  # a conversation: typing is relayed from now on
+        b.expect("ann: first")
+        # ← → Home End, a character inserted in the middle, Backspace and Delete.
+        a.send("helo wrld")
+        a.send("\x1b[D\x1b[D\x1b[D")   # ← ← ←
+        a.send("o")                     # helo world
+        a.send("\x1b[H")                # Home
+        a.send("\x1b[C\x1b[C\x1b[C")   # → → →
+        a.send("l")                     # hello world
+        a.send("\x1b[F!\r")             # End, then "!"
+        a.expect("you: hello world! ✓")
+        b.expect("ann: hello world!")
+        # Ctrl-W, Ctrl-U, Tab never literal.
+        a.send("drop these words\x17\x17keep\tit\r")
+        a.expect("you: drop keepit ✓")
+        a.send("gone\x15back\r")
+        a.expect("you: back ✓")
+        # ↑ brings the last lines back.
+        a.send("\x1b[A\x1b[A\r")
+        a.expect("you: drop keepit ✓")
+        b.expect("ann: drop keepit")
+        b.expect("ann: back")
+        b.expect("ann: drop keepit")
+        # While ann writes, bob's prompt says so; when her line empties, it stops. (Each line
+        # above told bob twice, faster than a person types: the server's typing bucket per
+        # socket, 8 at once and 4 a second, refills first.)
+        time.sleep(2)
+        a.send("writing")
+        b.expect(r"ann \(typing…\)>")
+        a.send("\x15")
+        b.expect(r"ann> ")
+        # A long line wraps and is sent whole.
+        long_text = " ".join(f"word{n}" for n in range(60))
+        a.send(long_text[:-3])
+        a.send("\x1b[D\x1b[D")
+        a.send("\x1b[F" + long_text[-3:] + "\r")
+        a.expect("you: " + long_text[:40])
+        b.expect("ann: " + long_text[:40])
+        a.sendline("/quit")
+        a.expect(pexpect.EOF)
+        b.sendline("/quit")
+        b.expect(pexpect.EOF)
+    finally:
+        a.close(force=True)
+        b.close(force=True)
+    assert psql(server.database_url, f"SELECT count(*) FROM messages WHERE content = '{long_text}'") == "1"
