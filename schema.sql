@@ -85,10 +85,40 @@ BEGIN
     END IF;
 END $$;
 
+-- Conversations: one row per user and peer they exchanged messages with, kept by the message
+-- insert itself — the sequence of the last message, and how far the user has read the peer's
+-- (the read watermark, which only moves forward). The list of a user's conversations, newest
+-- first, is a backward range of conversations_recent_idx.
+CREATE TABLE IF NOT EXISTS conversations (
+    user_id  uuid NOT NULL,
+    peer_id  uuid NOT NULL,
+    last_seq bigint NOT NULL,
+    read_seq bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, peer_id)
+);
+CREATE INDEX IF NOT EXISTS conversations_recent_idx ON conversations (user_id, last_seq, peer_id);
+
 CREATE TABLE IF NOT EXISTS schema_version (
     version    integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_version (version) VALUES (1), (2) ON CONFLICT (version) DO NOTHING;
+-- Once, when conversations arrive: one row per pair that has messages, everything before
+-- counted as read (a user's old messages are not news).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 3) THEN
+        INSERT INTO conversations (user_id, peer_id, last_seq, read_seq)
+        SELECT user_id, peer_id, max(seq), max(seq) FROM (
+            SELECT sender_id AS user_id, receiver_id AS peer_id, seq FROM messages
+            UNION ALL
+            SELECT receiver_id, sender_id, seq FROM messages
+        ) pairs
+        WHERE user_id IS NOT NULL AND peer_id IS NOT NULL
+        GROUP BY user_id, peer_id
+        ON CONFLICT (user_id, peer_id) DO UPDATE SET last_seq = greatest(conversations.last_seq, excluded.last_seq);
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (1), (2), (3) ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

@@ -163,6 +163,42 @@ public struct UserSearch: Sendable, Equatable {
     }
 }
 
+/// One of a user's conversations: the peer, the last message either way, and how many of the
+/// peer's messages the user has not read (at most `Conversation.maxUnread`).
+public struct Conversation: Sendable, Equatable {
+    public static let maxUnread = 999
+
+    public let peer: User
+    public let lastMessage: ChatMessage?
+    public let lastSeq: Int64
+    public let readSeq: Int64
+    public let unread: Int
+
+    public init(peer: User, lastMessage: ChatMessage?, lastSeq: Int64, readSeq: Int64, unread: Int) {
+        self.peer = peer
+        self.lastMessage = lastMessage
+        self.lastSeq = lastSeq
+        self.readSeq = readSeq
+        self.unread = unread
+    }
+}
+
+/// Where a user's read watermark in a conversation stands after a `mark_read`.
+public struct ReadMark: Sendable, Equatable {
+    /// The watermark: the peer's messages up to this sequence are read.
+    public let readSeq: Int64
+    /// It moved (false: it was already there or beyond).
+    public let moved: Bool
+    /// The peer's messages still unread (at most `Conversation.maxUnread`).
+    public let unread: Int
+
+    public init(readSeq: Int64, moved: Bool, unread: Int) {
+        self.readSeq = readSeq
+        self.moved = moved
+        self.unread = unread
+    }
+}
+
 /// What the chat needs from storage. Completions may run on any thread.
 public protocol ChatStore: Sendable {
     func createUser(username: String, email: String, passwordHash: String,
@@ -186,6 +222,15 @@ public protocol ChatStore: Sendable {
     /// after `search.afterID`, at most `search.limit`. An `afterID` that is no user fails with
     /// `invalidReference`.
     func searchUsers(_ search: UserSearch, completion: @escaping @Sendable (Result<[User], StoreError>) -> Void)
+    /// `userID`'s conversations by last message, newest first, those before `before` (a last
+    /// sequence and a peer id, as the previous page ended), at most `limit`.
+    func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
+                       completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void)
+    /// Moves `userID`'s read watermark in the conversation with `peerID` forward to `upTo` (a
+    /// message of the conversation, or a place in the stream no later than its last message).
+    /// `invalidReference` for a bound that is neither; nil when there is no such conversation.
+    func markRead(userID: String, peerID: String, upTo: HistoryBound,
+                  completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void)
     /// Whether the two users have exchanged a message (either way).
     func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
     /// Succeeds while storage answers.

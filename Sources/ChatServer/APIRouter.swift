@@ -8,7 +8,10 @@ import ServerRuntime
 struct APIRouter: HTTPHandler {
     let accounts: AccountService
     let messages: MessageService
+    let conversations: ConversationService
     let store: any ChatStore
+    /// Tells the sockets of both sides that a watermark moved (reader, peer, sequence).
+    let announceRead: @Sendable (String, String, Int64) -> Void
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
@@ -61,6 +64,31 @@ struct APIRouter: HTTPHandler {
             }
             messages.sync(callerID: callerID, after: request.queryParameter("after"), limit: limit) { result in
                 reply(answer(result) { .json(200, .object(SyncResponse.json($0, for: callerID))) })
+            }
+        case ["api", "conversations"]:
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            guard case .success(let callerID) = authenticate(request, reply) else { return }
+            var limit: Int?
+            if let text = request.queryParameter("limit") {
+                guard let number = Int(text) else { return reply(.error(400, "limit must be a whole number")) }
+                limit = number
+            }
+            conversations.list(userID: callerID, limit: limit, after: request.queryParameter("after")) { result in
+                reply(answer(result) { page in
+                    .json(200, ["conversations": .array(page.conversations.map(conversationJSON)), "next": page.next.map(JSONValue.string) ?? .null])
+                })
+            }
+        case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "conversations" && lowered[3] == "read":
+            guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
+            guard case .success(let callerID) = authenticate(request, reply) else { return }
+            let peer = PercentDecoding.decode(segments[2], plusIsSpace: false)
+            withJSONBody(request, reply) { body in
+                conversations.markRead(userID: callerID, peer: peer, upTo: body["up_to"]?.stringValue) { [announceRead] result in
+                    if case .success(let mark) = result, mark.moved, let peer = peer.flatMap(Validation.uuid) {
+                        announceRead(callerID, peer, mark.readSeq)
+                    }
+                    reply(answer(result) { .json(200, .object(ChatSocketApp.readMarkJSON($0))) })
+                }
             }
         case ["api", "users"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
@@ -162,4 +190,16 @@ private func messageJSON(_ message: ChatMessage) -> JSONValue {
     // Where the message is in both users' streams: a history bound, or where a sync goes on.
     if let seq = message.seq { object["cursor"] = .string(StreamCursor.encode(seq)) }
     return .object(object)
+}
+
+private func conversationJSON(_ conversation: Conversation) -> JSONValue {
+    var last: JSONValue = .null
+    if let message = conversation.lastMessage {
+        func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+        last = .object(JSONObject([("id", .string(message.id)), ("from", optional(message.senderID)), ("to", optional(message.receiverID)),
+                                   ("message", optional(message.content)), ("timestamp", optional(message.createdAt)),
+                                   ("cursor", .string(StreamCursor.encode(conversation.lastSeq)))]))
+    }
+    return .object(JSONObject([("peer", userJSON(conversation.peer)), ("last_message", last), ("unread", .number(Double(conversation.unread))),
+                               ("read_up_to", .string(StreamCursor.encode(conversation.readSeq)))]))
 }

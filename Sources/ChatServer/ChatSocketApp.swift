@@ -37,6 +37,7 @@ struct ChatSocketApp: Sendable {
     let recoveryForEverySocket: Bool
     let maxMessageBytes: Int
     let typing: TypingRelay
+    let conversations: ConversationService
 
     var namespace: SocketIONamespace {
         SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) },
@@ -66,6 +67,9 @@ struct ChatSocketApp: Sendable {
             sync(socket, userID: userID, request: arguments.first, ack: ack)
         }
         typing.attach(to: socket, userID: userID)
+        socket.on("mark_read") { arguments, _, ack in
+            markRead(socket, userID: userID, request: arguments.first, ack: ack)
+        }
     }
 
     // MARK: - Connection state recovery
@@ -124,6 +128,44 @@ struct ChatSocketApp: Sendable {
                 answer = ["ok": false, "error": .string(error.message)]
             }
             socket.loop.execute { ack([answer]) }
+        }
+    }
+
+    // MARK: - Read receipts
+
+    /// `mark_read {with, up_to}`: the answer (ack) `{ok:true, read_up_to, moved, unread}` or
+    /// `{ok:false, error}`; without an ack a refusal is dropped.
+    private func markRead(_ socket: SocketIOSocket, userID: String, request: JSONValue?, ack: SocketIOSocket.Ack?) {
+        conversations.markRead(userID: userID, peer: request?["with"]?.stringValue, upTo: request?["up_to"]?.stringValue) { [rooms] result in
+            let answer: JSONValue
+            switch result {
+            case .success(let mark):
+                if mark.moved, let peer = request?["with"]?.stringValue.flatMap(Validation.uuid) {
+                    Self.announceRead(reader: userID, peer: peer, readSeq: mark.readSeq, rooms: rooms, except: socket)
+                }
+                var object = Self.readMarkJSON(mark)
+                object["ok"] = true
+                answer = .object(object)
+            case .failure(let error):
+                answer = ["ok": false, "error": .string(error.message)]
+            }
+            socket.loop.execute { ack?([answer]) }
+        }
+    }
+
+    static func readMarkJSON(_ mark: ReadMark) -> JSONObject {
+        JSONObject([("read_up_to", .string(StreamCursor.encode(mark.readSeq))), ("moved", .bool(mark.moved)), ("unread", .number(Double(mark.unread)))])
+    }
+
+    /// `messages_read {reader, peer, up_to}` to the peer's sockets (their messages were read)
+    /// and to the reader's other sockets (their unread count clears).
+    static func announceRead(reader: String, peer: String, readSeq: Int64, rooms: SocketIORooms, except origin: SocketIOSocket? = nil) {
+        let packet = SocketIOSocket.eventPacket("messages_read", [["reader": .string(reader), "peer": .string(peer),
+                                                                    "up_to": .string(StreamCursor.encode(readSeq))]], namespace: "/").encoded()
+        for (_, sockets) in rooms.members(of: [reader, peer]) {
+            for socket in sockets where socket !== origin && socket.namespace == "/" {
+                socket.loop.execute { socket.sendEncoded(packet) }
+            }
         }
     }
 

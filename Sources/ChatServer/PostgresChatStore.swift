@@ -137,15 +137,31 @@ struct PostgresChatStore: ChatStore {
         // before (or earlier in the batch) by the unique index. Both come back as missing from
         // RETURNING, and only client_id rows can be repeats. A batch without client_ids (most,
         // at saturation) takes the plain statement: no conflict arbitration per row.
+        // The same statement keeps each pair's conversation row (both sides) at its last
+        // message: one upsert per pair in the batch, in key order so that concurrent batches
+        // lock rows in the same order.
         let insert = PostgresStatement("""
-            INSERT INTO messages (id, sender_id, receiver_id, content\(hasClientIDs ? ", client_id" : ""))
-            SELECT i.id, i.sender_id, i.receiver_id, i.content\(hasClientIDs ? ", i.client_id" : "")
-            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]\(hasClientIDs ? ", $5::uuid[]" : ""))
-                 WITH ORDINALITY AS i(id, sender_id, receiver_id, content, \(hasClientIDs ? "client_id, " : "")n)
-            JOIN users u ON u.id = i.receiver_id
-            ORDER BY i.n
-            \(hasClientIDs ? "ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING" : "")
-            RETURNING id::text AS id, created_at::text AS created_at, seq::text AS seq
+            WITH inserted AS (
+                INSERT INTO messages (id, sender_id, receiver_id, content\(hasClientIDs ? ", client_id" : ""))
+                SELECT i.id, i.sender_id, i.receiver_id, i.content\(hasClientIDs ? ", i.client_id" : "")
+                FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]\(hasClientIDs ? ", $5::uuid[]" : ""))
+                     WITH ORDINALITY AS i(id, sender_id, receiver_id, content, \(hasClientIDs ? "client_id, " : "")n)
+                JOIN users u ON u.id = i.receiver_id
+                ORDER BY i.n
+                \(hasClientIDs ? "ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING" : "")
+                RETURNING id, sender_id, receiver_id, created_at, seq
+            ), kept AS (
+                INSERT INTO conversations (user_id, peer_id, last_seq)
+                SELECT user_id, peer_id, max(seq) FROM (
+                    SELECT sender_id AS user_id, receiver_id AS peer_id, seq FROM inserted
+                    UNION ALL
+                    SELECT receiver_id, sender_id, seq FROM inserted WHERE receiver_id <> sender_id
+                ) pairs
+                GROUP BY user_id, peer_id
+                ORDER BY user_id, peer_id
+                ON CONFLICT (user_id, peer_id) DO UPDATE SET last_seq = greatest(conversations.last_seq, excluded.last_seq)
+            )
+            SELECT id::text AS id, created_at::text AS created_at, seq::text AS seq FROM inserted
             """, [PostgresArrayLiteral.text(ids), PostgresArrayLiteral.text(messages.map(\.senderID)),
                   PostgresArrayLiteral.text(messages.map(\.receiverID)), PostgresArrayLiteral.text(messages.map(\.content))]
                 + (hasClientIDs ? [PostgresArrayLiteral.text(messages.map(\.clientID))] : []),
@@ -232,6 +248,89 @@ struct PostgresChatStore: ChatStore {
     }
 
     private static let headStatement = PostgresStatement("SELECT coalesce(max(seq), 0)::text AS head FROM messages", preparedName: "chat_stream_head")
+
+    func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
+                       completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void) {
+        // A backward range of conversations_recent_idx; per row the peer (primary key), the
+        // last message (by its unique seq) and the unread count: the peer's messages after the
+        // watermark, from the conversation index, counted up to Conversation.maxUnread.
+        let statement = PostgresStatement("""
+            SELECT c.peer_id::text AS peer_id, u.email AS peer_email, u.username AS peer_username,
+                   c.last_seq::text AS last_seq, c.read_seq::text AS read_seq,
+                   \(Self.messageColumns("m")),
+                   (SELECT count(*) FROM (SELECT 1 FROM messages x
+                                          WHERE least(x.sender_id, x.receiver_id) = least(c.user_id, c.peer_id)
+                                            AND greatest(x.sender_id, x.receiver_id) = greatest(c.user_id, c.peer_id)
+                                            AND x.seq > c.read_seq AND x.sender_id = c.peer_id AND x.receiver_id = c.user_id
+                                          LIMIT \(Conversation.maxUnread)) unread)::text AS unread
+            FROM conversations c
+            LEFT JOIN users u ON u.id = c.peer_id
+            LEFT JOIN messages m ON m.seq = c.last_seq
+            WHERE c.user_id = $1::uuid AND ($2::bigint IS NULL OR (c.last_seq, c.peer_id) < ($2::bigint, $3::uuid))
+            ORDER BY c.last_seq DESC, c.peer_id DESC
+            LIMIT $4
+            """, [userID, before.map { String($0.seq) }, before?.peerID, String(limit)], preparedName: "chat_conversations")
+        pool.submit(statement) { result in
+            completion(Self.map(result) { rows in
+                .success((0..<rows.count).compactMap { row -> Conversation? in
+                    guard let peerID = rows.value(row, "peer_id"), let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return nil }
+                    let message = rows.value(row, "id") == nil ? nil : Self.message(rows, row)
+                    return Conversation(peer: User(id: peerID, email: rows.value(row, "peer_email") ?? "", username: rows.value(row, "peer_username")),
+                                        lastMessage: message, lastSeq: lastSeq, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
+                                        unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0)
+                })
+            })
+        }
+    }
+
+    func markRead(userID: String, peerID: String, upTo: HistoryBound,
+                  completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void) {
+        var id: String?, seq: String?
+        switch upTo {
+        case .message(let messageID): id = messageID
+        case .position(let position): seq = String(position)
+        }
+        // The bound's sequence (a message of this conversation, or the cursor's), then the
+        // watermark moved to it if it is ahead of it and not beyond the last message.
+        let move = PostgresStatement("""
+            WITH target AS (
+                SELECT CASE WHEN $3::uuid IS NOT NULL
+                            THEN (SELECT m.seq FROM messages m WHERE m.id = $3::uuid AND \(Self.inConversation("m")))
+                            ELSE $4::bigint END AS seq
+            ), moved AS (
+                UPDATE conversations c SET read_seq = t.seq
+                FROM target t, conversations o
+                WHERE c.user_id = $1::uuid AND c.peer_id = $2::uuid AND o.user_id = c.user_id AND o.peer_id = c.peer_id
+                  AND t.seq IS NOT NULL AND t.seq <= c.last_seq AND t.seq > c.read_seq
+                RETURNING c.read_seq
+            )
+            SELECT (SELECT seq FROM target)::text AS target_seq, (SELECT read_seq FROM moved)::text AS moved_to,
+                   o.last_seq::text AS last_seq, o.read_seq::text AS read_seq
+            FROM (SELECT 1) one LEFT JOIN conversations o ON o.user_id = $1::uuid AND o.peer_id = $2::uuid
+            """, [userID, peerID, id, seq])
+        let unread = PostgresStatement("""
+            SELECT count(*)::text AS unread FROM (
+                SELECT 1 FROM messages x, conversations c
+                WHERE c.user_id = $1::uuid AND c.peer_id = $2::uuid AND \(Self.inConversation("x"))
+                  AND x.sender_id = $2::uuid AND x.seq > c.read_seq
+                LIMIT \(Conversation.maxUnread)) unread
+            """, [userID, peerID])
+        pool.submit([move, unread]) { result in
+            completion(Self.map(result) { results in
+                guard results.count == 2 else { return .failure(.failed("no result for mark_read")) }
+                let row = results[0]
+                guard let lastSeq = row.value(0, "last_seq").flatMap({ Int64($0) }) else { return .success(nil) }
+                guard let target = row.value(0, "target_seq").flatMap({ Int64($0) }) else {
+                    return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
+                }
+                guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
+                let movedTo = row.value(0, "moved_to").flatMap { Int64($0) }
+                // The row as it was before the move (same snapshot), or after it.
+                let readSeq = movedTo ?? row.value(0, "read_seq").flatMap { Int64($0) } ?? 0
+                return .success(ReadMark(readSeq: readSeq, moved: movedTo != nil, unread: results[1].value(0, "unread").flatMap { Int($0) } ?? 0))
+            })
+        }
+    }
 
     func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
         let statement = PostgresStatement("SELECT EXISTS (SELECT 1 FROM messages m WHERE \(Self.inConversation("m"))) AS found", [userID, otherID],

@@ -51,10 +51,12 @@ final class Server {
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
                                  recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
-                                 typing: TypingRelay(store: store, rooms: rooms))
+                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store))
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
-        let api = APIRouter(accounts: accounts, messages: messages, store: store)
+        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, store: store) { reader, peer, readSeq in
+            ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, rooms: rooms)
+        }
         return serve(handler: engine.mounted(over: api, preflightsGoToFallback: true), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }

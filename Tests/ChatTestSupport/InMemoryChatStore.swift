@@ -11,6 +11,8 @@ public final class InMemoryChatStore: ChatStore {
         var messages: [ChatMessage] = []
         /// The sequence of the last message stored or added.
         var lastSeq: Int64 = 0
+        /// Read watermarks by "user peer".
+        var readSeq: [String: Int64] = [:]
         var available = true
         var holdingWrites = false
         /// Batches held while `holdingWrites`, stored on `releaseWrites()`.
@@ -158,6 +160,55 @@ public final class InMemoryChatStore: ChatStore {
             guard state.available else { return .failure(.unavailable) }
             let mine = state.messages.filter { ($0.senderID == userID || $0.receiverID == userID) && ($0.seq ?? 0) > after }
             return .success(StreamPage(messages: Array(mine.sorted { ($0.seq ?? 0) < ($1.seq ?? 0) }.prefix(limit)), head: state.lastSeq))
+        })
+    }
+
+    public func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
+                              completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            var last: [String: ChatMessage] = [:]
+            for message in state.messages {
+                guard let sender = message.senderID, let receiver = message.receiverID, sender == userID || receiver == userID else { continue }
+                last[sender == userID ? receiver : sender] = message
+            }
+            var found = last.map { peer, message -> Conversation in
+                let read = state.readSeq["\(userID) \(peer)"] ?? 0
+                let unread = state.messages.filter { $0.senderID == peer && $0.receiverID == userID && ($0.seq ?? 0) > read }.count
+                let user = state.users.first { $0.user.id == peer }?.user ?? User(id: peer, email: "", username: nil)
+                return Conversation(peer: user, lastMessage: message, lastSeq: message.seq ?? 0, readSeq: read, unread: min(unread, Conversation.maxUnread))
+            }
+            found.sort { ($0.lastSeq, $0.peer.id) > ($1.lastSeq, $1.peer.id) }
+            if let before { found = found.filter { ($0.lastSeq, $0.peer.id) < (before.seq, before.peerID) } }
+            return .success(Array(found.prefix(limit)))
+        })
+    }
+
+    public func markRead(userID: String, peerID: String, upTo: HistoryBound,
+                         completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            let conversation = state.messages.filter {
+                ($0.senderID == userID && $0.receiverID == peerID) || ($0.senderID == peerID && $0.receiverID == userID)
+            }
+            guard let lastSeq = conversation.last?.seq else { return .success(nil) }
+            let target: Int64
+            switch upTo {
+            case .message(let id):
+                guard let seq = conversation.first(where: { $0.id == id })?.seq else {
+                    return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
+                }
+                target = seq
+            case .position(let seq):
+                target = seq
+            }
+            guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
+            let key = "\(userID) \(peerID)"
+            let before = state.readSeq[key] ?? 0
+            let read = max(before, target)
+            state.readSeq[key] = read
+            let unread = conversation.filter { $0.senderID == peerID && ($0.seq ?? 0) > read }.count
+            return .success(ReadMark(readSeq: read, moved: read > before, unread: min(unread, Conversation.maxUnread)))
         })
     }
 

@@ -47,6 +47,17 @@ class RecoveringClient:
             original(namespace, data)
 
         client._handle_connect = handle_connect
+        # python-engineio hands each message to a thread of its own, so handlers may run out
+        # of the order the packets came in — and an offset taken from a later event could be
+        # overwritten by an earlier one. The socket.io client handles packets in order: so here.
+        trigger = client.eio._trigger_event
+
+        def in_order(event, *args, **kwargs):
+            if event == "message":
+                kwargs["run_async"] = False
+            return trigger(event, *args, **kwargs)
+
+        client.eio._trigger_event = in_order
         with self.lock:
             self.generation += 1
             generation = self.generation

@@ -1,0 +1,93 @@
+"""Conversations with unread counts and read watermarks (issue 11, items 1 and 2 in part), on the
+real server and PostgreSQL, with python-socketio."""
+import requests
+
+from test_resume_and_sync import send_all
+from test_socketio_chat import connect
+
+
+def get(server, token, path, **params):
+    return requests.get(server.url + path, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def post_read(server, token, peer, body):
+    return requests.post(f"{server.url}/api/conversations/{peer}/read", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def listen(client, name="messages_read"):
+    client.on(name, lambda data: client.inbox.add(name, data))
+    return client
+
+
+def test_conversations_newest_first_with_unread_counts_and_paging(server):
+    a_id, _, a_token = server.user("ann")
+    b_id, _, b_token = server.user("bob")
+    c_id, _, c_token = server.user("carol")
+    ann, bob, carol = (connect(server, t, ["websocket"]) for t in (a_token, b_token, c_token))
+    try:
+        from_ann = send_all(ann, b_id, ["a1", "a2", "a3"])
+        send_all(bob, a_id, ["b1"])
+        send_all(carol, b_id, ["c1", "c2"])
+        page = get(server, b_token, "/api/conversations").json()
+        assert page["next"] is None
+        assert [(c["peer"]["id"], c["peer"]["username"], c["last_message"]["message"], c["unread"]) for c in page["conversations"]] == \
+               [(c_id, "carol", "c2", 2), (a_id, "ann", "b1", 3)]
+        assert page["conversations"][1]["last_message"]["from"] == b_id
+        assert set(page["conversations"][0]) == {"peer", "last_message", "unread", "read_up_to"}
+        first = get(server, b_token, "/api/conversations", limit=1).json()
+        assert [c["peer"]["id"] for c in first["conversations"]] == [c_id] and first["next"]
+        second = get(server, b_token, "/api/conversations", limit=1, after=first["next"]).json()
+        assert [c["peer"]["id"] for c in second["conversations"]] == [a_id]
+        assert get(server, b_token, "/api/conversations", limit=1, after=second["next"]).json() == {"conversations": [], "next": None}
+        # Ann's side: bob's one message unread.
+        assert [(c["peer"]["id"], c["unread"]) for c in get(server, a_token, "/api/conversations").json()["conversations"]] == [(b_id, 1)]
+        assert from_ann[2]["ok"]
+    finally:
+        for client in (ann, bob, carol):
+            client.disconnect()
+
+
+def test_mark_read_moves_the_watermark_forward_and_tells_both_sides(server):
+    a_id, _, a_token = server.user("ann")
+    b_id, _, b_token = server.user("bob")
+    c_id, _, c_token = server.user("carol")
+    d_id, _, _ = server.user("dave")
+    ann = listen(connect(server, a_token, ["websocket"]))
+    bob_phone, bob_laptop = listen(connect(server, b_token, ["websocket"])), listen(connect(server, b_token, ["polling"]))
+    carol = connect(server, c_token, ["websocket"])
+    try:
+        acks = send_all(ann, b_id, ["a1", "a2", "a3"])
+        other = send_all(carol, b_id, ["not this conversation"])[0]
+        answer = bob_phone.call("mark_read", {"with": a_id, "up_to": acks[1]["id"]}, timeout=10)
+        assert answer == {"ok": True, "read_up_to": acks[1]["cursor"], "moved": True, "unread": 1}
+        expected = {"reader": b_id, "peer": a_id, "up_to": acks[1]["cursor"]}
+        for device in (ann, bob_laptop):
+            assert device.inbox.wait(lambda: device.inbox.of("messages_read"))
+            assert device.inbox.of("messages_read") == [expected]
+        assert bob_phone.inbox.of("messages_read") == []  # it has its ack
+        # Backwards is ignored; the answer says where the watermark is.
+        assert bob_phone.call("mark_read", {"with": a_id, "up_to": acks[0]["cursor"]}, timeout=10) == \
+               {"ok": True, "read_up_to": acks[1]["cursor"], "moved": False, "unread": 1}
+        # Refusals.
+        for request, error in [({"with": a_id, "up_to": other["id"]}, "up_to must be the id of a message in this conversation or a cursor"),
+                               ({"with": a_id, "up_to": "c" + "z" * 10}, "up_to is ahead of this conversation's last message"),
+                               ({"with": a_id, "up_to": "yesterday"}, "up_to must be the id of a message in this conversation or a cursor"),
+                               ({"with": "bob", "up_to": acks[2]["id"]}, "with must be a user id (UUID)"),
+                               ({"with": d_id, "up_to": acks[2]["id"]}, "no conversation with that user")]:
+            assert bob_phone.call("mark_read", request, timeout=10) == {"ok": False, "error": error}, request
+        # Over REST, to the end: everyone hears, the unread count is 0.
+        r = post_read(server, b_token, a_id, {"up_to": acks[2]["id"]})
+        assert r.status_code == 200 and r.json() == {"read_up_to": acks[2]["cursor"], "moved": True, "unread": 0}
+        for device in (ann, bob_phone, bob_laptop):
+            assert device.inbox.wait(lambda: {"reader": b_id, "peer": a_id, "up_to": acks[2]["cursor"]} in device.inbox.of("messages_read"))
+        listed = {c["peer"]["id"]: c for c in get(server, b_token, "/api/conversations").json()["conversations"]}
+        assert listed[a_id]["unread"] == 0 and listed[a_id]["read_up_to"] == acks[2]["cursor"]
+        assert listed[c_id]["unread"] == 1
+        assert post_read(server, b_token, d_id, {"up_to": acks[2]["id"]}).status_code == 404
+        assert post_read(server, b_token, a_id, {}).status_code == 400
+        assert requests.post(f"{server.url}/api/conversations/{a_id}/read", json={"up_to": acks[2]["id"]}, timeout=10).status_code == 401
+        assert get(server, b_token, "/api/conversations", limit="x").status_code == 400
+        assert get(server, b_token, "/api/conversations", after="nope").status_code == 400
+    finally:
+        for client in (ann, bob_phone, bob_laptop, carol):
+            client.disconnect()
