@@ -251,9 +251,10 @@ struct PostgresChatStore: ChatStore {
 
     func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
                        completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void) {
-        // A backward range of conversations_recent_idx; per row the peer (primary key), the
-        // last message (by its unique seq) and the unread count: the peer's messages after the
-        // watermark, from the conversation index, counted up to Conversation.maxUnread.
+        // The user's range of the primary key, top-N sorted by last message; then, for the
+        // rows of the page only, the peer (primary key), the last message (by its unique seq)
+        // and the unread count: the peer's messages after the watermark, from the conversation
+        // index, counted up to Conversation.maxUnread.
         let statement = PostgresStatement("""
             SELECT c.peer_id::text AS peer_id, u.email AS peer_email, u.username AS peer_username,
                    c.last_seq::text AS last_seq, c.read_seq::text AS read_seq,
@@ -263,12 +264,13 @@ struct PostgresChatStore: ChatStore {
                                             AND greatest(x.sender_id, x.receiver_id) = greatest(c.user_id, c.peer_id)
                                             AND x.seq > c.read_seq AND x.sender_id = c.peer_id AND x.receiver_id = c.user_id
                                           LIMIT \(Conversation.maxUnread)) unread)::text AS unread
-            FROM conversations c
+            FROM (SELECT user_id, peer_id, last_seq, read_seq FROM conversations
+                  WHERE user_id = $1::uuid AND ($2::bigint IS NULL OR (last_seq, peer_id) < ($2::bigint, $3::uuid))
+                  ORDER BY last_seq DESC, peer_id DESC
+                  LIMIT $4) c
             LEFT JOIN users u ON u.id = c.peer_id
             LEFT JOIN messages m ON m.seq = c.last_seq
-            WHERE c.user_id = $1::uuid AND ($2::bigint IS NULL OR (c.last_seq, c.peer_id) < ($2::bigint, $3::uuid))
             ORDER BY c.last_seq DESC, c.peer_id DESC
-            LIMIT $4
             """, [userID, before.map { String($0.seq) }, before?.peerID, String(limit)], preparedName: "chat_conversations")
         pool.submit(statement) { result in
             completion(Self.map(result) { rows in
