@@ -164,6 +164,37 @@ public struct ChatAPI: Sendable {
         }, next: next, more: json?["more"]?.boolValue ?? false)
     }
 
+    /// One of the user's conversations, as `GET /api/conversations` lists them.
+    public struct ConversationSummary: Sendable, Equatable {
+        public let peer: ChatUser
+        public let lastMessage: ChatMessageRecord?
+        public let unread: Int
+    }
+
+    /// The user's conversations, the newest first (the first `limit`).
+    public func conversations(token: String, limit: Int = 20) throws(Failure) -> [ConversationSummary] {
+        let (status, json) = try call("GET", "/api/conversations?limit=\(limit)", token: token)
+        guard status == 200, let rows = json?["conversations"]?.arrayValue else {
+            throw status == 404 ? .notFound("the conversation list") : .refused(status, Self.reason(json))
+        }
+        return rows.compactMap { row in
+            guard let peer = try? ChatUser(row["peer"]) else { return nil }
+            let last = row["last_message"].flatMap { message -> ChatMessageRecord? in
+                guard let text = message["message"]?.stringValue else { return nil }
+                return ChatMessageRecord(id: message["id"]?.stringValue, from: message["from"]?.stringValue ?? "", to: message["to"]?.stringValue,
+                                         text: text, timestamp: message["timestamp"]?.stringValue, cursor: message["cursor"]?.stringValue)
+            }
+            return ConversationSummary(peer: peer, lastMessage: last, unread: Int(row["unread"]?.numberValue ?? 0))
+        }
+    }
+
+    /// The place a cursor names, for ordering this client's own messages against a read mark
+    /// (`c` and base 36; this client and its server agree on the form).
+    public static func position(ofCursor cursor: String?) -> Int64? {
+        guard let cursor, cursor.first == "c" else { return nil }
+        return Int64(cursor.dropFirst(), radix: 36)
+    }
+
     /// The `id` claim of a JWT (the Node server's login answers only the token).
     public static func userID(fromToken token: String) -> String? {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)

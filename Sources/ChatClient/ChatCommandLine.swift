@@ -69,6 +69,12 @@ public final class ChatCommandLine: @unchecked Sendable {
     private var typingSentAt: Int64?
     /// The peer is typing (shown in the prompt).
     private var peerTyping = false
+    /// This user's messages shown, by place in the stream, not yet known to be read by their
+    /// receiver; a `messages_read` from the peer marks those up to its place `✓✓`.
+    private var unreadByPeer: [(position: Int64, to: String, text: String)] = []
+    /// The peer's newest message shown and not yet marked read, and whether a mark is due.
+    private var readUpTo: String?
+    private var markScheduled = false
     /// Repeat `typing: true` this often while the user types (the server lets one lapse after 6 s).
     private static let typingRepeatMilliseconds: Int64 = 3_000
 
@@ -252,8 +258,12 @@ public final class ChatCommandLine: @unchecked Sendable {
             self.state.lock()
             let number = self.outbox.first(where: { $0.to == to && $0.text == text })?.number
             self.state.unlock()
-            if let number { self.confirm(number, ok: true, id: payload["id"]?.stringValue, timestamp: payload["timestamp"]?.stringValue, error: nil) }
+            if let number {
+                self.confirm(number, ok: true, id: payload["id"]?.stringValue, timestamp: payload["timestamp"]?.stringValue,
+                             cursor: payload["cursor"]?.stringValue, error: nil)
+            }
         }
+        connection.on("messages_read") { [weak self] arguments in self?.messagesRead(arguments.first) }
         connection.on("typing") { [weak self] arguments in
             guard let self, let from = arguments.first?["from"]?.stringValue, let typing = arguments.first?["typing"]?.boolValue else { return }
             self.peerTyping(from: from, typing)
@@ -319,6 +329,67 @@ public final class ChatCommandLine: @unchecked Sendable {
         let mine = message.from == me.id
         let who = mine ? terminal.styled("you", .green) : terminal.styled(message.from == peer.id ? peer.displayName : String(message.from.prefix(8)), .cyan)
         terminal.print("\(terminal.styled("[\(time(message.timestamp))]", .dim)) \(who): \(message.text)\(mine ? " " + terminal.styled("✓", .green) : "")")
+        guard terminal.interactive else { return }
+        if mine, let position = ChatAPI.position(ofCursor: message.cursor), let to = message.to {
+            state.lock(); unreadByPeer.append((position, to, message.text)); state.unlock()
+        } else if !mine, message.from == peer.id, let upTo = message.id ?? message.cursor {
+            markRead(upTo: upTo)
+        }
+    }
+
+    // MARK: - Read marks
+
+    /// The peer's messages shown here are read: told to the server (which tells the peer and
+    /// this user's other devices), at most one mark per 300 ms for a run of messages.
+    private func markRead(upTo: String) {
+        state.lock()
+        readUpTo = upTo
+        let schedule = !markScheduled
+        markScheduled = true
+        state.unlock()
+        guard schedule else { return }
+        queue.asyncAfter(deadline: .now() + 0.3) { [weak self] in
+            guard let self else { return }
+            self.state.lock()
+            let upTo = self.readUpTo
+            let connection = self.connection
+            let peer = self.peer.id
+            self.readUpTo = nil
+            self.markScheduled = false
+            self.state.unlock()
+            guard let upTo else { return }
+            connection?.emit("mark_read", [["with": .string(peer), "up_to": .string(upTo)]])
+        }
+    }
+
+    /// `messages_read {reader, peer, up_to}`: when the reader is who this user wrote to, their
+    /// messages up to `up_to` get `✓✓` (the newest of them is named).
+    private func messagesRead(_ payload: JSONValue?) {
+        guard let reader = payload?["reader"]?.stringValue, payload?["peer"]?.stringValue == me.id,
+              let upTo = ChatAPI.position(ofCursor: payload?["up_to"]?.stringValue) else { return }
+        state.lock()
+        let read = unreadByPeer.filter { $0.to == reader && $0.position <= upTo }
+        unreadByPeer.removeAll { $0.to == reader && $0.position <= upTo }
+        let name = reader == peer.id ? peer.displayName : String(reader.prefix(8))
+        state.unlock()
+        guard let newest = read.last else { return }
+        terminal.print(terminal.styled("✓✓ \(name) read \(read.count == 1 ? "" : "\(read.count) messages, up to ")“\(Self.shortened(newest.text, to: 40))”", .green))
+    }
+
+    /// `/list`: the conversations, the newest first, with their unread counts.
+    private func listConversations() {
+        do {
+            let list = try withToken { token throws(ChatAPI.Failure) in try api.conversations(token: token) }
+            if list.isEmpty { return terminal.print(terminal.styled("no conversations yet", .dim)) }
+            for entry in list {
+                let current = entry.peer.id == peer.id ? "*" : " "
+                let last = entry.lastMessage.map { "\($0.from == me.id ? "you: " : "")\(Self.shortened($0.text, to: 40))" } ?? ""
+                let unread = entry.unread > 0 ? terminal.styled(" (\(entry.unread >= 999 ? "999+" : String(entry.unread)) unread)", .yellow) : ""
+                terminal.print("\(current) \(entry.peer.displayName) \(terminal.styled(entry.peer.email ?? "", .dim)) — \(last)\(unread)")
+            }
+        } catch {
+            terminal.print(terminal.styled("conversations unavailable: \(error)", .red))
+        }
     }
 
     /// `receive_message`, or `own_message` (what this user sent from another device).
@@ -329,7 +400,7 @@ public final class ChatCommandLine: @unchecked Sendable {
         guard terminal.interactive, let payload = arguments.first, let text = payload["message"]?.stringValue else { return }
         let from = mine ? me.id : payload["from"]?.stringValue ?? ""
         show(ChatMessageRecord(id: payload["id"]?.stringValue, from: from, to: mine ? payload["to"]?.stringValue : me.id, text: text,
-                               timestamp: payload["timestamp"]?.stringValue))
+                               timestamp: payload["timestamp"]?.stringValue, cursor: payload["cursor"]?.stringValue))
     }
 
     private func showHistory(_ count: Int) {
@@ -437,7 +508,8 @@ public final class ChatCommandLine: @unchecked Sendable {
         connection.emit("send_message", [payload]) { [weak self] answer in
             let reply = answer.first
             self?.confirm(outgoing.number, ok: reply?["ok"]?.boolValue == true, id: reply?["id"]?.stringValue,
-                          timestamp: reply?["timestamp"]?.stringValue, error: reply?["error"]?.stringValue ?? "refused")
+                          timestamp: reply?["timestamp"]?.stringValue, cursor: reply?["cursor"]?.stringValue,
+                          error: reply?["error"]?.stringValue ?? "refused")
         }
     }
 
@@ -452,7 +524,7 @@ public final class ChatCommandLine: @unchecked Sendable {
     }
 
     /// Settles send `number` once: shows it confirmed, or why it was refused.
-    private func confirm(_ number: Int, ok: Bool, id: String?, timestamp: String?, error: String?) {
+    private func confirm(_ number: Int, ok: Bool, id: String?, timestamp: String?, cursor: String?, error: String?) {
         // Taken out of the outbox at once (an ack and a message_sent may both come), but the
         // pipe's wait for an empty outbox ends only after the outcome is written.
         acksDone.lock()
@@ -467,7 +539,7 @@ public final class ChatCommandLine: @unchecked Sendable {
         state.unlock()
         if ok {
             let when = timestamp ?? Self.isoFormatter.string(from: Date())
-            show(ChatMessageRecord(id: id, from: me.id, to: sent.to, text: sent.text, timestamp: when))
+            show(ChatMessageRecord(id: id, from: me.id, to: sent.to, text: sent.text, timestamp: when, cursor: cursor))
         } else {
             terminal.print(terminal.styled("✗ not sent (\(error ?? "refused")): \(Self.shortened(sent.text))", .red))
         }
@@ -546,7 +618,9 @@ public final class ChatCommandLine: @unchecked Sendable {
         case "/quit", "/exit":
             return false
         case "/help":
-            terminal.print("/to EMAIL|ID   talk to someone else\n/history [N]   the last N messages (20)\n/who           who you are and who you talk to\n/quit          leave (also Ctrl-C, Ctrl-D)")
+            terminal.print("/to EMAIL|ID   talk to someone else\n/list          your conversations, with unread counts\n/history [N]   the last N messages (20)\n/who           who you are and who you talk to\n/quit          leave (also Ctrl-C, Ctrl-D)")
+        case "/list":
+            listConversations()
         case "/who":
             terminal.print("you: \(me.displayName) \(me.email ?? "") \(me.id)\npeer: \(peer.displayName) \(peer.email ?? "") \(peer.id)")
         case "/history":

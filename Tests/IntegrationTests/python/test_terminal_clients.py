@@ -353,3 +353,32 @@ def test_the_line_editor_and_the_typing_indicator(server):
         a.close(force=True)
         b.close(force=True)
     assert psql(server.database_url, f"SELECT count(*) FROM messages WHERE content = '{long_text}'") == "1"
+
+
+def test_read_marks_and_the_conversation_list(server):
+    _, ann = account(server, "ann")
+    _, bob = account(server, "bob")
+    _, carol = account(server, "carol")
+    a = spawn(server, "chat-cli-a", ann, bob)
+    b = spawn(server, "chat-cli-b", bob, ann)
+    try:
+        a.sendline("are you there")
+        a.expect("you: are you there ✓")
+        b.expect("ann: are you there")
+        # Shown to bob is read by bob: ann's message gets its second tick.
+        a.expect("✓✓ bob read “are you there”")
+        sent = pipe(server, "chat-cli-a", carol, bob, "from carol\n")
+        assert sent.returncode == 0, sent.stderr
+        b.sendline("/list")
+        b.expect(r"carol \S+ — from carol \(1 unread\)")
+        b.expect(r"\* ann \S+ — are you there")
+        a.sendline("/list")
+        a.expect(r"\* bob \S+ — you: are you there")
+        a.sendline("/quit")
+        a.expect(pexpect.EOF)
+        b.sendline("/quit")
+        b.expect(pexpect.EOF)
+    finally:
+        a.close(force=True)
+        b.close(force=True)
+    assert "unread" not in a.transcript.getvalue().split("/list")[-1]
