@@ -122,6 +122,9 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3) ON CONFLICT (version) DO NOTHING;
+-- Presence: when a user's last socket went (written in batches, not per connect).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS last_seen timestamptz;
+
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4) ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

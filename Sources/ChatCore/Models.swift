@@ -231,6 +231,12 @@ public protocol ChatStore: Sendable {
     /// `invalidReference` for a bound that is neither; nil when there is no such conversation.
     func markRead(userID: String, peerID: String, upTo: HistoryBound,
                   completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void)
+    /// Everyone `userID` has a conversation with.
+    func peers(of userID: String, completion: @escaping @Sendable (Result<[String], StoreError>) -> Void)
+    /// Stores when each user was last seen (wire-form timestamps), in one write.
+    func recordLastSeen(_ times: [(userID: String, time: String)], completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
+    /// When the user was last seen: nil for no such user, `.some(nil)` for never.
+    func lastSeen(of userID: String, completion: @escaping @Sendable (Result<String??, StoreError>) -> Void)
     /// Whether the two users have exchanged a message (either way).
     func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
     /// Succeeds while storage answers.

@@ -9,6 +9,7 @@ struct APIRouter: HTTPHandler {
     let accounts: AccountService
     let messages: MessageService
     let conversations: ConversationService
+    let presence: PresenceTracker
     let store: any ChatStore
     /// Tells the sockets of both sides that a watermark moved (reader, peer, sequence).
     let announceRead: @Sendable (String, String, Int64) -> Void
@@ -88,6 +89,20 @@ struct APIRouter: HTTPHandler {
                         announceRead(callerID, peer, mark.readSeq)
                     }
                     reply(answer(result) { .json(200, .object(ChatSocketApp.readMarkJSON($0))) })
+                }
+            }
+        case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "users" && lowered[3] == "presence":
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            guard case .success = authenticate(request, reply) else { return }
+            guard let userID = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
+                return reply(.error(400, "the user id must be a UUID"))
+            }
+            presence.presence(of: userID) { result in
+                switch result {
+                case .failure(let error): reply(Self.response(for: ServiceError(error)))
+                case .success(nil): reply(.error(404, "User not found"))
+                case .success(let found?):
+                    reply(.json(200, ["user": .string(userID), "online": .bool(found.online), "last_seen": found.lastSeen.map(JSONValue.string) ?? .null]))
                 }
             }
         case ["api", "users"]:

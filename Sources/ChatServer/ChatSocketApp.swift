@@ -38,6 +38,7 @@ struct ChatSocketApp: Sendable {
     let maxMessageBytes: Int
     let typing: TypingRelay
     let conversations: ConversationService
+    let presence: PresenceTracker
 
     var namespace: SocketIONamespace {
         SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) },
@@ -67,6 +68,7 @@ struct ChatSocketApp: Sendable {
             sync(socket, userID: userID, request: arguments.first, ack: ack)
         }
         typing.attach(to: socket, userID: userID)
+        presence.attach(socket, userID: userID)
         socket.on("mark_read") { arguments, _, ack in
             markRead(socket, userID: userID, request: arguments.first, ack: ack)
         }

@@ -334,6 +334,30 @@ struct PostgresChatStore: ChatStore {
         }
     }
 
+    func peers(of userID: String, completion: @escaping @Sendable (Result<[String], StoreError>) -> Void) {
+        pool.submit(PostgresStatement("SELECT peer_id::text AS peer_id FROM conversations WHERE user_id = $1::uuid AND peer_id <> $1::uuid",
+                                      [userID], preparedName: "chat_peers")) { result in
+            completion(Self.map(result) { rows in .success((0..<rows.count).compactMap { rows.value($0, "peer_id") }) })
+        }
+    }
+
+    func recordLastSeen(_ times: [(userID: String, time: String)], completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        let statement = PostgresStatement("""
+            UPDATE users u SET last_seen = greatest(u.last_seen, v.seen)
+            FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, seen) WHERE u.id = v.id
+            """, [PostgresArrayLiteral.text(times.map(\.userID)), PostgresArrayLiteral.text(times.map(\.time))])
+        pool.submit(statement) { result in completion(Self.map(result) { _ in .success(()) }) }
+    }
+
+    func lastSeen(of userID: String, completion: @escaping @Sendable (Result<String??, StoreError>) -> Void) {
+        pool.submit(PostgresStatement("SELECT (last_seen AT TIME ZONE 'UTC')::text AS last_seen FROM users WHERE id = $1::uuid", [userID])) { result in
+            completion(Self.map(result) { rows in
+                guard rows.count > 0 else { return .success(nil) }
+                return .success(.some(rows.value(0, "last_seen").map(Timestamps.fromPostgres)))
+            })
+        }
+    }
+
     func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
         let statement = PostgresStatement("SELECT EXISTS (SELECT 1 FROM messages m WHERE \(Self.inConversation("m"))) AS found", [userID, otherID],
                                           preparedName: "chat_conversation_exists")

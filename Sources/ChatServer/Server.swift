@@ -51,10 +51,11 @@ final class Server {
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
                                  recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
-                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store))
+                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store),
+                                 presence: PresenceTracker(store: store, rooms: rooms, graceMilliseconds: configuration.presenceGraceMilliseconds))
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
-        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, store: store) { reader, peer, readSeq in
+        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, store: store) { reader, peer, readSeq in
             ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, rooms: rooms)
         }
         return serve(handler: engine.mounted(over: api, preflightsGoToFallback: true), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {

@@ -13,6 +13,7 @@ public final class InMemoryChatStore: ChatStore {
         var lastSeq: Int64 = 0
         /// Read watermarks by "user peer".
         var readSeq: [String: Int64] = [:]
+        var lastSeen: [String: String] = [:]
         var available = true
         var holdingWrites = false
         /// Batches held while `holdingWrites`, stored on `releaseWrites()`.
@@ -209,6 +210,29 @@ public final class InMemoryChatStore: ChatStore {
             state.readSeq[key] = read
             let unread = conversation.filter { $0.senderID == peerID && ($0.seq ?? 0) > read }.count
             return .success(ReadMark(readSeq: read, moved: read > before, unread: min(unread, Conversation.maxUnread)))
+        })
+    }
+
+    public func peers(of userID: String, completion: @escaping @Sendable (Result<[String], StoreError>) -> Void) {
+        completion(state.withLock { state in
+            var peers: Set<String> = []
+            for message in state.messages {
+                if message.senderID == userID, let receiver = message.receiverID, receiver != userID { peers.insert(receiver) }
+                if message.receiverID == userID, let sender = message.senderID, sender != userID { peers.insert(sender) }
+            }
+            return .success(peers.sorted())
+        })
+    }
+
+    public func recordLastSeen(_ times: [(userID: String, time: String)], completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        state.withLock { state in for (user, time) in times { state.lastSeen[user] = time } }
+        completion(.success(()))
+    }
+
+    public func lastSeen(of userID: String, completion: @escaping @Sendable (Result<String??, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.users.contains(where: { $0.user.id == userID }) else { return .success(nil) }
+            return .success(.some(state.lastSeen[userID]))
         })
     }
 
