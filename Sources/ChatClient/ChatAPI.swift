@@ -188,6 +188,15 @@ public struct ChatAPI: Sendable {
         }
     }
 
+    /// Whether a user is connected, and when they were last seen (`GET /api/users/:id/presence`).
+    public func presence(of userID: String, token: String) throws(Failure) -> (online: Bool, lastSeen: String?) {
+        let (status, json) = try call("GET", "/api/users/\(userID)/presence", token: token)
+        guard status == 200, let online = json?["online"]?.boolValue else {
+            throw status == 404 ? .notFound("presence") : .refused(status, Self.reason(json))
+        }
+        return (online, json?["last_seen"]?.stringValue)
+    }
+
     /// The place a cursor names, for ordering this client's own messages against a read mark
     /// (`c` and base 36; this client and its server agree on the form).
     public static func position(ofCursor cursor: String?) -> Int64? {

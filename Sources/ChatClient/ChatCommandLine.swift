@@ -72,6 +72,9 @@ public final class ChatCommandLine: @unchecked Sendable {
     /// This user's messages shown, by place in the stream, not yet known to be read by their
     /// receiver; a `messages_read` from the peer marks those up to its place `✓✓`.
     private var unreadByPeer: [(position: Int64, to: String, text: String)] = []
+    /// Names of the people this user has conversations with, by id (from `/api/conversations`).
+    private var names: [String: String] = [:]
+    private var namesRequested: Set<String> = []
     /// The peer's newest message shown and not yet marked read, and whether a mark is due.
     private var readUpTo: String?
     private var markScheduled = false
@@ -327,7 +330,7 @@ public final class ChatCommandLine: @unchecked Sendable {
             guard fresh else { return }
         }
         let mine = message.from == me.id
-        let who = mine ? terminal.styled("you", .green) : terminal.styled(message.from == peer.id ? peer.displayName : String(message.from.prefix(8)), .cyan)
+        let who = mine ? terminal.styled("you", .green) : terminal.styled(name(of: message.from), .cyan)
         terminal.print("\(terminal.styled("[\(time(message.timestamp))]", .dim)) \(who): \(message.text)\(mine ? " " + terminal.styled("✓", .green) : "")")
         guard terminal.interactive else { return }
         if mine, let position = ChatAPI.position(ofCursor: message.cursor), let to = message.to {
@@ -335,6 +338,28 @@ public final class ChatCommandLine: @unchecked Sendable {
         } else if !mine, message.from == peer.id, let upTo = message.id ?? message.cursor {
             markRead(upTo: upTo)
         }
+    }
+
+    /// A user's name: the peer's, or one from the conversation list (asked for again, once,
+    /// for someone not in it yet: a message from them made a conversation); else the start
+    /// of the id.
+    private func name(of userID: String) -> String {
+        state.lock()
+        var known = userID == peer.id ? peer.displayName : names[userID]
+        let ask = known == nil && namesRequested.insert(userID).inserted
+        state.unlock()
+        if ask {
+            loadNames()
+            state.lock(); known = names[userID]; state.unlock()
+        }
+        return known ?? String(userID.prefix(8))
+    }
+
+    private func loadNames() {
+        guard let list = try? withToken({ token throws(ChatAPI.Failure) in try api.conversations(token: token, limit: 100) }) else { return }
+        state.lock()
+        for entry in list { names[entry.peer.id] = entry.peer.displayName }
+        state.unlock()
     }
 
     // MARK: - Read marks
@@ -622,7 +647,12 @@ public final class ChatCommandLine: @unchecked Sendable {
         case "/list":
             listConversations()
         case "/who":
-            terminal.print("you: \(me.displayName) \(me.email ?? "") \(me.id)\npeer: \(peer.displayName) \(peer.email ?? "") \(peer.id)")
+            let peerID = peer.id
+            var seen = ""
+            if let presence = try? withToken({ token throws(ChatAPI.Failure) in try api.presence(of: peerID, token: token) }) {
+                seen = presence.online ? " — online" : presence.lastSeen.map { " — last seen \(time($0))" } ?? " — offline"
+            }
+            terminal.print("you: \(me.displayName) \(me.email ?? "") \(me.id)\npeer: \(peer.displayName) \(peer.email ?? "") \(peer.id)\(seen)")
         case "/history":
             let count = words.count > 1 ? min(max(Int(words[1]) ?? 20, 1), 100) : 20
             state.lock(); seen.removeAll(); state.unlock()

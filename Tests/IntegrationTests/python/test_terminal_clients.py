@@ -369,6 +369,9 @@ def test_read_marks_and_the_conversation_list(server):
         a.expect("✓✓ bob read “are you there”")
         sent = pipe(server, "chat-cli-a", carol, bob, "from carol\n")
         assert sent.returncode == 0, sent.stderr
+        b.expect("carol: from carol")  # a name, not the start of an id
+        a.sendline("/who")
+        a.expect("peer: bob .* — online")
         b.sendline("/list")
         b.expect(r"carol \S+ — from carol \(1 unread\)")
         b.expect(r"\* ann \S+ — are you there")
