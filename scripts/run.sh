@@ -137,10 +137,16 @@ trap 'kill -INT "$server" 2>/dev/null || true' INT
 trap 'kill -TERM "$server" 2>/dev/null || true' TERM HUP
 status=0
 while :; do
-    # wait returns early when a signal is forwarded; the loop ends once the server has ended,
-    # with its exit status.
+    # wait returns early (128 + the signal) when a signal is forwarded; the loop ends once the
+    # server has ended, with its exit status.
     wait "$server" && status=0 || status=$?
-    kill -0 "$server" 2>/dev/null || break
+    kill -0 "$server" 2>/dev/null && continue
+    # It ended while that wait was being cut short: the next wait gives its own status (127,
+    # nothing left to wait for, means the status above was the server's already).
+    if [ "$status" -gt 128 ]; then
+        wait "$server" 2>/dev/null && status=0 || { again=$?; [ "$again" = 127 ] || status=$again; }
+    fi
+    break
 done
 server=""
 exit $status
