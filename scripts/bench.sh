@@ -8,7 +8,7 @@
 # recovery), checking that every acknowledged message was stored.
 #
 #   BENCH_PHASES   which phases (default "saturation saturation-recovery steady steady-recovery
-#                  logins idle storm overload")
+#                  typing logins idle storm overload")
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
 #                  included; never committed here): it then runs on its own database of the
@@ -25,7 +25,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery steady steady-recovery logins idle storm overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery steady steady-recovery typing logins idle storm overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -81,6 +81,10 @@ run_phases() {
         steady)
             echo "== $name: steady 2,500 msg/s"
             bench "$name" steady "$port" "$pid" --users 200 --rate 2500 --seconds 10 ;;
+        typing)
+            [ "$name" = ours ] || continue
+            echo "== $name: steady 2,500 msg/s in a typing storm (every user typing: 800 typing events/s)"
+            bench "$name" typing "$port" "$pid" --users 200 --rate 2500 --seconds 10 --typing-rate 800 ;;
         steady-recovery)
             [ "$name" = ours ] || continue
             echo "== $name: steady 2,500 msg/s, connection state recovery on every connection"
@@ -164,6 +168,7 @@ row "server CPU µs per message at saturation" "$(figure node saturation server_
 row "persisted msg/s at saturation, recovery on" "" "$(figure ours saturation-recovery persisted_per_s)"
 row "ack p99 ms at a steady 2,500 msg/s" "$(figure node steady ack_p99_ms)" "$(figure ours steady ack_p99_ms)"
 row "ack p99 ms at 2,500 msg/s, recovery on" "" "$(figure ours steady-recovery ack_p99_ms)"
+row "ack p99 ms at 2,500 msg/s in a typing storm" "" "$(figure ours typing ack_p99_ms)"
 row "logins/s (8 clients, bcrypt cost 10)" "$(figure node logins logins_per_s)" "$(figure ours logins logins_per_s)"
 row "ack p99 ms at 2,500 msg/s during those logins" "$(figure node logins ack_p99_ms)" "$(figure ours logins ack_p99_ms)"
 row "KiB per idle Socket.IO connection" "$(figure node idle idle_kib_per_connection)" "$(figure ours idle idle_kib_per_connection)"

@@ -89,6 +89,11 @@ final class BenchConnection {
         WebSocketFrameEncoder.appendFrame(.text, payload: payload, maskingKey: (0x12, 0x34, 0x56, 0x78), to: &output)
     }
 
+    /// Queues `typing {to: peer, typing: true}` (what a client repeats while its user types).
+    func queueTyping() {
+        sendText(Array("42[\"typing\",{\"to\":\"\(peerID)\",\"typing\":true}]".utf8))
+    }
+
     /// Queues `send_message` carrying "<index>:<sequence>:<sent at, ns>" as its text, to the
     /// peer or to `receiver`.
     func queueMessage(now: UInt64, to receiver: String? = nil) {

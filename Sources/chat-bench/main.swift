@@ -18,6 +18,7 @@ import ServerRuntime
 //   --timeline                  one line per second
 //   --logins N                  N threads logging in non-stop during the run
 //   --idle N                    first hold N idle connections and report KiB per connection
+//   --typing-rate R             besides the messages, R typing events/s in all, round-robin (a typing storm)
 //   --recover                   every connection asks for connection state recovery (offsets on events)
 //   --storm N --storm-users F --jwt-secret S   the reconnect storm instead of the load: N receivers
 //                               (user ids in F, tokens signed with S) recover at once while
@@ -39,6 +40,7 @@ struct Options {
     var timeline = false
     var logins = 0
     var recover = false
+    var typingRate = 0
     var storm = 0
     var stormUsers: String?
     var jwtSecret: String?
@@ -69,6 +71,7 @@ func parseOptions() -> Options {
         case "--logins": options.logins = Int(value)!
         case "--then-seconds": options.thenSeconds = Double(value)!
         case "--storm": options.storm = Int(value)!
+        case "--typing-rate": options.typingRate = Int(value)!
         case "--storm-users": options.stormUsers = value
         case "--jwt-secret": options.jwtSecret = value
 
@@ -243,6 +246,9 @@ var benchCPUBefore = selfCPU()
 var machineBusyBefore = machineBusyCPU()
 var nextSender = 0
 var scheduled = 0.0
+var nextTypist = 0
+var typingScheduled = 0.0
+var typingSent = 0
 var scheduledSince = start
 var maxRSS = 0
 /// Whole-run counts, warm-up included: what the server must have stored is `acknowledged`.
@@ -302,6 +308,17 @@ while true {
         for index in touched.indices where touched[index] {
             touched[index] = false
             connections[index].flush()
+        }
+    }
+    if options.typingRate > 0, now < stopAt {
+        // Typing events at their own fixed rate, round-robin, beside the messages.
+        let due = Double(now - start) / 1e9 * Double(options.typingRate)
+        while typingScheduled < due {
+            connections[nextTypist].queueTyping()
+            connections[nextTypist].flush()
+            nextTypist = (nextTypist + 1) % connections.count
+            typingScheduled += 1
+            typingSent += 1
         }
     }
     if let pid = options.pid, now - lastSample > 500_000_000 {
@@ -395,6 +412,9 @@ print("\(options.users) users, \(mode), \(options.seconds) s measured after \(op
 print(String(format: "persisted: %.0f messages/s (%d in %.1f s)", Double(measuredSent) / elapsed, measuredSent, elapsed))
 print(line("ack (message_sent)", sentLatencies))
 print(line("end to end (receive_message)", endToEnd))
+if options.typingRate > 0 {
+    print(String(format: "typing: %d events sent (%.0f/s) beside the messages", typingSent, Double(typingSent) / (Double(MonotonicClock.nanoseconds() - start) / 1e9)))
+}
 if options.logins > 0 {
     print(String(format: "logins: %.1f per second from %d threads (%d failed)", Double(loginsMeasured) / elapsed, options.logins, loginsFailed))
 }
