@@ -107,6 +107,26 @@ final class PresenceTracker: Sendable {
         }
     }
 
+    /// At shutdown: everyone connected, leaving or not yet written is last seen now, written
+    /// before the database goes (up to the time-out). True when written.
+    func recordEveryoneSeen(timeoutMilliseconds: Int64) -> Bool {
+        let time = Self.now()
+        let times: [(userID: String, time: String)] = state.withLock { state in
+            var users = state.unwritten
+            for user in state.sockets.keys { users[user] = time }
+            for user in state.leaving.keys { users[user] = time }
+            state.unwritten = [:]
+            return users.map { (userID: $0.key, time: $0.value) }
+        }
+        guard !times.isEmpty else { return true }
+        let done = Mutex(false)
+        store.recordLastSeen(times) { result in
+            if case .failure(let error) = result { Log.warning("last_seen of \(times.count) users not stored at shutdown: \(error)") }
+            done.withLock { $0 = true }
+        }
+        return MonotonicClock.wait(upTo: timeoutMilliseconds) { done.withLock { $0 } }
+    }
+
     private func announce(_ userID: String, online: Bool, lastSeen: String?) {
         store.peers(of: userID) { [rooms] result in
             guard case .success(let peers) = result, !peers.isEmpty else { return }

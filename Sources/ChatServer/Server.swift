@@ -61,6 +61,8 @@ final class Server {
         return serve(handler: engine.mounted(over: api, preflightsGoToFallback: true), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }
+            // Everyone still here is last seen now (their grace periods would end after the loops).
+            if !chat.presence.recordEveryoneSeen(timeoutMilliseconds: 2_000) { Log.warning("stopping before last_seen was stored") }
             engine.closeAllSessions(timeoutMilliseconds: 3_000)
         }
     }

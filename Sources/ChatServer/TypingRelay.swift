@@ -21,8 +21,6 @@ struct TypingRelay: Sendable {
         /// Peers this socket may tell (a conversation exists), and those being asked about.
         var knownPeers: Set<String> = []
         var checking: [String: [(Bool, SocketIOSocket.Ack?)]] = [:]
-        /// Users found to be strangers, and when: not asked about again for a while.
-        var strangers: [String: Int64] = [:]
         /// Peers told `true`, each with the timer that turns it `false`.
         var active: [String: LoopTimer] = [:]
         var tokens: Double
@@ -58,9 +56,6 @@ struct TypingRelay: Sendable {
         guard case .bool(let typing)? = payload?["typing"] else { return ack?([["ok": false, "error": "typing must be true or false"]]) ?? () }
         guard to != userID else { return ack?([["ok": false, "error": "typing to yourself is not relayed"]]) ?? () }
         if state.knownPeers.contains(to) { return apply(typing, from: socket, userID: userID, to: to, state: state, ack: ack) }
-        if let checkedAt = state.strangers[to], socket.loop.now - checkedAt < Self.strangerMemoryMilliseconds {
-            return ack?([["ok": false, "error": .string(Self.noConversation)]]) ?? ()
-        }
         // First time to this peer from this socket: is there a conversation? Asked once.
         if state.checking[to] != nil {
             state.checking[to]?.append((typing, ack))
@@ -72,18 +67,12 @@ struct TypingRelay: Sendable {
             socket.loop.execute {
                 let waiting = state.checking.removeValue(forKey: to) ?? []
                 let known = (try? result.get()) ?? false
-                if known {
-                    state.knownPeers.insert(to)
-                    state.strangers.removeValue(forKey: to)
-                } else if case .success = result {
-                    if state.strangers.count >= 64 { state.strangers.removeAll() }
-                    state.strangers[to] = socket.loop.now
-                }
+                if known { state.knownPeers.insert(to) }
                 for (typing, ack) in waiting {
                     if known {
                         apply(typing, from: socket, userID: userID, to: to, state: state, ack: ack)
                     } else {
-                        let error = result.isFailure ? "typing could not be checked; try again" : Self.noConversation
+                        let error = result.isFailure ? "typing could not be checked; try again" : "no conversation with that user: typing is only relayed to people you have exchanged messages with"
                         ack?([["ok": false, "error": .string(error)]])
                     }
                 }
@@ -112,10 +101,6 @@ struct TypingRelay: Sendable {
             socket.loop.execute { socket.sendEncoded(packet) }
         }
     }
-
-    static let noConversation = "no conversation with that user: typing is only relayed to people you have exchanged messages with"
-    /// A stranger is asked about again after this long (a first message makes a conversation).
-    static let strangerMemoryMilliseconds: Int64 = 5_000
 
     /// A token bucket per socket.
     private func take(from state: State, now: Int64) -> Bool {

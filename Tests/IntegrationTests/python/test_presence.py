@@ -83,3 +83,15 @@ def test_presence_lookups_refuse_what_is_not_a_user(quick):
     assert requests.get(f"{quick.url}/api/users/00000000-0000-4000-8000-00000000dead/presence", timeout=10).status_code == 401
     me = quick.user("never")[0]
     assert lookup(quick, token, me).json() == {"user": me, "online": False, "last_seen": None}
+
+
+def test_who_is_still_connected_at_a_stop_is_last_seen_then(database):
+    server = Server(os.environ["CHAT_SERVER_BIN"], database)
+    a_id, _, a_token = server.user("ann")
+    ann = connect(server, a_token, ["websocket"])
+    try:
+        assert psql(database, f"SELECT last_seen IS NULL FROM users WHERE id = '{a_id}'") == "t"
+    finally:
+        assert server.stop() == 0, "".join(server.output)
+        ann.disconnect()
+    assert psql(database, f"SELECT last_seen IS NOT NULL FROM users WHERE id = '{a_id}'") == "t"
