@@ -8,7 +8,7 @@
 # recovery), checking that every acknowledged message was stored.
 #
 #   BENCH_PHASES   which phases (default "saturation saturation-recovery steady steady-recovery
-#                  typing logins idle storm overload")
+#                  typing logins idle storm conversations overload")
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
 #                  included; never committed here): it then runs on its own database of the
@@ -25,7 +25,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery steady steady-recovery typing logins idle storm overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery steady steady-recovery typing logins idle storm conversations overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -89,6 +89,24 @@ run_phases() {
             [ "$name" = ours ] || continue
             echo "== $name: steady 2,500 msg/s, connection state recovery on every connection"
             bench "$name" steady-recovery "$port" "$pid" --users 200 --rate 2500 --seconds 10 --recover ;;
+        conversations)
+            [ "$name" = ours ] || continue
+            echo "== $name: GET /api/conversations for a user with 10,000 conversations on 1,000,000 more messages"
+            # Written straight into the tables (the message path is measured elsewhere): 10,000
+            # peers, 100 messages with each, 50 of them unread.
+            owner=$(psql "$database" -Atqc "INSERT INTO users (username, email, password) VALUES ('many', 'many-' || md5(random()::text) || '@bench.chat', '!') RETURNING id")
+            psql "$database" -q <<SQL
+CREATE TEMP TABLE peers AS WITH p AS (INSERT INTO users (username, email, password)
+    SELECT 'peer ' || n, 'peer-' || n || '-' || md5(random()::text) || '@bench.chat', '!' FROM generate_series(1, 10000) n RETURNING id) SELECT id FROM p;
+INSERT INTO messages (id, sender_id, receiver_id, content)
+    SELECT gen_random_uuid(), CASE WHEN k % 2 = 0 THEN p.id ELSE '$owner'::uuid END, CASE WHEN k % 2 = 0 THEN '$owner'::uuid ELSE p.id END, 'message ' || k
+    FROM generate_series(1, 100) k, peers p ORDER BY k, p.id;
+INSERT INTO conversations (user_id, peer_id, last_seq, read_seq)
+    SELECT '$owner'::uuid, m.peer, max(m.seq), 0 FROM (SELECT CASE WHEN sender_id = '$owner'::uuid THEN receiver_id ELSE sender_id END AS peer, seq
+                                                      FROM messages WHERE sender_id = '$owner'::uuid OR receiver_id = '$owner'::uuid) m GROUP BY m.peer;
+ANALYZE;
+SQL
+            bench "$name" conversations "$port" "$pid" --users 2 --conversations-probe 1000 --probe-user "$owner" --jwt-secret bench-secret ;;
         storm)
             [ "$name" = ours ] || continue
             echo "== $name: reconnect storm, 10,000 recovering sockets drop at once and resume while 2,500 msg/s flow to them"
@@ -176,5 +194,6 @@ row "storm: s until 10,000 sockets recovered" "" "$(figure ours storm storm_reco
 row "storm: s until every missed message arrived" "" "$(figure ours storm storm_caught_up_s)"
 row "storm: messages lost, extra or twice" "" "$(( $(figure ours storm storm_lost) + $(figure ours storm storm_extra) + $(figure ours storm storm_duplicates) ))"
 row "storm: server peak RSS KiB" "" "$(figure ours storm storm_peak_rss_kib)"
+row "GET /api/conversations p99 ms, 10,000 of them" "" "$(figure ours conversations conversations_p99_ms)"
 row "server RSS KiB, fresh" "$(figure node fresh idle_rss_kib)" "$(figure ours fresh idle_rss_kib)"
 row "bench CPU µs per message at saturation" "$(figure node saturation bench_cpu_us)" "$(figure ours saturation bench_cpu_us)"

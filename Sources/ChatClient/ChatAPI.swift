@@ -173,11 +173,17 @@ public struct ChatAPI: Sendable {
 
     /// The user's conversations, the newest first (the first `limit`).
     public func conversations(token: String, limit: Int = 20) throws(Failure) -> [ConversationSummary] {
-        let (status, json) = try call("GET", "/api/conversations?limit=\(limit)", token: token)
+        try conversationPage(token: token, limit: limit).conversations
+    }
+
+    /// A page of the user's conversations (after a previous page's `next`), and the next one's start.
+    public func conversationPage(token: String, limit: Int = 20, after: String? = nil) throws(Failure) -> (conversations: [ConversationSummary], next: String?) {
+        let query = after.map { "&after=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+        let (status, json) = try call("GET", "/api/conversations?limit=\(limit)\(query)", token: token)
         guard status == 200, let rows = json?["conversations"]?.arrayValue else {
             throw status == 404 ? .notFound("the conversation list") : .refused(status, Self.reason(json))
         }
-        return rows.compactMap { row in
+        return (rows.compactMap { row in
             guard let peer = try? ChatUser(row["peer"]) else { return nil }
             let last = row["last_message"].flatMap { message -> ChatMessageRecord? in
                 guard let text = message["message"]?.stringValue else { return nil }
@@ -185,7 +191,7 @@ public struct ChatAPI: Sendable {
                                          text: text, timestamp: message["timestamp"]?.stringValue, cursor: message["cursor"]?.stringValue)
             }
             return ConversationSummary(peer: peer, lastMessage: last, unread: Int(row["unread"]?.numberValue ?? 0))
-        }
+        }, json?["next"]?.stringValue)
     }
 
     /// Whether a user is connected, and when they were last seen (`GET /api/users/:id/presence`).

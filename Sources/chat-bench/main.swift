@@ -19,6 +19,8 @@ import ServerRuntime
 //   --logins N                  N threads logging in non-stop during the run
 //   --idle N                    first hold N idle connections and report KiB per connection
 //   --typing-rate R             besides the messages, R typing events/s in all, round-robin (a typing storm)
+//   --conversations-probe N --probe-user ID --jwt-secret S   instead of the load: N pages of
+//                               GET /api/conversations (20 each, walking on with `next`) as that user
 //   --recover                   every connection asks for connection state recovery (offsets on events)
 //   --storm N --storm-users F --jwt-secret S   the reconnect storm instead of the load: N receivers
 //                               (user ids in F, tokens signed with S) recover at once while
@@ -41,6 +43,8 @@ struct Options {
     var logins = 0
     var recover = false
     var typingRate = 0
+    var conversationsProbe = 0
+    var probeUser: String?
     var storm = 0
     var stormUsers: String?
     var jwtSecret: String?
@@ -72,6 +76,8 @@ func parseOptions() -> Options {
         case "--then-seconds": options.thenSeconds = Double(value)!
         case "--storm": options.storm = Int(value)!
         case "--typing-rate": options.typingRate = Int(value)!
+        case "--conversations-probe": options.conversationsProbe = Int(value)!
+        case "--probe-user": options.probeUser = value
         case "--storm-users": options.stormUsers = value
         case "--jwt-secret": options.jwtSecret = value
 
@@ -85,6 +91,29 @@ let options = parseOptions()
 let address = try ServerAddress(options.server)
 guard ["127.0.0.1", "localhost", "::1"].contains(address.host) else { fatalError("the bench targets loopback servers only") }
 let api = ChatAPI(address: address)
+
+// MARK: - The conversation list of a user with many conversations
+
+if options.conversationsProbe > 0 {
+    guard let user = options.probeUser, let secret = options.jwtSecret else { fatalError("--conversations-probe needs --probe-user and --jwt-secret") }
+    let token = JWTSigner(secret: secret).sign(userID: user, issuedAt: Int64(Date().timeIntervalSince1970))
+    var latencies: [UInt64] = []
+    var after: String?
+    var listed = 0
+    for _ in 0..<options.conversationsProbe {
+        let started = MonotonicClock.nanoseconds()
+        guard let page = try? api.conversationPage(token: token, limit: 20, after: after) else { fatalError("GET /api/conversations failed") }
+        latencies.append(MonotonicClock.nanoseconds() - started)
+        listed += page.conversations.count
+        after = page.next  // nil at the end: from the newest again
+    }
+    latencies.sort()
+    func ms(_ p: Double) -> Double { Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6 }
+    print(String(format: "conversations: %d pages of 20 (%d entries), ms per request: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f",
+                 latencies.count, listed, ms(0.5), ms(0.9), ms(0.99), Double(latencies.last ?? 0) / 1e6))
+    print(String(format: "summary: conversations_p50_ms=%.2f conversations_p99_ms=%.2f", ms(0.5), ms(0.99)))
+    exit(0)
+}
 
 /// CPU seconds and RSS (KiB) of a process, from /proc.
 func processUsage(_ pid: Int32) -> (cpu: Double, system: Double, rssKB: Int)? {
