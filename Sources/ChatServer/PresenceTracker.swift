@@ -47,12 +47,8 @@ final class PresenceTracker: Sendable {
             return state.sockets[userID] == 1 && !returning
         }
         if cameOnline { announce(userID, online: true, lastSeen: nil) }
-        let previous = socket.onDisconnect
         let loop = socket.loop
-        socket.onDisconnect = { [self] reason in
-            previous?(reason)
-            detach(userID, on: loop)
-        }
+        socket.onDisconnect { [self] _ in detach(userID, on: loop) }
     }
 
     private func detach(_ userID: String, on loop: EventLoop) {

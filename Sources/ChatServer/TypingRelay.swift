@@ -37,9 +37,7 @@ struct TypingRelay: Sendable {
         socket.on("typing") { arguments, _, ack in
             handle(arguments.first, from: socket, userID: userID, state: state, ack: ack)
         }
-        let previous = socket.onDisconnect
-        socket.onDisconnect = { reason in
-            previous?(reason)
+        socket.onDisconnect { _ in
             for (peer, timer) in state.active {
                 timer.cancel()
                 relay(typing: false, from: userID, to: peer)

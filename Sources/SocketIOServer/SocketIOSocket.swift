@@ -30,7 +30,8 @@ public final class SocketIOSocket: @unchecked Sendable {
     // Private storage behind a public getter, as EngineIOSession.isClosed.
     private var connected = true
     public var isConnected: Bool { connected }
-    public var onDisconnect: ((String) -> Void)?
+    /// Run in the order added, with the reason, when the socket disconnects.
+    private var disconnectHandlers: [(String) -> Void] = []
     /// Connection state recovery is on for this socket: the application ends every event with
     /// its offset. Fixed at CONNECT, so any thread may read it.
     public let recovers: Bool
@@ -54,6 +55,9 @@ public final class SocketIOSocket: @unchecked Sendable {
     }
 
     public func on(_ event: String, _ handler: @escaping Handler) { handlers[event] = handler }
+
+    /// Adds what to do when the socket disconnects (each part of an application adds its own).
+    public func onDisconnect(_ handler: @escaping (String) -> Void) { disconnectHandlers.append(handler) }
 
     public func emit(_ event: String, _ arguments: [JSONValue], attachments: [[UInt8]] = []) {
         transmit(Self.eventPacket(event, arguments, namespace: namespace, attachments: attachments.count).encoded(),
@@ -112,8 +116,8 @@ public final class SocketIOSocket: @unchecked Sendable {
         connected = false
         for room in joined { rooms.remove(self, from: room) }
         joined.removeAll()
-        onDisconnect?(reason)
+        for handler in disconnectHandlers { handler(reason) }
         handlers.removeAll()
-        onDisconnect = nil
+        disconnectHandlers.removeAll()
     }
 }
