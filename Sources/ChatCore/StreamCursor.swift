@@ -7,7 +7,27 @@ public enum StreamCursor {
     public static let start = "c0"
 
     public static func encode(_ seq: Int64) -> String {
-        "c" + String(max(seq, 0), radix: 36)
+        var bytes: [UInt8] = []
+        write(seq, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the cursor's bytes (no quotes): every message's packets carry one, written
+    /// without a `String` in between.
+    public static func write(_ seq: Int64, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "c"))
+        let value = UInt64(max(seq, 0))
+        // Most significant digit first: the largest power of 36 not above the value.
+        var power: UInt64 = 1
+        while value / power >= 36 { power *= 36 }
+        var rest = value
+        while true {
+            let digit = UInt8(rest / power)
+            out.append(digit < 10 ? digit + UInt8(ascii: "0") : digit - 10 + UInt8(ascii: "a"))
+            rest %= power
+            if power == 1 { break }
+            power /= 36
+        }
     }
 
     /// The sequence a cursor names; nil for anything this server does not make.

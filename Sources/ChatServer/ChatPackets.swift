@@ -13,7 +13,7 @@ extension ChatSocketApp {
         JSONWriter.writeMember("message", stored.content, into: &out)
         JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
         JSONWriter.writeMember("id", stored.id, into: &out)
-        JSONWriter.writeMember("cursor", StreamCursor.encode(stored.seq), into: &out)
+        writeCursorMember(stored.seq, into: &out)
         out.append(contentsOf: "}]".utf8)
         return out
     }
@@ -38,7 +38,7 @@ extension ChatSocketApp {
         JSONWriter.writeMember("message", stored.content, into: &out)
         JSONWriter.writeMember("id", stored.id, into: &out)
         JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
-        JSONWriter.writeMember("cursor", StreamCursor.encode(stored.seq), into: &out)
+        writeCursorMember(stored.seq, into: &out)
         if let clientID = stored.clientID { JSONWriter.writeMember("client_id", clientID, into: &out) }
         out.append(contentsOf: "}]".utf8)
     }
@@ -52,19 +52,27 @@ extension ChatSocketApp {
         out.append(contentsOf: #"[{"ok":true"#.utf8)
         JSONWriter.writeMember("id", stored.id, into: &out)
         JSONWriter.writeMember("timestamp", stored.createdAt, into: &out)
-        JSONWriter.writeMember("cursor", StreamCursor.encode(stored.seq), into: &out)
+        writeCursorMember(stored.seq, into: &out)
         if isRepeat { out.append(contentsOf: #","repeat":true"#.utf8) }
         out.append(contentsOf: "}]".utf8)
         return out
     }
 
-    /// An event packet `…]` with `,"<cursor>"` before its closing bracket: the offset
+    /// `,"cursor":"<cursor>"` (never the first member).
+    private static func writeCursorMember(_ seq: Int64, into out: inout [UInt8]) {
+        out.append(contentsOf: #","cursor":""#.utf8)
+        StreamCursor.write(seq, into: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// An event packet `…]` with `,"<cursor of seq>"` before its closing bracket: the offset
     /// connection state recovery puts last.
-    static func withOffset(_ packet: [UInt8], cursor: String) -> [UInt8] {
+    static func withOffset(_ packet: [UInt8], seq: Int64) -> [UInt8] {
         var out = packet
+        out.reserveCapacity(packet.count + 18)
         out.removeLast()
         out.append(contentsOf: #",""#.utf8)
-        out.append(contentsOf: cursor.utf8)
+        StreamCursor.write(seq, into: &out)
         out.append(contentsOf: #""]"#.utf8)
         return out
     }

@@ -96,7 +96,7 @@ struct ChatSocketApp: Sendable {
         messages.sync(callerID: userID, after: after, limit: Self.maxReplayedEvents) { result in
             guard case .success(let page) = result, !page.more else { return completion(nil) }
             let packets = page.messages.map { message in
-                Self.withOffset(Self.streamEvent(message, for: userID), cursor: StreamCursor.encode(message.seq ?? position))
+                Self.withOffset(Self.streamEvent(message, for: userID), seq: message.seq ?? position)
             }
             completion(SocketIORecovery.Missed(packets: packets, position: page.messages.last?.seq ?? position))
         }
@@ -222,11 +222,10 @@ struct ChatSocketApp: Sendable {
                 post(messageSent(stored, namespace: origin.socket.namespace), to: origin.socket)
                 if let ackID = origin.ackID { post(accepted(stored, ackID: ackID, namespace: origin.socket.namespace, isRepeat: true), to: origin.socket) }
             case .success(let stored):
-                let cursor = StreamCursor.encode(stored.seq)
                 var offsetForm: [UInt8]?
                 func postEvent(_ packet: [UInt8], offsetForm: inout [UInt8]?, to socket: SocketIOSocket) {
                     guard socket.recovers else { return post(packet, to: socket, position: stored.seq) }
-                    if offsetForm == nil { offsetForm = withOffset(packet, cursor: cursor) }
+                    if offsetForm == nil { offsetForm = withOffset(packet, seq: stored.seq) }
                     post(offsetForm!, to: socket, position: stored.seq)
                 }
                 if let sockets = members[stored.receiverID] {

@@ -58,7 +58,7 @@ final class ChatPacketTests: XCTestCase {
     func testTheOffsetIsAppendedAsTheLastArgument() throws {
         for text in texts {
             let plain = ChatSocketApp.receiveMessage(stored(text))
-            let packet = try SocketIOPacket.decode(ChatSocketApp.withOffset(plain, cursor: "cqglj"))
+            let packet = try SocketIOPacket.decode(ChatSocketApp.withOffset(plain, seq: 1_234_567))
             guard case .array(let arguments)? = packet.data else { return XCTFail("no arguments") }
             XCTAssertEqual(arguments.count, 3)
             XCTAssertEqual(arguments.last, "cqglj")
