@@ -172,6 +172,7 @@ struct PostgresChatStore: ChatStore {
             case .failure(let error): return completion(.failure(error))
             case .success(let values): inserted = values
             }
+            guard hasClientIDs else { return completion(.success(inserted)) }
             let missingWithClientID = messages.indices.filter { inserted[$0] == .unknownReceiver && messages[$0].clientID != nil }
             guard !missingWithClientID.isEmpty else { return completion(.success(inserted)) }
             findRepeats(of: missingWithClientID.map { messages[$0] }) { result in
