@@ -58,22 +58,14 @@ struct APIRouter: HTTPHandler {
         case ["api", "sync"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
             guard case .success(let callerID) = authenticate(request, reply) else { return }
-            var limit: Int?
-            if let text = request.queryParameter("limit") {
-                guard let number = Int(text) else { return reply(.error(400, "limit must be a whole number")) }
-                limit = number
-            }
+            guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
             messages.sync(callerID: callerID, after: request.queryParameter("after"), limit: limit) { result in
                 reply(answer(result) { .json(200, .object(SyncResponse.json($0, for: callerID))) })
             }
         case ["api", "conversations"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
             guard case .success(let callerID) = authenticate(request, reply) else { return }
-            var limit: Int?
-            if let text = request.queryParameter("limit") {
-                guard let number = Int(text) else { return reply(.error(400, "limit must be a whole number")) }
-                limit = number
-            }
+            guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
             conversations.list(userID: callerID, limit: limit, after: request.queryParameter("after")) { result in
                 reply(answer(result) { page in
                     .json(200, ["conversations": .array(page.conversations.map(conversationJSON)), "next": page.next.map(JSONValue.string) ?? .null])
@@ -109,11 +101,7 @@ struct APIRouter: HTTPHandler {
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
             guard case .success = authenticate(request, reply) else { return }
             if let query = request.queryParameter("q") {
-                var limit: Int?
-                if let text = request.queryParameter("limit") {
-                    guard let number = Int(text) else { return reply(.error(400, "limit must be a whole number")) }
-                    limit = number
-                }
+                guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
                 return accounts.searchUsers(query: query, limit: limit, after: request.queryParameter("after")) { result in
                     reply(answer(result) { page in
                         .json(200, ["users": .array(page.users.map(userJSON)), "next": page.next.map(JSONValue.string) ?? .null])
@@ -149,6 +137,17 @@ struct APIRouter: HTTPHandler {
 
     private func methodNotAllowed(_ allowed: [String]) -> HTTPResponse {
         .error(405, "Method not allowed; use \(allowed.joined(separator: " or "))", headers: [("Allow", (allowed + ["OPTIONS"]).joined(separator: ", "))])
+    }
+
+    /// An optional whole-number query parameter; a value that is none is answered with 400.
+    private func wholeNumber(_ request: HTTPRequest, _ name: String, _ reply: @Sendable (HTTPResponse) -> Void) -> Result<Int?, ServiceError> {
+        guard let text = request.queryParameter(name) else { return .success(nil) }
+        guard let number = Int(text) else {
+            let error = ServiceError.invalidInput("\(name) must be a whole number")
+            reply(Self.response(for: error))
+            return .failure(error)
+        }
+        return .success(number)
     }
 
     private func authenticate(_ request: HTTPRequest, _ reply: @Sendable (HTTPResponse) -> Void) -> Result<String, ServiceError> {
