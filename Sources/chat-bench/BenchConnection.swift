@@ -6,6 +6,23 @@ import WebSocket
 /// One benchmark user: a Socket.IO connection over WebSocket, driven without blocking by the
 /// bench's single epoll loop. It frames and scans bytes directly — no JSON tree per message —
 /// so the bench costs far less per message than a server does.
+/// Reads what a non-blocking socket has now, chunk by chunk into `feed`; false when the peer
+/// closed the connection or it failed.
+func receiveAvailable(_ fd: Int32, _ scratch: UnsafeMutableRawBufferPointer, _ feed: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    while true {
+        let count = recv(fd, scratch.baseAddress, scratch.count, 0)
+        if count > 0 {
+            feed(UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+            if count < scratch.count { return true }
+        } else if count == 0 {
+            return false
+        } else {
+            if errno == EAGAIN || errno == EWOULDBLOCK { return true }
+            if errno != EINTR { return false }
+        }
+    }
+}
+
 final class BenchConnection {
     let fd: Int32
     let index: Int
@@ -143,19 +160,7 @@ final class BenchConnection {
 
     /// Reads what arrived and reports the chat events in it; answers pings.
     func readEvents(_ scratch: UnsafeMutableRawBufferPointer, _ report: (Event) -> Void) -> Bool {
-        while true {
-            let count = recv(fd, scratch.baseAddress, scratch.count, 0)
-            if count > 0 {
-                decoder.feed(UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
-                if count < scratch.count { break }
-            } else if count == 0 {
-                return false
-            } else {
-                if errno == EAGAIN || errno == EWOULDBLOCK { break }
-                if errno == EINTR { continue }
-                return false
-            }
-        }
+        guard receiveAvailable(fd, scratch, { decoder.feed($0) }) else { return false }
         while let message = try? decoder.next() {
             guard case .text(let bytes) = message else { continue }
             if bytes == [0x32] { sendText([0x33]); continue }  // ping → pong

@@ -17,6 +17,7 @@ final class StormSocket {
     private var head: [UInt8]? = []
     private var decoder = WebSocketDecoder(role: .client, maxMessageBytes: 1 << 20)
     private var output: [UInt8] = []
+    private var handshake = WebSocketClientHandshake()
     private(set) var pid: String?
     private(set) var offset: String?
     private(set) var connected = false
@@ -46,7 +47,8 @@ final class StormSocket {
         decoder = WebSocketDecoder(role: .client, maxMessageBytes: 1 << 20)
         connected = false
         recovered = false
-        output = WebSocketClientHandshake().request(target: "/socket.io/?EIO=4&transport=websocket", host: address.hostAndPort)
+        handshake = WebSocketClientHandshake()
+        output = handshake.request(target: "/socket.io/?EIO=4&transport=websocket", host: address.hostAndPort)
         var auth = "{\"token\":\"\(token)\",\"recover\":true"
         if let pid {
             auth += ",\"pid\":\"\(pid)\""
@@ -75,28 +77,16 @@ final class StormSocket {
 
     /// Reads what arrived; false when the server closed the connection.
     func read(_ scratch: UnsafeMutableRawBufferPointer) -> Bool {
-        while true {
-            let count = recv(fd, scratch.baseAddress, scratch.count, 0)
-            if count > 0 {
-                let bytes = UnsafeRawBufferPointer(rebasing: scratch[0..<count])
-                if var pending = head {
-                    pending += bytes
-                    guard let end = Self.endOfHead(pending) else { head = pending; continue }
-                    guard pending.starts(with: Array("HTTP/1.1 101".utf8)) else { fatalError("storm: upgrade refused: \(String(decoding: pending.prefix(200), as: UTF8.self))") }
-                    head = nil
-                    decoder.feed(pending[end...])
-                } else {
-                    decoder.feed(bytes)
-                }
-                if count < scratch.count { break }
-            } else if count == 0 {
-                return false
-            } else {
-                if errno == EAGAIN || errno == EWOULDBLOCK { break }
-                if errno == EINTR { continue }
-                return false
-            }
+        let alive = receiveAvailable(fd, scratch) { bytes in
+            guard var pending = head else { return decoder.feed(bytes) }
+            pending += bytes
+            let length: Int?
+            do { length = try handshake.headLength(ofResponse: pending) } catch { fatalError("storm: upgrade refused: \(error)") }
+            guard let length else { head = pending; return }
+            head = nil
+            decoder.feed(pending[length...])
         }
+        guard alive else { return false }
         while let message = try? decoder.next() {
             guard case .text(let bytes) = message, let kind = bytes.first else { continue }
             if bytes == [0x32] { sendText([0x33]); continue }  // ping → pong
@@ -119,14 +109,6 @@ final class StormSocket {
         }
         flush()
         return true
-    }
-
-    private static func endOfHead(_ bytes: [UInt8]) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        for index in 3..<bytes.count where bytes[index] == 0x0A && bytes[index - 1] == 0x0D && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D {
-            return index + 1
-        }
-        return nil
     }
 
     /// `"name":"value"` in a small JSON packet.
