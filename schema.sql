@@ -125,6 +125,21 @@ END $$;
 -- Presence: when a user's last socket went (written in batches, not per connect).
 ALTER TABLE users ADD COLUMN IF NOT EXISTS last_seen timestamptz;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4) ON CONFLICT (version) DO NOTHING;
+-- Read receipts in the stream: each row also holds how far the peer has read the user's
+-- messages (the mirror of the peer's read_seq), and the place in the sequence of the last
+-- receipt either way. A resume or sync reads a user's receipts since a cursor from the
+-- partial index below; messages never change receipt_seq, so their updates stay HOT.
+ALTER TABLE conversations ADD COLUMN IF NOT EXISTS peer_read_seq bigint NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN IF NOT EXISTS receipt_seq bigint;
+CREATE INDEX IF NOT EXISTS conversations_receipts_idx ON conversations (user_id, receipt_seq) WHERE receipt_seq IS NOT NULL;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 5) THEN
+        UPDATE conversations c SET peer_read_seq = o.read_seq
+        FROM conversations o WHERE o.user_id = c.peer_id AND o.peer_id = c.user_id AND c.peer_read_seq <> o.read_seq;
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5) ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

@@ -45,9 +45,18 @@ public struct ChatMessageRecord: Sendable, Equatable {
     }
 }
 
+/// `reader` has read `peer`'s messages up to the cursor `upTo`.
+public struct ReadReceiptRecord: Sendable, Equatable {
+    public let reader: String
+    public let peer: String
+    public let upTo: String
+}
+
 /// A page of the user's stream (`GET /api/sync`).
 public struct StreamPage: Sendable, Equatable {
     public let messages: [ChatMessageRecord]
+    /// The receipts in it (`read` events), in stream order.
+    public let receipts: [ReadReceiptRecord]
     /// Where the next page starts.
     public let next: String
     /// More follow already.
@@ -157,11 +166,17 @@ public struct ChatAPI: Sendable {
         guard status == 200, let events = json?["events"]?.arrayValue, let next = json?["next"]?.stringValue else {
             throw status == 404 ? .notFound("the sync API") : .refused(status, Self.reason(json))
         }
-        return StreamPage(messages: events.map { event in
+        let messages = events.filter { ($0["type"]?.stringValue ?? "message") == "message" }.map { event in
             ChatMessageRecord(id: event["id"]?.stringValue, from: event["from"]?.stringValue ?? "", to: event["to"]?.stringValue,
                               text: event["message"]?.stringValue ?? "", timestamp: event["timestamp"]?.stringValue,
                               cursor: event["cursor"]?.stringValue)
-        }, next: next, more: json?["more"]?.boolValue ?? false)
+        }
+        let receipts = events.compactMap { event -> ReadReceiptRecord? in
+            guard event["type"]?.stringValue == "read", let reader = event["reader"]?.stringValue, let peer = event["peer"]?.stringValue,
+                  let upTo = event["up_to"]?.stringValue else { return nil }
+            return ReadReceiptRecord(reader: reader, peer: peer, upTo: upTo)
+        }
+        return StreamPage(messages: messages, receipts: receipts, next: next, more: json?["more"]?.boolValue ?? false)
     }
 
     /// One of the user's conversations, as `GET /api/conversations` lists them.

@@ -266,7 +266,10 @@ public final class ChatCommandLine: @unchecked Sendable {
                              cursor: payload["cursor"]?.stringValue, error: nil)
             }
         }
-        connection.on("messages_read") { [weak self] arguments in self?.messagesRead(arguments.first) }
+        connection.on("messages_read") { [weak self] arguments in
+            self?.advanceCursor(arguments)
+            self?.messagesRead(arguments.first)
+        }
         connection.on("typing") { [weak self] arguments in
             guard let self, let from = arguments.first?["from"]?.stringValue, let typing = arguments.first?["typing"]?.boolValue else { return }
             self.peerTyping(from: from, typing)
@@ -387,11 +390,16 @@ public final class ChatCommandLine: @unchecked Sendable {
         }
     }
 
-    /// `messages_read {reader, peer, up_to}`: when the reader is who this user wrote to, their
-    /// messages up to `up_to` get `✓✓` (the newest of them is named).
+    /// `messages_read {reader, peer, up_to}` (or a `read` event of the stream): when the reader
+    /// is who this user wrote to, their messages up to `up_to` get `✓✓` (the newest is named).
     private func messagesRead(_ payload: JSONValue?) {
-        guard let reader = payload?["reader"]?.stringValue, payload?["peer"]?.stringValue == me.id,
-              let upTo = ChatAPI.position(ofCursor: payload?["up_to"]?.stringValue) else { return }
+        guard let reader = payload?["reader"]?.stringValue, let peer = payload?["peer"]?.stringValue else { return }
+        messagesRead(ReadReceiptRecord(reader: reader, peer: peer, upTo: payload?["up_to"]?.stringValue ?? ""))
+    }
+
+    private func messagesRead(_ receipt: ReadReceiptRecord) {
+        let reader = receipt.reader
+        guard receipt.peer == me.id, let upTo = ChatAPI.position(ofCursor: receipt.upTo) else { return }
         state.lock()
         let read = unreadByPeer.filter { $0.to == reader && $0.position <= upTo }
         unreadByPeer.removeAll { $0.to == reader && $0.position <= upTo }
@@ -452,6 +460,7 @@ public final class ChatCommandLine: @unchecked Sendable {
                     let here = message.from == peer.id || message.to == peer.id
                     if here, terminal.interactive { show(message) } else if !here { elsewhere += 1 }
                 }
+                for receipt in page.receipts { messagesRead(receipt) }
                 after = page.next
                 state.lock(); cursor = page.next; state.unlock()
                 if !page.more { break }

@@ -63,18 +63,42 @@ public final class MessageService: Sendable {
     public static let defaultSyncLimit = 100
     public static let maxSyncLimit = 1000
 
+    /// What a user's stream holds: messages they received or sent, and read receipts of their
+    /// conversations (either side's).
+    public enum StreamEvent: Sendable, Equatable {
+        case message(ChatMessage)
+        case receipt(ReceiptState)
+
+        public var position: Int64 {
+            switch self {
+            case .message(let message): message.seq ?? 0
+            case .receipt(let receipt): receipt.position
+            }
+        }
+    }
+
     /// A page of a user's stream and where the next one starts.
     public struct SyncPage: Sendable, Equatable {
-        /// In stream order: what the user received and what they sent, from any device.
-        public let messages: [ChatMessage]
-        /// The cursor after the last of `messages` (`after` itself when there is none).
+        /// In stream order: what the user received and what they sent, from any device, and
+        /// the receipts of their conversations (a conversation's latest only).
+        public let events: [StreamEvent]
+        /// The cursor after the last of `events` (`after` itself when there is none).
         public let next: String
         /// More follow `next` already: ask again at once. False: nothing newer yet.
         public let more: Bool
+
+        public init(events: [StreamEvent], next: String, more: Bool) {
+            self.events = events
+            self.next = next
+            self.more = more
+        }
+
+        /// The messages among `events`, in order.
+        public var messages: [ChatMessage] { events.compactMap { if case .message(let message) = $0 { message } else { nil } } }
     }
 
     /// The stream of `callerID` after the cursor `after` (nil: from the start), at most `limit`
-    /// messages (default 100, clamped to 1…1000). A cursor this server did not make, or one
+    /// events (default 100, clamped to 1…1000). A cursor this server did not make, or one
     /// beyond everything it has stored (from another server or database), is refused.
     public func sync(callerID: String, after: String?, limit: Int?,
                      completion: @escaping @Sendable (Result<SyncPage, ServiceError>) -> Void) {
@@ -87,11 +111,27 @@ public final class MessageService: Sendable {
                 guard position <= page.head else {
                     return .failure(.invalidInput("after is ahead of every message stored here: a cursor from another server?"))
                 }
-                let messages = Array(page.messages.prefix(limit))
-                return .success(SyncPage(messages: messages, next: messages.last?.seq.map(StreamCursor.encode) ?? StreamCursor.encode(position),
-                                         more: page.messages.count > limit))
+                let merged = Self.merge(page.messages, page.receipts)
+                let events = Array(merged.prefix(limit))
+                return .success(SyncPage(events: events, next: StreamCursor.encode(events.last?.position ?? position), more: merged.count > limit))
             })
         }
+    }
+
+    /// Messages and receipts, each in stream order, as one run in stream order.
+    static func merge(_ messages: [ChatMessage], _ receipts: [ReceiptState]) -> [StreamEvent] {
+        var events: [StreamEvent] = []
+        events.reserveCapacity(messages.count + receipts.count)
+        var receiptIndex = 0
+        for message in messages {
+            while receiptIndex < receipts.count, receipts[receiptIndex].position < message.seq ?? 0 {
+                events.append(.receipt(receipts[receiptIndex]))
+                receiptIndex += 1
+            }
+            events.append(.message(message))
+        }
+        events.append(contentsOf: receipts[receiptIndex...].map(StreamEvent.receipt))
+        return events
     }
 
     /// JavaScript's `parseInt(text, 10)`: optional leading whitespace and sign, then the

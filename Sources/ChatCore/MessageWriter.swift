@@ -1,6 +1,18 @@
 import ServerRuntime
 import Synchronization
 
+/// Work that takes places in the message sequence outside a message batch. It calls its
+/// argument once, when its write is done, with what to report then: the report runs in order
+/// with the batches' reports.
+public typealias BetweenBatchesWork = @Sendable (_ finished: @escaping @Sendable (_ report: @escaping @Sendable () -> Void) -> Void) -> Void
+
+/// Whoever hands out places in the message sequence, and so must run other writes that take
+/// places in it between its own (the message writer).
+public protocol StreamSequencer: Sendable {
+    /// Runs `work` with no other write of places in flight; false when stopping (not run).
+    func runBetweenBatches(_ work: @escaping BetweenBatchesWork) -> Bool
+}
+
 /// Why a message was not stored, as the writer reports it.
 public enum MessageWriteError: Error, Sendable, Equatable {
     case unknownRecipient
@@ -16,10 +28,14 @@ public enum MessageWriteError: Error, Sendable, Equatable {
 /// sender, and between the store's sequence and the order of the reports. `Context` is
 /// whatever the caller needs to answer (the sending socket and its ack id, for the chat).
 ///
+/// Other writes that take places in the same sequence (read receipts) run between batches,
+/// never beside one (`runBetweenBatches`): a place handed out while a batch with lower
+/// places is still uncommitted could be seen, and passed, before that batch.
+///
 /// Its code is `@inlinable` so that the caller's module specializes it for its `Context`:
 /// unspecialized, every message paid for runtime generic-metadata lookups (README,
 /// Performance, instructions per message).
-public final class MessageWriter<Context: Sendable>: Sendable {
+public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
     public struct Outcome: Sendable {
         public let context: Context
         public let receiverID: String
@@ -60,14 +76,31 @@ public final class MessageWriter<Context: Sendable>: Sendable {
         var isEmpty: Bool { messages.isEmpty }
     }
 
+    /// What is done and waits to be reported, in the order it was written.
+    @usableFromInline
+    enum Done: Sendable {
+        case batch(Batch, Result<[InsertedMessage], StoreError>)
+        case between(report: @Sendable () -> Void)
+    }
+
+    /// What goes to the store next.
+    @usableFromInline
+    enum Next: Sendable {
+        case batch(Batch)
+        case between(BetweenBatchesWork)
+    }
+
     @usableFromInline
     struct State: Sendable {
         @usableFromInline var queue = Batch()
+        /// Work waiting for no batch to be in flight, oldest first.
+        @usableFromInline var between: [BetweenBatchesWork] = []
+        /// A batch or work between batches is with the store.
         @usableFromInline var writing = false
         /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
         @usableFromInline var accepting = true
         /// Batches done (committed or failed) and not yet reported, oldest first.
-        @usableFromInline var unreported: [(batch: Batch, result: Result<[InsertedMessage], StoreError>)] = []
+        @usableFromInline var unreported: [Done] = []
         /// A thread is handing out `unreported`.
         @usableFromInline var reporting = false
         @usableFromInline var ids: MessageIDGenerator
@@ -110,8 +143,39 @@ public final class MessageWriter<Context: Sendable>: Sendable {
             state.queue.contexts.append(context)
             return (true, state.writing ? nil : takeBatch(&state))
         }
-        if let batch = taken.batch { send(batch) }
+        if let batch = taken.batch { send(.batch(batch)) }
         return taken.accepted
+    }
+
+    /// Runs `work` when no batch is in flight: at once when the writer is idle, else after the
+    /// batch being written and before the next. Such work runs one at a time, in the order
+    /// given; messages queued meanwhile wait for it. False, and nothing run, once stopping.
+    @inlinable
+    public func runBetweenBatches(_ work: @escaping BetweenBatchesWork) -> Bool {
+        let now: Bool? = state.withLock { state in
+            guard state.accepting else { return nil }
+            if state.writing {
+                state.between.append(work)
+                return false
+            }
+            state.writing = true
+            return true
+        }
+        guard let now else { return false }
+        if now { send(.between(work)) }
+        return true
+    }
+
+    /// The next thing to send, or nil and not writing. Batches and work between them take
+    /// turns, so that neither waits behind a steady stream of the other.
+    @inlinable
+    func takeNext(_ state: inout State, after done: Done) -> Next? {
+        if case .between = done, let batch = takeBatch(&state) { return .batch(batch) }
+        if !state.between.isEmpty {
+            state.writing = true
+            return .between(state.between.removeFirst())
+        }
+        return takeBatch(&state).map(Next.batch)
     }
 
     @inlinable
@@ -134,16 +198,24 @@ public final class MessageWriter<Context: Sendable>: Sendable {
     }
 
     @inlinable
-    func send(_ batch: Batch) {
-        store.insertMessages(batch.messages) { [self] result in
-            // The next batch goes to the store first; this one is reported while it runs.
-            let next = state.withLock { state in
-                state.unreported.append((batch, result))
-                return takeBatch(&state)
-            }
-            if let next { send(next) }
-            reportInOrder()
+    func send(_ next: Next) {
+        switch next {
+        case .batch(let batch):
+            store.insertMessages(batch.messages) { [self] result in finished(.batch(batch, result)) }
+        case .between(let work):
+            work { [self] report in finished(.between(report: report)) }
         }
+    }
+
+    /// The next batch goes to the store first; what is done is reported while it runs.
+    @inlinable
+    func finished(_ done: Done) {
+        let next = state.withLock { state in
+            state.unreported.append(done)
+            return takeNext(&state, after: done)
+        }
+        if let next { send(next) }
+        reportInOrder()
     }
 
     /// Hands out done batches oldest first, one thread at a time. A store may complete a batch
@@ -157,11 +229,14 @@ public final class MessageWriter<Context: Sendable>: Sendable {
             return !state.reporting
         }
         guard reporter else { return }
-        while let (batch, result) = state.withLock({ state in
+        while let done = state.withLock({ state in
             if state.unreported.isEmpty { state.reporting = false }
             return state.unreported.isEmpty ? nil : state.unreported.removeFirst()
         }) {
-            report(Self.outcomes(of: batch, result))
+            switch done {
+            case .batch(let batch, let result): report(Self.outcomes(of: batch, result))
+            case .between(let reportWork): reportWork()
+            }
         }
     }
 
@@ -204,7 +279,7 @@ public final class MessageWriter<Context: Sendable>: Sendable {
     public func waitUntilIdle(timeoutMilliseconds: Int64) -> Bool {
         state.withLock { $0.accepting = false }
         return MonotonicClock.wait(upTo: timeoutMilliseconds) {
-            state.withLock { !$0.writing && $0.queue.isEmpty && $0.unreported.isEmpty && !$0.reporting }
+            state.withLock { !$0.writing && $0.queue.isEmpty && $0.between.isEmpty && $0.unreported.isEmpty && !$0.reporting }
         }
     }
 }

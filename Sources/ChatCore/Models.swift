@@ -107,11 +107,31 @@ public enum HistoryBound: Sendable, Equatable {
 /// highest sequence committed when it was read: a cursor beyond it is none this server gave.
 public struct StreamPage: Sendable, Equatable {
     public let messages: [ChatMessage]
+    /// The user's conversations whose receipts moved after the page's start, by `position`.
+    public let receipts: [ReceiptState]
     public let head: Int64
 
-    public init(messages: [ChatMessage], head: Int64) {
+    public init(messages: [ChatMessage], receipts: [ReceiptState] = [], head: Int64) {
         self.messages = messages
+        self.receipts = receipts
         self.head = head
+    }
+}
+
+/// The read watermarks of one of a user's conversations, as its last receipt left them: how
+/// far the user read the peer's messages, and how far the peer read the user's. `position` is
+/// that receipt's place in the stream (a receipt takes a sequence number as a message does).
+public struct ReceiptState: Sendable, Equatable {
+    public let peerID: String
+    public let readSeq: Int64
+    public let peerReadSeq: Int64
+    public let position: Int64
+
+    public init(peerID: String, readSeq: Int64, peerReadSeq: Int64, position: Int64) {
+        self.peerID = peerID
+        self.readSeq = readSeq
+        self.peerReadSeq = peerReadSeq
+        self.position = position
     }
 }
 
@@ -191,11 +211,29 @@ public struct ReadMark: Sendable, Equatable {
     public let moved: Bool
     /// The peer's messages still unread (at most `Conversation.maxUnread`).
     public let unread: Int
+    /// The place the receipt took in both users' streams, for the one request of a batch that
+    /// announces the move (nil: nothing moved, or another request for the same conversation
+    /// in the same batch announces it).
+    public let receiptSeq: Int64?
 
-    public init(readSeq: Int64, moved: Bool, unread: Int) {
+    public init(readSeq: Int64, moved: Bool, unread: Int, receiptSeq: Int64? = nil) {
         self.readSeq = readSeq
         self.moved = moved
         self.unread = unread
+        self.receiptSeq = receiptSeq
+    }
+}
+
+/// A `mark_read`: `userID` has read `peerID`'s messages up to `upTo`.
+public struct ReadRequest: Sendable, Equatable {
+    public let userID: String
+    public let peerID: String
+    public let upTo: HistoryBound
+
+    public init(userID: String, peerID: String, upTo: HistoryBound) {
+        self.userID = userID
+        self.peerID = peerID
+        self.upTo = upTo
     }
 }
 
@@ -215,7 +253,8 @@ public protocol ChatStore: Sendable {
     /// of it. A failure means none was stored.
     func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void)
     /// The messages `userID` received or sent with a sequence above `after`, ascending, at most
-    /// `limit`; and the highest sequence committed.
+    /// `limit`; their conversations whose last receipt is above `after`, by its place, at most
+    /// `limit`; and the highest sequence handed out.
     func stream(of userID: String, after: Int64, limit: Int, completion: @escaping @Sendable (Result<StreamPage, StoreError>) -> Void)
     /// Users of `search.phase` matching its prefix, in that phase's order (lower-cased username,
     /// then id; or lower-cased email, then id, leaving out those the username phase found),
@@ -226,11 +265,12 @@ public protocol ChatStore: Sendable {
     /// sequence and a peer id, as the previous page ended), at most `limit`.
     func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
                        completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void)
-    /// Moves `userID`'s read watermark in the conversation with `peerID` forward to `upTo` (a
-    /// message of the conversation, or a place in the stream no later than its last message).
-    /// `invalidReference` for a bound that is neither; nil when there is no such conversation.
-    func markRead(userID: String, peerID: String, upTo: HistoryBound,
-                  completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void)
+    /// For each request, in one write, moves the user's read watermark in the conversation
+    /// with the peer forward to its bound (a message of the conversation, or a place in the
+    /// stream no later than its last message); each conversation moved takes one new place in
+    /// the sequence (`ReadMark.receiptSeq`). Per request: `invalidReference` for a bound that
+    /// is neither, nil when there is no such conversation. A failure means nothing moved.
+    func markRead(_ requests: [ReadRequest], completion: @escaping @Sendable (Result<[Result<ReadMark?, StoreError>], StoreError>) -> Void)
     /// Everyone `userID` has a conversation with.
     func peers(of userID: String, completion: @escaping @Sendable (Result<[String], StoreError>) -> Void)
     /// Stores when each user was last seen (wire-form timestamps), in one write.

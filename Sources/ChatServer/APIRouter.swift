@@ -11,8 +11,8 @@ struct APIRouter: HTTPHandler {
     let conversations: ConversationService
     let presence: PresenceTracker
     let store: any ChatStore
-    /// Tells the sockets of both sides that a watermark moved (reader, peer, sequence).
-    let announceRead: @Sendable (String, String, Int64) -> Void
+    /// Tells the sockets of both sides that a watermark moved, and the receipt's place.
+    let announceRead: @Sendable (_ reader: String, _ peer: String, _ readSeq: Int64, _ position: Int64) -> Void
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
@@ -77,8 +77,8 @@ struct APIRouter: HTTPHandler {
             let peer = PercentDecoding.decode(segments[2], plusIsSpace: false)
             withJSONBody(request, reply) { body in
                 conversations.markRead(userID: callerID, peer: peer, upTo: body["up_to"]?.stringValue) { [announceRead] result in
-                    if case .success(let mark) = result, mark.moved, let peer = peer.flatMap(Validation.uuid) {
-                        announceRead(callerID, peer, mark.readSeq)
+                    if case .success(let mark) = result, let position = mark.receiptSeq, let peer = peer.flatMap(Validation.uuid) {
+                        announceRead(callerID, peer, mark.readSeq, position)
                     }
                     reply(answer(result) { .json(200, .object(ChatSocketApp.readMarkJSON($0))) })
                 }

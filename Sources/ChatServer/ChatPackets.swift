@@ -58,6 +58,29 @@ extension ChatSocketApp {
         return out
     }
 
+    /// `2["messages_read",{"reader","peer","up_to","cursor"}]`: `reader` has read `peer`'s
+    /// messages up to `up_to` (a cursor); `cursor` is the receipt's place in the stream.
+    static func messagesRead(reader: String, peer: String, readSeq: Int64, position: Int64) -> [UInt8] {
+        var out = eventStart("messages_read", namespace: "/", capacity: 200)
+        JSONWriter.writeMember("reader", reader, into: &out)
+        JSONWriter.writeMember("peer", peer, into: &out)
+        out.append(contentsOf: #","up_to":""#.utf8)
+        StreamCursor.write(readSeq, into: &out)
+        out.append(UInt8(ascii: "\""))
+        writeCursorMember(position, into: &out)
+        out.append(contentsOf: "}]".utf8)
+        return out
+    }
+
+    /// The receipts a conversation's state stands for, from `userID`'s side: how far they read
+    /// the peer, and how far the peer read them (each only once it is above zero).
+    static func receipts(of state: ReceiptState, for userID: String) -> [(reader: String, peer: String, readSeq: Int64)] {
+        var receipts: [(reader: String, peer: String, readSeq: Int64)] = []
+        if state.readSeq > 0 { receipts.append((userID, state.peerID, state.readSeq)) }
+        if state.peerReadSeq > 0, state.peerID != userID { receipts.append((state.peerID, userID, state.peerReadSeq)) }
+        return receipts
+    }
+
     /// `,"cursor":"<cursor>"` (never the first member).
     private static func writeCursorMember(_ seq: Int64, into out: inout [UInt8]) {
         out.append(contentsOf: #","cursor":""#.utf8)
@@ -77,13 +100,19 @@ extension ChatSocketApp {
         return out
     }
 
-    /// A message of `userID`'s stream as the event a live socket got for it: `receive_message`
-    /// when it came to them, `own_message` when they sent it.
-    static func streamEvent(_ message: ChatMessage, for userID: String) -> [UInt8] {
-        let stored = StoredMessage(id: message.id, senderID: message.senderID ?? "", receiverID: message.receiverID ?? "",
-                                   content: message.content ?? "", createdAt: message.createdAt ?? "", seq: message.seq ?? 0,
-                                   clientID: message.clientID)
-        return stored.receiverID == userID ? receiveMessage(stored) : ownMessage(stored)
+    /// An event of `userID`'s stream as the packets a live socket got for it: `receive_message`
+    /// for a message that came to them, `own_message` for one they sent, `messages_read` for
+    /// each side of a receipt.
+    static func streamPackets(_ event: MessageService.StreamEvent, for userID: String) -> [[UInt8]] {
+        switch event {
+        case .message(let message):
+            let stored = StoredMessage(id: message.id, senderID: message.senderID ?? "", receiverID: message.receiverID ?? "",
+                                       content: message.content ?? "", createdAt: message.createdAt ?? "", seq: message.seq ?? 0,
+                                       clientID: message.clientID)
+            return [stored.receiverID == userID ? receiveMessage(stored) : ownMessage(stored)]
+        case .receipt(let state):
+            return receipts(of: state, for: userID).map { messagesRead(reader: $0.reader, peer: $0.peer, readSeq: $0.readSeq, position: state.position) }
+        }
     }
 
     /// The ack `[{"ok":false,"error"}]`, or without an ack id the event
@@ -109,19 +138,32 @@ extension ChatSocketApp {
 }
 
 /// A page of a user's stream as JSON, for `sync` and `GET /api/sync`:
-/// `{"events":[{"type":"message","cursor","id","from","to","message","timestamp","client_id"?}],
-///   "next","more"}`. `next` is the cursor to ask after; `more` says whether more follow it
-/// already (page again) or the client is up to date.
+/// `{"events":[{"type":"message","cursor","id","from","to","message","timestamp","client_id"?}
+///             | {"type":"read","cursor","reader","peer","up_to"}], "next","more"}`.
+/// `next` is the cursor to ask after; `more` says whether more follow it already (page again)
+/// or the client is up to date. A conversation's receipt gives both sides' watermarks, each
+/// as a `read` event at the same cursor.
 enum SyncResponse {
     static func json(_ page: MessageService.SyncPage, for userID: String) -> JSONObject {
-        let events: [JSONValue] = page.messages.map { message in
-            var event = JSONObject([("type", "message"), ("cursor", .string(message.seq.map(StreamCursor.encode) ?? page.next)),
-                                    ("id", .string(message.id)), ("from", message.senderID.map(JSONValue.string) ?? .null),
-                                    ("to", message.receiverID.map(JSONValue.string) ?? .null),
-                                    ("message", message.content.map(JSONValue.string) ?? .null),
-                                    ("timestamp", message.createdAt.map(JSONValue.string) ?? .null)])
-            if let clientID = message.clientID, message.senderID == userID { event["client_id"] = .string(clientID) }
-            return .object(event)
+        var events: [JSONValue] = []
+        events.reserveCapacity(page.events.count)
+        for event in page.events {
+            switch event {
+            case .message(let message):
+                var json = JSONObject([("type", "message"), ("cursor", .string(message.seq.map(StreamCursor.encode) ?? page.next)),
+                                       ("id", .string(message.id)), ("from", message.senderID.map(JSONValue.string) ?? .null),
+                                       ("to", message.receiverID.map(JSONValue.string) ?? .null),
+                                       ("message", message.content.map(JSONValue.string) ?? .null),
+                                       ("timestamp", message.createdAt.map(JSONValue.string) ?? .null)])
+                if let clientID = message.clientID, message.senderID == userID { json["client_id"] = .string(clientID) }
+                events.append(.object(json))
+            case .receipt(let state):
+                for receipt in ChatSocketApp.receipts(of: state, for: userID) {
+                    events.append(.object(JSONObject([("type", "read"), ("cursor", .string(StreamCursor.encode(state.position))),
+                                                      ("reader", .string(receipt.reader)), ("peer", .string(receipt.peer)),
+                                                      ("up_to", .string(StreamCursor.encode(receipt.readSeq)))])))
+                }
+            }
         }
         return JSONObject([("events", .array(events)), ("next", .string(page.next)), ("more", .bool(page.more))])
     }

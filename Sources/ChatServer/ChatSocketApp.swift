@@ -95,10 +95,10 @@ struct ChatSocketApp: Sendable {
         guard let position = StreamCursor.decode(after) else { return completion(nil) }
         messages.sync(callerID: userID, after: after, limit: Self.maxReplayedEvents) { result in
             guard case .success(let page) = result, !page.more else { return completion(nil) }
-            let packets = page.messages.map { message in
-                Self.withOffset(Self.streamEvent(message, for: userID), seq: message.seq ?? position)
+            let packets = page.events.flatMap { event in
+                Self.streamPackets(event, for: userID).map { Self.withOffset($0, seq: event.position) }
             }
-            completion(SocketIORecovery.Missed(packets: packets, position: page.messages.last?.seq ?? position))
+            completion(SocketIORecovery.Missed(packets: packets, position: page.events.last?.position ?? position))
         }
     }
 
@@ -135,15 +135,16 @@ struct ChatSocketApp: Sendable {
 
     // MARK: - Read receipts
 
-    /// `mark_read {with, up_to}`: the answer (ack) `{ok:true, read_up_to, moved, unread}` or
-    /// `{ok:false, error}`; without an ack a refusal is dropped.
+    /// `mark_read {with, up_to}`: the answer (ack) `{ok:true, read_up_to, moved, unread,
+    /// cursor?}` or `{ok:false, error}`; without an ack a refusal is dropped. The receipt is
+    /// announced before the ack is sent.
     private func markRead(_ socket: SocketIOSocket, userID: String, request: JSONValue?, ack: SocketIOSocket.Ack?) {
-        conversations.markRead(userID: userID, peer: request?["with"]?.stringValue, upTo: request?["up_to"]?.stringValue) { [rooms] result in
+        conversations.markRead(userID: userID, peer: request?["with"]?.stringValue, upTo: request?["up_to"]?.stringValue) { [rooms, streamHead] result in
             let answer: JSONValue
             switch result {
             case .success(let mark):
-                if mark.moved, let peer = request?["with"]?.stringValue.flatMap(Validation.uuid) {
-                    Self.announceRead(reader: userID, peer: peer, readSeq: mark.readSeq, rooms: rooms, except: socket)
+                if let position = mark.receiptSeq, let peer = request?["with"]?.stringValue.flatMap(Validation.uuid) {
+                    Self.announceRead(reader: userID, peer: peer, readSeq: mark.readSeq, position: position, rooms: rooms, head: streamHead, except: socket)
                 }
                 var object = Self.readMarkJSON(mark)
                 object["ok"] = true
@@ -156,17 +157,25 @@ struct ChatSocketApp: Sendable {
     }
 
     static func readMarkJSON(_ mark: ReadMark) -> JSONObject {
-        JSONObject([("read_up_to", .string(StreamCursor.encode(mark.readSeq))), ("moved", .bool(mark.moved)), ("unread", .number(Double(mark.unread)))])
+        var json = JSONObject([("read_up_to", .string(StreamCursor.encode(mark.readSeq))), ("moved", .bool(mark.moved)),
+                               ("unread", .number(Double(mark.unread)))])
+        if let position = mark.receiptSeq { json["cursor"] = .string(StreamCursor.encode(position)) }
+        return json
     }
 
-    /// `messages_read {reader, peer, up_to}` to the peer's sockets (their messages were read)
-    /// and to the reader's other sockets (their unread count clears).
-    static func announceRead(reader: String, peer: String, readSeq: Int64, rooms: SocketIORooms, except origin: SocketIOSocket? = nil) {
-        let packet = SocketIOSocket.eventPacket("messages_read", [["reader": .string(reader), "peer": .string(peer),
-                                                                    "up_to": .string(StreamCursor.encode(readSeq))]], namespace: "/").encoded()
+    /// `messages_read {reader, peer, up_to, cursor}` to the peer's sockets (their messages were
+    /// read) and to the reader's other sockets (their unread count clears); a recovering socket
+    /// gets the receipt's place as its offset. Runs in order with the writer's deliveries.
+    static func announceRead(reader: String, peer: String, readSeq: Int64, position: Int64, rooms: SocketIORooms, head: StreamHead,
+                             except origin: SocketIOSocket? = nil) {
+        head.advance(to: position)
+        let packet = messagesRead(reader: reader, peer: peer, readSeq: readSeq, position: position)
+        var offsetForm: [UInt8]?
         for (_, sockets) in rooms.members(of: [reader, peer]) {
             for socket in sockets where socket !== origin && socket.namespace == "/" {
-                socket.loop.execute { socket.sendEncoded(packet) }
+                if socket.recovers, offsetForm == nil { offsetForm = withOffset(packet, seq: position) }
+                let form = socket.recovers ? offsetForm! : packet
+                socket.loop.execute { socket.sendEncoded(form, position: position) }
             }
         }
     }

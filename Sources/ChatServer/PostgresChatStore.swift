@@ -119,13 +119,25 @@ struct PostgresChatStore: ChatStore {
             ORDER BY s.seq
             LIMIT $3
             """, [userID, String(after), String(limit)], preparedName: "chat_stream")
-        pool.submit([Self.headStatement, page]) { result in
+        // The receipts of the user's conversations since `after`: a range of
+        // conversations_receipts_idx, the latest receipt of each conversation.
+        let receipts = PostgresStatement("""
+            SELECT peer_id::text AS peer_id, read_seq::text AS read_seq, peer_read_seq::text AS peer_read_seq, receipt_seq::text AS receipt_seq
+            FROM conversations WHERE user_id = $1::uuid AND receipt_seq > $2::bigint
+            ORDER BY receipt_seq LIMIT $3
+            """, [userID, String(after), String(limit)], preparedName: "chat_stream_receipts")
+        pool.submit([Self.headStatement, page, receipts]) { result in
             completion(Self.map(result) { results in
-                guard results.count == 2, let head = results[0].value(0, "head").flatMap({ Int64($0) }) else {
+                guard results.count == 3, let head = results[0].value(0, "head").flatMap({ Int64($0) }) else {
                     return .failure(.failed("no result for the stream page"))
                 }
-                let rows = results[1]
-                return .success(StreamPage(messages: (0..<rows.count).map { Self.message(rows, $0) }, head: head))
+                let rows = results[1], receiptRows = results[2]
+                let receipts = (0..<receiptRows.count).compactMap { row -> ReceiptState? in
+                    guard let peer = receiptRows.value(row, "peer_id"), let position = receiptRows.value(row, "receipt_seq").flatMap({ Int64($0) }) else { return nil }
+                    return ReceiptState(peerID: peer, readSeq: receiptRows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
+                                        peerReadSeq: receiptRows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0, position: position)
+                }
+                return .success(StreamPage(messages: (0..<rows.count).map { Self.message(rows, $0) }, receipts: receipts, head: head))
             })
         }
     }
@@ -241,14 +253,19 @@ struct PostgresChatStore: ChatStore {
         return values
     }
 
-    /// The highest sequence committed (0 for none), where this process's stream head starts.
+    /// The last place handed out in the sequence (0 for none), where this process's stream head
+    /// starts.
     func latestSequence(completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
         pool.submit(Self.headStatement) { result in
             completion(Self.map(result) { rows in rows.value(0, "head").flatMap { Int64($0) }.map { .success($0) } ?? .failure(.failed("no head")) })
         }
     }
 
-    private static let headStatement = PostgresStatement("SELECT coalesce(max(seq), 0)::text AS head FROM messages", preparedName: "chat_stream_head")
+    /// The last place handed out in the sequence messages and receipts share (0 for none).
+    /// It may be a place not yet committed: a cursor beyond it is none of this database's.
+    private static let headStatement = PostgresStatement(
+        "SELECT (CASE WHEN is_called THEN last_value ELSE last_value - 1 END)::text AS head FROM messages_seq_seq",
+        preparedName: "chat_stream_head")
 
     func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
                        completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void) {
@@ -286,51 +303,73 @@ struct PostgresChatStore: ChatStore {
         }
     }
 
-    func markRead(userID: String, peerID: String, upTo: HistoryBound,
-                  completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void) {
-        var id: String?, seq: String?
-        switch upTo {
-        case .message(let messageID): id = messageID
-        case .position(let position): seq = String(position)
-        }
-        // The bound's sequence (a message of this conversation, or the cursor's), then the
-        // watermark moved to it if it is ahead of it and not beyond the last message.
-        let move = PostgresStatement("""
-            WITH target AS (
-                SELECT CASE WHEN $3::uuid IS NOT NULL
-                            THEN (SELECT m.seq FROM messages m WHERE m.id = $3::uuid AND \(Self.inConversation("m")))
-                            ELSE $4::bigint END AS seq
-            ), moved AS (
-                UPDATE conversations c SET read_seq = t.seq
-                FROM target t, conversations o
-                WHERE c.user_id = $1::uuid AND c.peer_id = $2::uuid AND o.user_id = c.user_id AND o.peer_id = c.peer_id
-                  AND t.seq IS NOT NULL AND t.seq <= c.last_seq AND t.seq > c.read_seq
-                RETURNING c.read_seq
+    func markRead(_ requests: [ReadRequest], completion: @escaping @Sendable (Result<[Result<ReadMark?, StoreError>], StoreError>) -> Void) {
+        func id(_ request: ReadRequest) -> String? { if case .message(let id) = request.upTo { id } else { nil } }
+        func seq(_ request: ReadRequest) -> String? { if case .position(let seq) = request.upTo { String(seq) } else { nil } }
+        // Each request's bound as a sequence (a message of its conversation, or the cursor's);
+        // per conversation the furthest bound that moves the watermark and is no later than
+        // the last message; one new place in the sequence per conversation moved, in key
+        // order; both rows of the pair moved to it (the reader's read_seq, the peer's
+        // peer_read_seq). The answer reads the rows as they were before (same snapshot), and
+        // counts what stays unread after the move.
+        let statement = PostgresStatement("""
+            WITH request AS (
+                SELECT r.n, r.reader, r.peer,
+                       CASE WHEN r.message IS NOT NULL
+                            THEN (SELECT m.seq FROM messages m
+                                  WHERE m.id = r.message
+                                    AND least(m.sender_id, m.receiver_id) = least(r.reader, r.peer)
+                                    AND greatest(m.sender_id, m.receiver_id) = greatest(r.reader, r.peer)
+                                    AND ((m.sender_id = r.reader AND m.receiver_id = r.peer) OR (m.sender_id = r.peer AND m.receiver_id = r.reader)))
+                            ELSE r.position END AS target
+                FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[]) WITH ORDINALITY AS r(reader, peer, message, position, n)
+            ), furthest AS (
+                SELECT q.reader, q.peer, max(q.target) AS target
+                FROM request q JOIN conversations c ON c.user_id = q.reader AND c.peer_id = q.peer
+                WHERE q.target <= c.last_seq AND q.target > c.read_seq
+                GROUP BY q.reader, q.peer
+            ), placed AS MATERIALIZED (
+                SELECT reader, peer, target, nextval('messages_seq_seq') AS receipt_seq
+                FROM (SELECT * FROM furthest ORDER BY reader, peer) f
+            ), reader_side AS (
+                UPDATE conversations c SET read_seq = p.target, receipt_seq = p.receipt_seq
+                FROM placed p WHERE c.user_id = p.reader AND c.peer_id = p.peer
+            ), peer_side AS (
+                UPDATE conversations c SET peer_read_seq = greatest(c.peer_read_seq, p.target), receipt_seq = p.receipt_seq
+                FROM placed p WHERE c.user_id = p.peer AND c.peer_id = p.reader AND p.peer <> p.reader
             )
-            SELECT (SELECT seq FROM target)::text AS target_seq, (SELECT read_seq FROM moved)::text AS moved_to,
-                   o.last_seq::text AS last_seq, o.read_seq::text AS read_seq
-            FROM (SELECT 1) one LEFT JOIN conversations o ON o.user_id = $1::uuid AND o.peer_id = $2::uuid
-            """, [userID, peerID, id, seq])
-        let unread = PostgresStatement("""
-            SELECT count(*)::text AS unread FROM (
-                SELECT 1 FROM messages x, conversations c
-                WHERE c.user_id = $1::uuid AND c.peer_id = $2::uuid AND \(Self.inConversation("x"))
-                  AND x.sender_id = $2::uuid AND x.seq > c.read_seq
-                LIMIT \(Conversation.maxUnread)) unread
-            """, [userID, peerID])
-        pool.submit([move, unread]) { result in
-            completion(Self.map(result) { results in
-                guard results.count == 2 else { return .failure(.failed("no result for mark_read")) }
-                let row = results[0]
-                guard let lastSeq = row.value(0, "last_seq").flatMap({ Int64($0) }) else { return .success(nil) }
-                guard let target = row.value(0, "target_seq").flatMap({ Int64($0) }) else {
-                    return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
-                }
-                guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
-                let movedTo = row.value(0, "moved_to").flatMap { Int64($0) }
-                // The row as it was before the move (same snapshot), or after it.
-                let readSeq = movedTo ?? row.value(0, "read_seq").flatMap { Int64($0) } ?? 0
-                return .success(ReadMark(readSeq: readSeq, moved: movedTo != nil, unread: results[1].value(0, "unread").flatMap { Int($0) } ?? 0))
+            SELECT q.n::text AS n, q.target::text AS target, c.last_seq::text AS last_seq, c.read_seq::text AS read_seq,
+                   p.target::text AS moved_to, p.receipt_seq::text AS receipt_seq,
+                   (SELECT count(*) FROM (SELECT 1 FROM messages x
+                                          WHERE least(x.sender_id, x.receiver_id) = least(q.reader, q.peer)
+                                            AND greatest(x.sender_id, x.receiver_id) = greatest(q.reader, q.peer)
+                                            AND x.sender_id = q.peer AND x.receiver_id = q.reader
+                                            AND x.seq > greatest(c.read_seq, p.target)
+                                          LIMIT \(Conversation.maxUnread)) unread)::text AS unread
+            FROM request q
+            LEFT JOIN conversations c ON c.user_id = q.reader AND c.peer_id = q.peer
+            LEFT JOIN placed p ON p.reader = q.reader AND p.peer = q.peer
+            ORDER BY q.n
+            """, [PostgresArrayLiteral.text(requests.map(\.userID)), PostgresArrayLiteral.text(requests.map(\.peerID)),
+                  PostgresArrayLiteral.text(requests.map(id)), PostgresArrayLiteral.text(requests.map(seq))],
+            preparedName: "chat_mark_read")
+        pool.submit(statement) { result in
+            completion(Self.map(result) { rows in
+                guard rows.count == requests.count else { return .failure(.failed("mark_read answered \(rows.count) rows for \(requests.count)")) }
+                var announced: Set<Int64> = []
+                return .success((0..<rows.count).map { row -> Result<ReadMark?, StoreError> in
+                    guard let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return .success(nil) }
+                    guard let target = rows.value(row, "target").flatMap({ Int64($0) }) else {
+                        return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
+                    }
+                    guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
+                    let before = rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0
+                    let movedTo = rows.value(row, "moved_to").flatMap { Int64($0) }
+                    // The first request of its conversation in the batch announces the move.
+                    let receiptSeq = rows.value(row, "receipt_seq").flatMap { Int64($0) }.flatMap { announced.insert($0).inserted ? $0 : nil }
+                    return .success(ReadMark(readSeq: movedTo ?? before, moved: target > before, unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0,
+                                             receiptSeq: receiptSeq))
+                })
             })
         }
     }

@@ -51,12 +51,12 @@ final class Server {
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
                                  recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
-                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store),
+                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store, sequencer: writer),
                                  presence: PresenceTracker(store: store, rooms: rooms, graceMilliseconds: configuration.presenceGraceMilliseconds))
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
-        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, store: store) { reader, peer, readSeq in
-            ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, rooms: rooms)
+        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, store: store) { reader, peer, readSeq, position in
+            ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)
         }
         return serve(handler: engine.mounted(over: api, preflightsGoToFallback: true), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.

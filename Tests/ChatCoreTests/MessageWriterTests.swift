@@ -172,6 +172,49 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertGreaterThan(store.batchSizes.max() ?? 0, 1, "messages that arrive while a batch is in flight are batched")
     }
 
+    func testWorkBetweenBatchesWaitsForTheBatchInFlightAndIsReportedInOrder() throws {
+        let log = Mutex<[String]>([])
+        let writer = Writer(store: store) { outcomes in log.withLock { $0.append("batch \(outcomes.map(\.context))") } }
+        store.holdWrites()
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0))
+        let ran = Mutex(false)
+        let store = self.store!
+        XCTAssertTrue(writer.runBetweenBatches { finished in
+            ran.withLock { $0 = true }
+            log.withLock { $0.append("work saw \(store.messages.count) stored") }
+            finished { log.withLock { $0.append("work reported") } }
+        })
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: 1))
+        XCTAssertFalse(ran.withLock { $0 }, "not beside the batch in flight")
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        // The work goes to the store first, as a next batch would; reports keep the order.
+        XCTAssertEqual(log.withLock { $0 }, ["work saw 1 stored", "batch [0]", "work reported", "batch [1]"])
+    }
+
+    func testBatchesAndWorkBetweenThemTakeTurns() throws {
+        let log = Mutex<[String]>([])
+        let writer = Writer(store: store) { outcomes in log.withLock { $0.append("batch \(outcomes.map(\.context))") } }
+        // Work that does not finish until told: messages and more work queue behind it.
+        let finishFirst = Mutex<(@Sendable () -> Void)?>(nil)
+        XCTAssertTrue(writer.runBetweenBatches { finished in
+            finishFirst.withLock { $0 = { finished { log.withLock { $0.append("first") } } } }
+        })
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "a", context: 0))
+        XCTAssertTrue(writer.runBetweenBatches { finished in finished { log.withLock { $0.append("second") } } })
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "b", context: 1))
+        XCTAssertEqual(store.batchSizes, [], "nothing written beside the work")
+        finishFirst.withLock { $0 }?()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(log.withLock { $0 }, ["first", "batch [0, 1]", "second"], "the waiting batch before the next work")
+    }
+
+    func testWorkBetweenBatchesIsRefusedOnceStopping() {
+        let writer = makeWriter()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 100))
+        XCTAssertFalse(writer.runBetweenBatches { finished in finished {} })
+    }
+
     func testWaitingForIdleGivesUpAfterItsTimeOut() {
         let writer = makeWriter()
         store.holdWrites()

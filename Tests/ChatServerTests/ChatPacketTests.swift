@@ -71,7 +71,30 @@ final class ChatPacketTests: XCTestCase {
                                   content: "hi", createdAt: "2026-11-25T12:00:00.123Z", seq: 7, clientID: "0193a2b4-c5d6-4e7f-8091-a2b3c4d5e6f7")
         let asStored = StoredMessage(id: "m", senderID: message.senderID!, receiverID: message.receiverID!, content: "hi",
                                      createdAt: message.createdAt!, seq: 7, clientID: message.clientID)
-        XCTAssertEqual(ChatSocketApp.streamEvent(message, for: message.receiverID!), ChatSocketApp.receiveMessage(asStored))
-        XCTAssertEqual(ChatSocketApp.streamEvent(message, for: message.senderID!), ChatSocketApp.ownMessage(asStored))
+        XCTAssertEqual(ChatSocketApp.streamPackets(.message(message), for: message.receiverID!), [ChatSocketApp.receiveMessage(asStored)])
+        XCTAssertEqual(ChatSocketApp.streamPackets(.message(message), for: message.senderID!), [ChatSocketApp.ownMessage(asStored)])
+    }
+
+    func testAReceiptReplaysAsOneMessagesReadPerSideThatHasRead() throws {
+        let me = "11111111-2222-4333-8444-555555555555", peer = "66666666-7777-4888-8999-aaaaaaaaaaaa"
+        let both = ChatSocketApp.streamPackets(.receipt(ReceiptState(peerID: peer, readSeq: 36, peerReadSeq: 37, position: 40)), for: me)
+        XCTAssertEqual(try both.map { try SocketIOPacket.decode($0) }, [
+            SocketIOPacket(.event, data: ["messages_read", ["reader": .string(me), "peer": .string(peer), "up_to": "c10", "cursor": "c14"]]),
+            SocketIOPacket(.event, data: ["messages_read", ["reader": .string(peer), "peer": .string(me), "up_to": "c11", "cursor": "c14"]]),
+        ])
+        let peerOnly = ChatSocketApp.streamPackets(.receipt(ReceiptState(peerID: peer, readSeq: 0, peerReadSeq: 37, position: 40)), for: me)
+        XCTAssertEqual(peerOnly.count, 1)
+        // Messages to oneself: one side.
+        XCTAssertEqual(ChatSocketApp.streamPackets(.receipt(ReceiptState(peerID: me, readSeq: 5, peerReadSeq: 5, position: 6)), for: me).count, 1)
+    }
+
+    func testTheSyncJSONListsReceiptsAsReadEventsAtTheirPlace() throws {
+        let me = "11111111-2222-4333-8444-555555555555", peer = "66666666-7777-4888-8999-aaaaaaaaaaaa"
+        let message = ChatMessage(id: "m", senderID: peer, receiverID: me, content: "hi", createdAt: "2026-11-25T12:00:00.123Z", seq: 36)
+        let page = MessageService.SyncPage(events: [.message(message), .receipt(ReceiptState(peerID: peer, readSeq: 36, peerReadSeq: 0, position: 37))],
+                                           next: "c11", more: false)
+        let json = JSONValue.object(SyncResponse.json(page, for: me))
+        XCTAssertEqual(json["events"]?.arrayValue?.map { $0["type"]?.stringValue }, ["message", "read"])
+        XCTAssertEqual(json["events"]?.arrayValue?.last, ["type": "read", "cursor": "c11", "reader": .string(me), "peer": .string(peer), "up_to": "c10"])
     }
 }

@@ -13,12 +13,15 @@ public final class InMemoryChatStore: ChatStore {
         var lastSeq: Int64 = 0
         /// Read watermarks by "user peer".
         var readSeq: [String: Int64] = [:]
+        /// The place of the last receipt of each conversation, by "user peer" (both sides).
+        var receiptSeq: [String: Int64] = [:]
         var lastSeen: [String: String] = [:]
         var available = true
         var holdingWrites = false
         /// Batches held while `holdingWrites`, stored on `releaseWrites()`.
         var heldWrites: [@Sendable () -> Void] = []
         var batchSizes: [Int] = []
+        var readBatchSizes: [Int] = []
         /// Where batch completions run; nil: at once, on the caller's thread.
         var completionQueue: DispatchQueue?
     }
@@ -50,6 +53,9 @@ public final class InMemoryChatStore: ChatStore {
 
     /// Every message stored so far, in order.
     public var messages: [ChatMessage] { state.withLock { $0.messages } }
+
+    /// The size of each batch `markRead` was given, in order.
+    public var readBatchSizes: [Int] { state.withLock { $0.readBatchSizes } }
 
     /// The size of each batch `insertMessages` was given, in order.
     public var batchSizes: [Int] { state.withLock { $0.batchSizes } }
@@ -160,7 +166,14 @@ public final class InMemoryChatStore: ChatStore {
         completion(state.withLock { state in
             guard state.available else { return .failure(.unavailable) }
             let mine = state.messages.filter { ($0.senderID == userID || $0.receiverID == userID) && ($0.seq ?? 0) > after }
-            return .success(StreamPage(messages: Array(mine.sorted { ($0.seq ?? 0) < ($1.seq ?? 0) }.prefix(limit)), head: state.lastSeq))
+            let receipts = state.receiptSeq.compactMap { key, position -> ReceiptState? in
+                let users = key.split(separator: " ").map(String.init)
+                guard users[0] == userID, position > after else { return nil }
+                return ReceiptState(peerID: users[1], readSeq: state.readSeq["\(userID) \(users[1])"] ?? 0,
+                                    peerReadSeq: state.readSeq["\(users[1]) \(userID)"] ?? 0, position: position)
+            }.sorted { $0.position < $1.position }
+            return .success(StreamPage(messages: Array(mine.sorted { ($0.seq ?? 0) < ($1.seq ?? 0) }.prefix(limit)), receipts: Array(receipts.prefix(limit)),
+                                       head: state.lastSeq))
         })
     }
 
@@ -185,32 +198,45 @@ public final class InMemoryChatStore: ChatStore {
         })
     }
 
-    public func markRead(userID: String, peerID: String, upTo: HistoryBound,
-                         completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void) {
+    public func markRead(_ requests: [ReadRequest], completion: @escaping @Sendable (Result<[Result<ReadMark?, StoreError>], StoreError>) -> Void) {
         completion(state.withLock { state in
+            state.readBatchSizes.append(requests.count)
             guard state.available else { return .failure(.unavailable) }
-            let conversation = state.messages.filter {
-                ($0.senderID == userID && $0.receiverID == peerID) || ($0.senderID == peerID && $0.receiverID == userID)
-            }
-            guard let lastSeq = conversation.last?.seq else { return .success(nil) }
-            let target: Int64
-            switch upTo {
-            case .message(let id):
-                guard let seq = conversation.first(where: { $0.id == id })?.seq else {
-                    return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
-                }
-                target = seq
-            case .position(let seq):
-                target = seq
-            }
-            guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
-            let key = "\(userID) \(peerID)"
-            let before = state.readSeq[key] ?? 0
-            let read = max(before, target)
-            state.readSeq[key] = read
-            let unread = conversation.filter { $0.senderID == peerID && ($0.seq ?? 0) > read }.count
-            return .success(ReadMark(readSeq: read, moved: read > before, unread: min(unread, Conversation.maxUnread)))
+            return .success(requests.map { request in Self.markRead(request, in: &state) })
         })
+    }
+
+    /// One request, as if alone: a batch's requests for one conversation each take a place.
+    private static func markRead(_ request: ReadRequest, in state: inout State) -> Result<ReadMark?, StoreError> {
+        let (userID, peerID) = (request.userID, request.peerID)
+        let conversation = state.messages.filter {
+            ($0.senderID == userID && $0.receiverID == peerID) || ($0.senderID == peerID && $0.receiverID == userID)
+        }
+        guard let lastSeq = conversation.last?.seq else { return .success(nil) }
+        let target: Int64
+        switch request.upTo {
+        case .message(let id):
+            guard let seq = conversation.first(where: { $0.id == id })?.seq else {
+                return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
+            }
+            target = seq
+        case .position(let seq):
+            target = seq
+        }
+        guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
+        let key = "\(userID) \(peerID)"
+        let before = state.readSeq[key] ?? 0
+        let read = max(before, target)
+        state.readSeq[key] = read
+        var receiptSeq: Int64?
+        if read > before {
+            state.lastSeq += 1
+            receiptSeq = state.lastSeq
+            state.receiptSeq[key] = state.lastSeq
+            state.receiptSeq["\(peerID) \(userID)"] = state.lastSeq
+        }
+        let unread = conversation.filter { $0.senderID == peerID && ($0.seq ?? 0) > read }.count
+        return .success(ReadMark(readSeq: read, moved: read > before, unread: min(unread, Conversation.maxUnread), receiptSeq: receiptSeq))
     }
 
     public func peers(of userID: String, completion: @escaping @Sendable (Result<[String], StoreError>) -> Void) {

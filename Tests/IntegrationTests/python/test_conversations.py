@@ -1,9 +1,12 @@
 """Conversations with unread counts and read watermarks (issue 11, items 1 and 2 in part), on the
 real server and PostgreSQL, with python-socketio."""
+import time
+
+import pytest
 import requests
 
-from test_resume_and_sync import send_all
-from test_socketio_chat import connect
+from test_resume_and_sync import RecoveringClient, send_all, sync_rest
+from test_socketio_chat import TRANSPORTS, connect
 
 
 def get(server, token, path, **params):
@@ -59,8 +62,10 @@ def test_mark_read_moves_the_watermark_forward_and_tells_both_sides(server):
         acks = send_all(ann, b_id, ["a1", "a2", "a3"])
         other = send_all(carol, b_id, ["not this conversation"])[0]
         answer = bob_phone.call("mark_read", {"with": a_id, "up_to": acks[1]["id"]}, timeout=10)
-        assert answer == {"ok": True, "read_up_to": acks[1]["cursor"], "moved": True, "unread": 1}
-        expected = {"reader": b_id, "peer": a_id, "up_to": acks[1]["cursor"]}
+        # The receipt takes a place in both streams, after every message so far.
+        assert answer == {"ok": True, "read_up_to": acks[1]["cursor"], "moved": True, "unread": 1, "cursor": answer["cursor"]}
+        assert position(answer["cursor"]) > position(other["cursor"])
+        expected = {"reader": b_id, "peer": a_id, "up_to": acks[1]["cursor"], "cursor": answer["cursor"]}
         for device in (ann, bob_laptop):
             assert device.inbox.wait(lambda: device.inbox.of("messages_read"))
             assert device.inbox.of("messages_read") == [expected]
@@ -77,9 +82,11 @@ def test_mark_read_moves_the_watermark_forward_and_tells_both_sides(server):
             assert bob_phone.call("mark_read", request, timeout=10) == {"ok": False, "error": error}, request
         # Over REST, to the end: everyone hears, the unread count is 0.
         r = post_read(server, b_token, a_id, {"up_to": acks[2]["id"]})
-        assert r.status_code == 200 and r.json() == {"read_up_to": acks[2]["cursor"], "moved": True, "unread": 0}
+        assert r.status_code == 200 and r.json() == {"read_up_to": acks[2]["cursor"], "moved": True, "unread": 0, "cursor": r.json()["cursor"]}
+        assert position(r.json()["cursor"]) > position(answer["cursor"])
         for device in (ann, bob_phone, bob_laptop):
-            assert device.inbox.wait(lambda: {"reader": b_id, "peer": a_id, "up_to": acks[2]["cursor"]} in device.inbox.of("messages_read"))
+            assert device.inbox.wait(lambda: {"reader": b_id, "peer": a_id, "up_to": acks[2]["cursor"], "cursor": r.json()["cursor"]}
+                                     in device.inbox.of("messages_read"))
         listed = {c["peer"]["id"]: c for c in get(server, b_token, "/api/conversations").json()["conversations"]}
         assert listed[a_id]["unread"] == 0 and listed[a_id]["read_up_to"] == acks[2]["cursor"]
         assert listed[c_id]["unread"] == 1
@@ -91,3 +98,49 @@ def test_mark_read_moves_the_watermark_forward_and_tells_both_sides(server):
     finally:
         for client in (ann, bob_phone, bob_laptop, carol):
             client.disconnect()
+
+
+def position(cursor):
+    return int(cursor[1:], 36)
+
+
+@pytest.mark.parametrize("mode", ["websocket", "polling"])
+def test_receipts_missed_while_away_come_back_on_resume_and_in_sync(server, mode):
+    a_id, _, a_token = server.user("ann")
+    b_id, _, b_token = server.user("bob")
+    ann = connect(server, a_token, ["websocket"])
+    bob = RecoveringClient(b_token, TRANSPORTS[mode]).connect(server.url)
+    try:
+        sent = send_all(bob.client, a_id, ["one", "two", "three"])
+        before_drop = sent[-1]["cursor"]
+        bob.drop()
+        # While bob is away ann reads his messages in two steps, then answers.
+        first = ann.call("mark_read", {"with": b_id, "up_to": sent[1]["id"]}, timeout=10)
+        second = ann.call("mark_read", {"with": b_id, "up_to": sent[2]["cursor"]}, timeout=10)
+        assert first["moved"] and second["moved"] and position(second["cursor"]) > position(first["cursor"])
+        reply = send_all(ann, b_id, ["read them"])[0]
+
+        bob.connect(server.url)
+        assert bob.recovered
+        assert bob.events.wait(lambda: bob.of("receive_message") and bob.of("messages_read"))
+        time.sleep(0.3)
+        # The conversation's latest receipt, then the message after it, each with its offset.
+        replayed = [(name, data) for name, (data, _, _) in bob.events.events if name in ("messages_read", "receive_message")]
+        assert replayed == [("messages_read", {"reader": a_id, "peer": b_id, "up_to": sent[2]["cursor"], "cursor": second["cursor"]}),
+                            ("receive_message", replayed[1][1])]
+        assert replayed[1][1]["id"] == reply["id"]
+        assert bob.offsets("messages_read") == [second["cursor"]] and bob.offset == reply["cursor"]
+
+        # The same from the sync API, for bob (ann read his) and for ann's other devices (she read).
+        events = sync_rest(server, b_token, after=before_drop).json()["events"]
+        assert [(e["type"], e["cursor"]) for e in events] == [("read", second["cursor"]), ("message", reply["cursor"])]
+        assert events[0] == {"type": "read", "cursor": second["cursor"], "reader": a_id, "peer": b_id, "up_to": sent[2]["cursor"]}
+        mine = sync_rest(server, a_token, after=before_drop).json()["events"]
+        assert mine[0] == {"type": "read", "cursor": second["cursor"], "reader": a_id, "peer": b_id, "up_to": sent[2]["cursor"]}
+        # Paged one event at a time, the receipt is a page of its own and `next` moves past it.
+        page = sync_rest(server, b_token, after=before_drop, limit=1).json()
+        assert [e["type"] for e in page["events"]] == ["read"] and page["next"] == second["cursor"] and page["more"]
+    finally:
+        for client in (ann, bob.client):
+            if client:
+                client.disconnect()

@@ -16,7 +16,7 @@ import socketio
 from conftest import Server, psql
 from test_socketio_chat import TRANSPORTS, Inbox, connect
 
-STREAM_EVENTS = ("receive_message", "own_message", "message_sent")
+STREAM_EVENTS = ("receive_message", "own_message", "message_sent", "messages_read")
 
 
 class RecoveringClient:
