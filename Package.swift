@@ -33,7 +33,9 @@ let package = Package(
         .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux"]),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket"]
+            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket"],
+            // The web page, compiled into the executable: one file to deploy.
+            resources: [.embedInCode("Web/index.html"), .embedInCode("Web/chat.css"), .embedInCode("Web/chat.js")]
         ),
 
         // The client library and the two terminal clients over it.

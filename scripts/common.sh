@@ -4,10 +4,11 @@
 # A one-line reason on stderr and exit 1 (run.sh says "make run:" instead of its file name).
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
-# Installs the Debian packages the build and the private cluster need, only those missing.
+# Installs the Debian packages the build and the private cluster need, and any named as
+# arguments (make test's browser), only those missing.
 ensure_packages() {
     # iproute2: ss, which says who holds a port (run.sh and pg-cluster.sh check ports before starting).
-    local wanted=(libpq-dev libssl-dev libcrypt-dev postgresql postgresql-client python3-venv iproute2) missing=()
+    local wanted=(libpq-dev libssl-dev libcrypt-dev postgresql postgresql-client python3-venv iproute2 "$@") missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
     done

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-ensure_packages
+# The web page is tested in a real browser: Debian's Chromium and its driver.
+ensure_packages chromium chromium-driver
 ensure_swift
 # The project's own code builds without a warning: make test fails on a new one. CI (CI=true)
 # also builds in release, where the optimizer has warnings of its own; locally that build is

@@ -192,13 +192,16 @@ public struct Conversation: Sendable, Equatable {
     public let lastMessage: ChatMessage?
     public let lastSeq: Int64
     public let readSeq: Int64
+    /// How far the peer has read the user's messages.
+    public let peerReadSeq: Int64
     public let unread: Int
 
-    public init(peer: User, lastMessage: ChatMessage?, lastSeq: Int64, readSeq: Int64, unread: Int) {
+    public init(peer: User, lastMessage: ChatMessage?, lastSeq: Int64, readSeq: Int64, peerReadSeq: Int64 = 0, unread: Int) {
         self.peer = peer
         self.lastMessage = lastMessage
         self.lastSeq = lastSeq
         self.readSeq = readSeq
+        self.peerReadSeq = peerReadSeq
         self.unread = unread
     }
 }

@@ -120,6 +120,10 @@ struct APIRouter: HTTPHandler {
                 }
             }
         default:
+            if let page = WebPage.response(for: String(request.path)) {
+                guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+                return reply(page)
+            }
             reply(.error(404, "Not found: \(request.method) \(request.path)"))
         }
     }
@@ -215,5 +219,6 @@ private func conversationJSON(_ conversation: Conversation) -> JSONValue {
                                    ("cursor", .string(StreamCursor.encode(conversation.lastSeq)))]))
     }
     return .object(JSONObject([("peer", userJSON(conversation.peer)), ("last_message", last), ("unread", .number(Double(conversation.unread))),
-                               ("read_up_to", .string(StreamCursor.encode(conversation.readSeq)))]))
+                               ("read_up_to", .string(StreamCursor.encode(conversation.readSeq))),
+                               ("peer_read_up_to", .string(StreamCursor.encode(conversation.peerReadSeq)))]))
 }

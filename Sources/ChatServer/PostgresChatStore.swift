@@ -275,14 +275,14 @@ struct PostgresChatStore: ChatStore {
         // index, counted up to Conversation.maxUnread.
         let statement = PostgresStatement("""
             SELECT c.peer_id::text AS peer_id, u.email AS peer_email, u.username AS peer_username,
-                   c.last_seq::text AS last_seq, c.read_seq::text AS read_seq,
+                   c.last_seq::text AS last_seq, c.read_seq::text AS read_seq, c.peer_read_seq::text AS peer_read_seq,
                    \(Self.messageColumns("m")),
                    (SELECT count(*) FROM (SELECT 1 FROM messages x
                                           WHERE least(x.sender_id, x.receiver_id) = least(c.user_id, c.peer_id)
                                             AND greatest(x.sender_id, x.receiver_id) = greatest(c.user_id, c.peer_id)
                                             AND x.seq > c.read_seq AND x.sender_id = c.peer_id AND x.receiver_id = c.user_id
                                           LIMIT \(Conversation.maxUnread)) unread)::text AS unread
-            FROM (SELECT user_id, peer_id, last_seq, read_seq FROM conversations
+            FROM (SELECT user_id, peer_id, last_seq, read_seq, peer_read_seq FROM conversations
                   WHERE user_id = $1::uuid AND ($2::bigint IS NULL OR (last_seq, peer_id) < ($2::bigint, $3::uuid))
                   ORDER BY last_seq DESC, peer_id DESC
                   LIMIT $4) c
@@ -297,6 +297,7 @@ struct PostgresChatStore: ChatStore {
                     let message = rows.value(row, "id") == nil ? nil : Self.message(rows, row)
                     return Conversation(peer: User(id: peerID, email: rows.value(row, "peer_email") ?? "", username: rows.value(row, "peer_username")),
                                         lastMessage: message, lastSeq: lastSeq, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
+                                        peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0,
                                         unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0)
                 })
             })

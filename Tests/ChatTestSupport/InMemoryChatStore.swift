@@ -190,7 +190,8 @@ public final class InMemoryChatStore: ChatStore {
                 let read = state.readSeq["\(userID) \(peer)"] ?? 0
                 let unread = state.messages.filter { $0.senderID == peer && $0.receiverID == userID && ($0.seq ?? 0) > read }.count
                 let user = state.users.first { $0.user.id == peer }?.user ?? User(id: peer, email: "", username: nil)
-                return Conversation(peer: user, lastMessage: message, lastSeq: message.seq ?? 0, readSeq: read, unread: min(unread, Conversation.maxUnread))
+                return Conversation(peer: user, lastMessage: message, lastSeq: message.seq ?? 0, readSeq: read,
+                                    peerReadSeq: state.readSeq["\(peer) \(userID)"] ?? 0, unread: min(unread, Conversation.maxUnread))
             }
             found.sort { ($0.lastSeq, $0.peer.id) > ($1.lastSeq, $1.peer.id) }
             if let before { found = found.filter { ($0.lastSeq, $0.peer.id) < (before.seq, before.peerID) } }

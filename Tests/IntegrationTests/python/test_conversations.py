@@ -36,7 +36,7 @@ def test_conversations_newest_first_with_unread_counts_and_paging(server):
         assert [(c["peer"]["id"], c["peer"]["username"], c["last_message"]["message"], c["unread"]) for c in page["conversations"]] == \
                [(c_id, "carol", "c2", 2), (a_id, "ann", "b1", 3)]
         assert page["conversations"][1]["last_message"]["from"] == b_id
-        assert set(page["conversations"][0]) == {"peer", "last_message", "unread", "read_up_to"}
+        assert set(page["conversations"][0]) == {"peer", "last_message", "unread", "read_up_to", "peer_read_up_to"}
         first = get(server, b_token, "/api/conversations", limit=1).json()
         assert [c["peer"]["id"] for c in first["conversations"]] == [c_id] and first["next"]
         second = get(server, b_token, "/api/conversations", limit=1, after=first["next"]).json()
@@ -89,6 +89,9 @@ def test_mark_read_moves_the_watermark_forward_and_tells_both_sides(server):
                                      in device.inbox.of("messages_read"))
         listed = {c["peer"]["id"]: c for c in get(server, b_token, "/api/conversations").json()["conversations"]}
         assert listed[a_id]["unread"] == 0 and listed[a_id]["read_up_to"] == acks[2]["cursor"]
+        # Ann's list says how far bob read hers.
+        ann_list = {c["peer"]["id"]: c for c in get(server, a_token, "/api/conversations").json()["conversations"]}
+        assert ann_list[b_id]["peer_read_up_to"] == acks[2]["cursor"] and ann_list[b_id]["read_up_to"] != acks[2]["cursor"]
         assert listed[c_id]["unread"] == 1
         assert post_read(server, b_token, d_id, {"up_to": acks[2]["id"]}).status_code == 404
         assert post_read(server, b_token, a_id, {}).status_code == 400
