@@ -7,8 +7,9 @@
 # and overload (twice the measured saturation for 60 s, then 2,500 msg/s to show the
 # recovery), checking that every acknowledged message was stored.
 #
-#   BENCH_PHASES   which phases (default "saturation saturation-recovery steady steady-recovery
-#                  typing logins idle storm conversations overload")
+#   BENCH_PHASES   which phases (default "saturation saturation-recovery saturation-receipts steady
+#                  steady-recovery steady-receipts typing logins idle storm conversations overload")
+#   BENCH_CONVERSATION_MESSAGES   messages written for the conversations phase (default 10,000,000)
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
 #                  included; never committed here): it then runs on its own database of the
@@ -25,7 +26,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery steady steady-recovery typing logins idle storm conversations overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins idle storm conversations overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -78,6 +79,14 @@ run_phases() {
             [ "$name" = ours ] || continue
             echo "== $name: saturation, 200 users, 8 in flight each, connection state recovery on every connection"
             bench "$name" saturation-recovery "$port" "$pid" --users 200 --window 8 --seconds 10 --recover ;;
+        saturation-receipts)
+            [ "$name" = ours ] || continue
+            echo "== $name: saturation, 200 users, 8 in flight each, every user marking read what arrived every 300 ms"
+            bench "$name" saturation-receipts "$port" "$pid" --users 200 --window 8 --seconds 10 --read-receipts 300 ;;
+        steady-receipts)
+            [ "$name" = ours ] || continue
+            echo "== $name: steady 2,500 msg/s, every user marking read what arrived every 300 ms"
+            bench "$name" steady-receipts "$port" "$pid" --users 200 --rate 2500 --seconds 10 --read-receipts 300 ;;
         steady)
             echo "== $name: steady 2,500 msg/s"
             bench "$name" steady "$port" "$pid" --users 200 --rate 2500 --seconds 10 ;;
@@ -91,21 +100,46 @@ run_phases() {
             bench "$name" steady-recovery "$port" "$pid" --users 200 --rate 2500 --seconds 10 --recover ;;
         conversations)
             [ "$name" = ours ] || continue
-            echo "== $name: GET /api/conversations for a user with 10,000 conversations on 1,000,000 more messages"
+            local conversation_messages=${BENCH_CONVERSATION_MESSAGES:-10000000}
+            echo "== $name: GET /api/conversations for a user with 10,000 conversations on a table of $conversation_messages more messages"
             # Written straight into the tables (the message path is measured elsewhere): 10,000
-            # peers, 100 messages with each, 50 of them unread.
+            # peers, 100 messages between the user and each (50 unread), and the rest between the
+            # peers, each with the next few, 100 a pair. Ids grow with the insert, as the
+            # server's time-ordered ids do.
             owner=$(psql "$database" -Atqc "INSERT INTO users (username, email, password) VALUES ('many', 'many-' || md5(random()::text) || '@bench.chat', '!') RETURNING id")
+            local started=$SECONDS
             psql "$database" -q <<SQL
 CREATE TEMP TABLE peers AS WITH p AS (INSERT INTO users (username, email, password)
-    SELECT 'peer ' || n, 'peer-' || n || '-' || md5(random()::text) || '@bench.chat', '!' FROM generate_series(1, 10000) n RETURNING id) SELECT id FROM p;
+    SELECT 'peer ' || n, 'peer-' || n || '-' || md5(random()::text) || '@bench.chat', '!' FROM generate_series(1, 10000) n RETURNING id)
+    SELECT id, (row_number() OVER ())::int AS n FROM p;
+CREATE TEMP SEQUENCE bench_ids;
 INSERT INTO messages (id, sender_id, receiver_id, content)
-    SELECT gen_random_uuid(), CASE WHEN k % 2 = 0 THEN p.id ELSE '$owner'::uuid END, CASE WHEN k % 2 = 0 THEN '$owner'::uuid ELSE p.id END, 'message ' || k
+    SELECT ('b' || lpad(to_hex(nextval('bench_ids')), 31, '0'))::uuid,
+           CASE WHEN k % 2 = 0 THEN p.id ELSE '$owner'::uuid END, CASE WHEN k % 2 = 0 THEN '$owner'::uuid ELSE p.id END, 'message ' || k
     FROM generate_series(1, 100) k, peers p ORDER BY k, p.id;
 INSERT INTO conversations (user_id, peer_id, last_seq, read_seq)
     SELECT '$owner'::uuid, m.peer, max(m.seq), 0 FROM (SELECT CASE WHEN sender_id = '$owner'::uuid THEN receiver_id ELSE sender_id END AS peer, seq
                                                       FROM messages WHERE sender_id = '$owner'::uuid OR receiver_id = '$owner'::uuid) m GROUP BY m.peer;
-ANALYZE;
+-- The peers among themselves: peer n with peers n+1 … n+d (d pairs each), 100 messages a pair.
+CREATE TEMP TABLE pairs AS
+    SELECT a.id AS a, b.id AS b FROM peers a, generate_series(1, greatest(0, ($conversation_messages - 1000000) / 1000000)) d
+    JOIN peers b ON true WHERE b.n = (a.n + d - 1) % 10000 + 1;
+INSERT INTO messages (id, sender_id, receiver_id, content)
+    SELECT ('b' || lpad(to_hex(nextval('bench_ids')), 31, '0'))::uuid,
+           CASE WHEN k % 2 = 0 THEN a ELSE b END, CASE WHEN k % 2 = 0 THEN b ELSE a END, 'message ' || k
+    FROM generate_series(1, 100) k, pairs ORDER BY k;
+CREATE TEMP TABLE pair_last AS
+    SELECT least(sender_id, receiver_id) AS x, greatest(sender_id, receiver_id) AS y, max(seq) AS last_seq FROM messages
+    WHERE seq > (SELECT max(last_seq) FROM conversations WHERE user_id = '$owner'::uuid) GROUP BY 1, 2;
+INSERT INTO conversations (user_id, peer_id, last_seq, read_seq)
+    SELECT x, y, last_seq, last_seq FROM pair_last UNION ALL SELECT y, x, last_seq, last_seq FROM pair_last;
+VACUUM ANALYZE messages;
+VACUUM ANALYZE conversations;
 SQL
+            local rows
+            rows=$(psql "$database" -Atqc 'SELECT count(*) FROM messages')
+            echo "($rows messages in the table, written in $(( SECONDS - started )) s)"
+            echo "summary-conversations-table: messages=$rows" >> "$scratch/out-$name"
             bench "$name" conversations "$port" "$pid" --users 2 --conversations-probe 1000 --probe-user "$owner" --jwt-secret bench-secret ;;
         storm)
             [ "$name" = ours ] || continue
@@ -184,7 +218,9 @@ row "persisted msg/s at saturation" "$(figure node saturation persisted_per_s)" 
 row "ack p99 ms at saturation" "$(figure node saturation ack_p99_ms)" "$(figure ours saturation ack_p99_ms)"
 row "server CPU µs per message at saturation" "$(figure node saturation server_cpu_us)" "$(figure ours saturation server_cpu_us)"
 row "persisted msg/s at saturation, recovery on" "" "$(figure ours saturation-recovery persisted_per_s)"
+row "persisted msg/s at saturation, receipts on" "" "$(figure ours saturation-receipts persisted_per_s)"
 row "ack p99 ms at a steady 2,500 msg/s" "$(figure node steady ack_p99_ms)" "$(figure ours steady ack_p99_ms)"
+row "ack p99 ms at 2,500 msg/s, receipts on" "" "$(figure ours steady-receipts ack_p99_ms)"
 row "ack p99 ms at 2,500 msg/s, recovery on" "" "$(figure ours steady-recovery ack_p99_ms)"
 row "ack p99 ms at 2,500 msg/s in a typing storm" "" "$(figure ours typing ack_p99_ms)"
 row "logins/s (8 clients, bcrypt cost 10)" "$(figure node logins logins_per_s)" "$(figure ours logins logins_per_s)"
@@ -195,5 +231,6 @@ row "storm: s until every missed message arrived" "" "$(figure ours storm storm_
 row "storm: messages lost, extra or twice" "" "$(( $(figure ours storm storm_lost) + $(figure ours storm storm_extra) + $(figure ours storm storm_duplicates) ))"
 row "storm: server peak RSS KiB" "" "$(figure ours storm storm_peak_rss_kib)"
 row "GET /api/conversations p99 ms, 10,000 of them" "" "$(figure ours conversations conversations_p99_ms)"
+row "  on a table of this many messages" "" "$(figure ours conversations-table messages)"
 row "server RSS KiB, fresh" "$(figure node fresh idle_rss_kib)" "$(figure ours fresh idle_rss_kib)"
 row "bench CPU µs per message at saturation" "$(figure node saturation bench_cpu_us)" "$(figure ours saturation bench_cpu_us)"

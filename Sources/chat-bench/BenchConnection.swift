@@ -106,6 +106,18 @@ final class BenchConnection {
         WebSocketFrameEncoder.appendFrame(.text, payload: payload, maskingKey: (0x12, 0x34, 0x56, 0x78), to: &output)
     }
 
+    /// The cursor of the newest message received and not yet marked read (--read-receipts).
+    var unreadCursor: [UInt8]?
+
+    /// Queues `mark_read {with: peer, up_to: <newest received>}` when something arrived since
+    /// the last one, as a client showing the conversation does; true when one was queued.
+    func queueMarkRead() -> Bool {
+        guard let cursor = unreadCursor else { return false }
+        unreadCursor = nil
+        sendText(Array("42[\"mark_read\",{\"with\":\"\(peerID)\",\"up_to\":\"".utf8) + cursor + Array("\"}]".utf8))
+        return true
+    }
+
     /// Queues `typing {to: peer, typing: true}` (what a client repeats while its user types).
     func queueTyping() {
         sendText(Array("42[\"typing\",{\"to\":\"\(peerID)\",\"typing\":true}]".utf8))
@@ -156,6 +168,8 @@ final class BenchConnection {
         /// `message_error`: the server refused the message (e.g. "try again" under overload).
         case refused
         case received(sentAt: UInt64)
+        /// `messages_read`: a receipt for this user's messages (or from their other device).
+        case receipt
     }
 
     /// Reads what arrived and reports the chat events in it; answers pings.
@@ -165,15 +179,37 @@ final class BenchConnection {
             guard case .text(let bytes) = message else { continue }
             if bytes == [0x32] { sendText([0x33]); continue }  // ping → pong
             guard bytes.count > 20, bytes[0] == 0x34, bytes[1] == 0x32 else { continue }
-            // 42["message_sent", 42["message_error" or 42["receive_message"
+            // 42["message_sent", 42["message_error", 42["messages_read" or 42["receive_message"
+            if bytes[4] == UInt8(ascii: "m"), bytes[11] == UInt8(ascii: "s") { report(.receipt); continue }
             if bytes[4] == UInt8(ascii: "m") {
                 inFlight -= 1
                 if bytes[12] == UInt8(ascii: "e") { report(.refused); continue }
             }
             guard let (sequence, sentAt) = Self.sequenceAndSentAt(bytes) else { continue }
+            if trackUnread, bytes[4] == UInt8(ascii: "r") { unreadCursor = Self.cursor(in: bytes) ?? unreadCursor }
             report(bytes[4] == UInt8(ascii: "m") ? .sent(sentAt: sentAt, sequence: sequence) : .received(sentAt: sentAt))
         }
         return true
+    }
+
+    /// Remember the newest received message's cursor (--read-receipts).
+    var trackUnread = false
+
+    private static let cursorKey: [UInt8] = Array("\"cursor\":\"".utf8)
+
+    /// The value of the last `"cursor":"…"` member of a packet.
+    static func cursor(in bytes: [UInt8]) -> [UInt8]? {
+        let key = cursorKey
+        var index = bytes.count - key.count
+        while index >= 0 {
+            if bytes[index] == key[0], Array(bytes[index..<index + key.count]) == key {
+                let start = index + key.count
+                guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return Array(bytes[start..<end])
+            }
+            index -= 1
+        }
+        return nil
     }
 
     private static let messageKey: [UInt8] = Array("\"message\":\"".utf8)

@@ -180,7 +180,7 @@ struct ReconnectStorm {
                             let receiver = receiverOf[sender.index][sequence]
                             expected[receiver].insert(StormSocket.key(sender: UInt64(sender.index), sequence: UInt64(sequence)))
                         case .refused: refused += 1
-                        case .received: break
+                        case .received, .receipt: break
                         }
                     }
                     if !alive { fatalError("storm: the server closed sender \(sender.index)") }

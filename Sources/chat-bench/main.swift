@@ -19,6 +19,8 @@ import ServerRuntime
 //   --logins N                  N threads logging in non-stop during the run
 //   --idle N                    first hold N idle connections and report KiB per connection
 //   --typing-rate R             besides the messages, R typing events/s in all, round-robin (a typing storm)
+//   --read-receipts MS          every user marks read what arrived, at most once per MS ms (as a
+//                               client showing the conversation does): receipts maintained
 //   --conversations-probe N --probe-user ID --jwt-secret S   instead of the load: N pages of
 //                               GET /api/conversations (20 each, walking on with `next`) as that user
 //   --recover                   every connection asks for connection state recovery (offsets on events)
@@ -43,6 +45,7 @@ struct Options {
     var logins = 0
     var recover = false
     var typingRate = 0
+    var readReceiptsMilliseconds = 0
     var conversationsProbe = 0
     var probeUser: String?
     var storm = 0
@@ -76,6 +79,7 @@ func parseOptions() -> Options {
         case "--then-seconds": options.thenSeconds = Double(value)!
         case "--storm": options.storm = Int(value)!
         case "--typing-rate": options.typingRate = Int(value)!
+        case "--read-receipts": options.readReceiptsMilliseconds = Int(value)!
         case "--conversations-probe": options.conversationsProbe = Int(value)!
         case "--probe-user": options.probeUser = value
         case "--storm-users": options.stormUsers = value
@@ -249,6 +253,7 @@ if options.logins > 0 {
 let connections = try users.enumerated().map { index, user in
     try BenchConnection(address: address, token: user.token, index: index, peerID: users[index ^ 1].id, recover: options.recover)
 }
+for connection in connections { connection.trackUnread = options.readReceiptsMilliseconds > 0 }
 let epollFD = epoll_create1(0)
 for connection in connections {
     var event = epoll_event()
@@ -278,6 +283,8 @@ var scheduled = 0.0
 var nextTypist = 0
 var typingScheduled = 0.0
 var typingSent = 0
+var receiptsSent = 0, receiptsReceived = 0
+var lastReceipts = start
 var scheduledSince = start
 var maxRSS = 0
 /// Whole-run counts, warm-up included: what the server must have stored is `acknowledged`.
@@ -350,6 +357,13 @@ while true {
             typingSent += 1
         }
     }
+    if options.readReceiptsMilliseconds > 0, now < stopAt, now - lastReceipts >= UInt64(options.readReceiptsMilliseconds) * 1_000_000 {
+        lastReceipts = now
+        for connection in connections where connection.queueMarkRead() {
+            receiptsSent += 1
+            connection.flush()
+        }
+    }
     if let pid = options.pid, now - lastSample > 500_000_000 {
         lastSample = now
         let rss = processUsage(pid)?.rssKB ?? 0
@@ -378,6 +392,8 @@ while true {
                 if options.rate == 0, arrived < stopAt { connection.queueMessage(now: arrived) }
             case .received(let sentAt):
                 if sentAt >= measureFrom && sentAt < stopAt { endToEnd.append(arrived - sentAt) }
+            case .receipt:
+                receiptsReceived += 1
             }
         }
         if !alive { fatalError("the server closed connection \(connection.index)") }
@@ -408,7 +424,7 @@ while connections.contains(where: { $0.inFlight > 0 }) && MonotonicClock.nanosec
             switch event {
             case .sent: acknowledged += 1
             case .refused: refused += 1
-            case .received: break
+            case .received, .receipt: break
             }
         }
         connection.flush()
@@ -444,6 +460,9 @@ print(line("end to end (receive_message)", endToEnd))
 if options.typingRate > 0 {
     print(String(format: "typing: %d events sent (%.0f/s) beside the messages", typingSent, Double(typingSent) / (Double(MonotonicClock.nanoseconds() - start) / 1e9)))
 }
+if options.readReceiptsMilliseconds > 0 {
+    print("read receipts: \(receiptsSent) mark_read sent (every \(options.readReceiptsMilliseconds) ms per user with news), \(receiptsReceived) messages_read received")
+}
 if options.logins > 0 {
     print(String(format: "logins: %.1f per second from %d threads (%d failed)", Double(loginsMeasured) / elapsed, options.logins, loginsFailed))
 }
@@ -463,6 +482,7 @@ var summary = String(format: "summary: logins_per_s=%.1f persisted_per_s=%.0f ac
 if let before = serverBefore, let after = serverAfter {
     summary += String(format: " server_cpu_us=%.1f server_rss_max_kib=%d", (after.cpu - before.cpu) / Double(max(1, measuredSent)) * 1e6, max(maxRSS, after.rssKB))
 }
+if options.readReceiptsMilliseconds > 0 { summary += " receipts_sent=\(receiptsSent) receipts_received=\(receiptsReceived)" }
 let perMessage = 1e6 / Double(max(1, measuredSent))
 summary += String(format: " bench_cpu_us=%.1f", benchCPU * perMessage)
 print(String(format: "bench itself: %.2f CPU s, %.1f µs CPU per message (user %.1f, kernel %.1f)", benchCPU, benchCPU * perMessage,
