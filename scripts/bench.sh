@@ -117,8 +117,8 @@ INSERT INTO messages (id, sender_id, receiver_id, content)
     SELECT ('b' || lpad(to_hex(nextval('bench_ids')), 31, '0'))::uuid,
            CASE WHEN k % 2 = 0 THEN p.id ELSE '$owner'::uuid END, CASE WHEN k % 2 = 0 THEN '$owner'::uuid ELSE p.id END, 'message ' || k
     FROM generate_series(1, 100) k, peers p ORDER BY k, p.id;
-INSERT INTO conversations (user_id, peer_id, last_seq, read_seq)
-    SELECT '$owner'::uuid, m.peer, max(m.seq), 0 FROM (SELECT CASE WHEN sender_id = '$owner'::uuid THEN receiver_id ELSE sender_id END AS peer, seq
+INSERT INTO conversations (user_id, peer_id, last_seq, read_seq, unread)
+    SELECT '$owner'::uuid, m.peer, max(m.seq), 0, 50 FROM (SELECT CASE WHEN sender_id = '$owner'::uuid THEN receiver_id ELSE sender_id END AS peer, seq
                                                       FROM messages WHERE sender_id = '$owner'::uuid OR receiver_id = '$owner'::uuid) m GROUP BY m.peer;
 -- The peers among themselves: peer n with peers n+1 … n+d (d pairs each), 100 messages a pair.
 CREATE TEMP TABLE pairs AS

@@ -1,22 +1,14 @@
-import Synchronization
-
 /// A user's conversations and read watermarks, independent of HTTP and Socket.IO.
 public final class ConversationService: Sendable {
     public static let defaultLimit = 20
     public static let maxLimit = 100
-    /// Receipts written in one statement at most; more wait for the next turn.
-    public static let maxReceiptBatch = 500
-
     private let store: any ChatStore
-    private let sequencer: any StreamSequencer
-    /// Receipts waiting for their turn between message batches, and whether one is asked for.
-    private let pending = Mutex<(requests: [(ReadRequest, @Sendable (Result<ReadMark?, StoreError>) -> Void)], turnAsked: Bool)>(([], false))
+    private let receipts: any ReadReceiptWriter
 
-    /// `sequencer` hands out places in the stream (the message writer): receipts take theirs
-    /// between its batches.
-    public init(store: any ChatStore, sequencer: any StreamSequencer) {
+    /// `receipts` writes read receipts (the message writer: they take places in the stream).
+    public init(store: any ChatStore, receipts: any ReadReceiptWriter) {
         self.store = store
-        self.sequencer = sequencer
+        self.receipts = receipts
     }
 
     /// A page of conversations and where the next one starts (nil: no more).
@@ -60,58 +52,14 @@ public final class ConversationService: Sendable {
         } else {
             return completion(.failure(.invalidInput("up_to must be the id of a message in this conversation or a cursor")))
         }
-        write(ReadRequest(userID: userID, peerID: peer, upTo: bound)) { result in
+        let accepted = receipts.markRead(ReadRequest(userID: userID, peerID: peer, upTo: bound)) { result in
             switch result {
             case .failure(let error): completion(.failure(ServiceError(error)))
             case .success(nil): completion(.failure(ServiceError(.notFound, "no conversation with that user")))
             case .success(let mark?): completion(.success(mark))
             }
         }
-    }
-
-    /// Queues a receipt for the next turn between message batches: every receipt waiting
-    /// then goes in one write (at most `maxReceiptBatch`), and each answer is given in order
-    /// with the messages' reports, after the batch before it was delivered.
-    private func write(_ request: ReadRequest, completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void) {
-        let askTurn = pending.withLock { pending in
-            pending.requests.append((request, completion))
-            defer { pending.turnAsked = true }
-            return !pending.turnAsked
-        }
-        if askTurn { askForTurn() }
-    }
-
-    private func askForTurn() {
-        let accepted = sequencer.runBetweenBatches { [self] finished in
-            let batch = pending.withLock { pending in
-                let batch = Array(pending.requests.prefix(Self.maxReceiptBatch))
-                pending.requests.removeFirst(batch.count)
-                return batch
-            }
-            store.markRead(batch.map(\.0)) { [self] result in
-                // Whoever came meanwhile goes in the next turn, asked for before this one ends.
-                let again = pending.withLock { pending in
-                    pending.turnAsked = !pending.requests.isEmpty
-                    return pending.turnAsked
-                }
-                if again { askForTurn() }
-                finished {
-                    for (index, (_, completion)) in batch.enumerated() {
-                        switch result {
-                        case .success(let results) where results.count == batch.count: completion(results[index])
-                        case .success: completion(.failure(.failed("markRead answered a different number of results")))
-                        case .failure(let error): completion(.failure(error))
-                        }
-                    }
-                }
-            }
-        }
-        guard !accepted else { return }
-        // Stopping: nothing more is written.
-        let refused = pending.withLock { pending in
-            defer { pending = ([], false) }
-            return pending.requests
-        }
-        for (_, completion) in refused { completion(.failure(.unavailable)) }
+        // Stopping, or a backlog of receipts: worth asking again.
+        if !accepted { completion(.failure(ServiceError(StoreError.unavailable))) }
     }
 }

@@ -1,16 +1,12 @@
 import ServerRuntime
 import Synchronization
 
-/// Work that takes places in the message sequence outside a message batch. It calls its
-/// argument once, when its write is done, with what to report then: the report runs in order
-/// with the batches' reports.
-public typealias BetweenBatchesWork = @Sendable (_ finished: @escaping @Sendable (_ report: @escaping @Sendable () -> Void) -> Void) -> Void
-
-/// Whoever hands out places in the message sequence, and so must run other writes that take
-/// places in it between its own (the message writer).
-public protocol StreamSequencer: Sendable {
-    /// Runs `work` with no other write of places in flight; false when stopping (not run).
-    func runBetweenBatches(_ work: @escaping BetweenBatchesWork) -> Bool
+/// Whoever writes read receipts: they take places in the message sequence, so the message
+/// writer writes them (`MessageWriter.markRead`).
+public protocol ReadReceiptWriter: Sendable {
+    /// Queues a receipt; `completion` runs once it is written or failed. False, and nothing
+    /// queued, when stopping or too many wait.
+    func markRead(_ request: ReadRequest, completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void) -> Bool
 }
 
 /// Why a message was not stored, as the writer reports it.
@@ -28,14 +24,16 @@ public enum MessageWriteError: Error, Sendable, Equatable {
 /// sender, and between the store's sequence and the order of the reports. `Context` is
 /// whatever the caller needs to answer (the sending socket and its ack id, for the chat).
 ///
-/// Other writes that take places in the same sequence (read receipts) run between batches,
-/// never beside one (`runBetweenBatches`): a place handed out while a batch with lower
-/// places is still uncommitted could be seen, and passed, before that batch.
+/// Read receipts take places in the same sequence, so they go with the batches: those waiting
+/// are written in the same transaction as the next batch, after its messages (`ChatStore.write`).
+/// Written beside a batch instead, a receipt's place could be committed, seen and passed by a
+/// cursor while the batch's lower places were not yet committed. In the batch's transaction
+/// they cost no round trip or commit of their own.
 ///
 /// Its code is `@inlinable` so that the caller's module specializes it for its `Context`:
 /// unspecialized, every message paid for runtime generic-metadata lookups (README,
 /// Performance, instructions per message).
-public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
+public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable {
     public struct Outcome: Sendable {
         public let context: Context
         public let receiverID: String
@@ -53,12 +51,16 @@ public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
         }
     }
 
+    public typealias ReadCompletion = @Sendable (Result<ReadMark?, StoreError>) -> Void
+
     /// Messages and, at the same positions, their callers' contexts: the messages go to the
-    /// store as they are, without a copy per batch.
+    /// store as they are, without a copy per batch. Read receipts ride along.
     @usableFromInline
     struct Batch: Sendable {
         @usableFromInline var messages: [NewMessage] = []
         @usableFromInline var contexts: [Context] = []
+        @usableFromInline var reads: [ReadRequest] = []
+        @usableFromInline var readCompletions: [ReadCompletion] = []
 
         @inlinable
         init() {}
@@ -73,34 +75,18 @@ public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
         var count: Int { messages.count }
 
         @inlinable
-        var isEmpty: Bool { messages.isEmpty }
-    }
-
-    /// What is done and waits to be reported, in the order it was written.
-    @usableFromInline
-    enum Done: Sendable {
-        case batch(Batch, Result<[InsertedMessage], StoreError>)
-        case between(report: @Sendable () -> Void)
-    }
-
-    /// What goes to the store next.
-    @usableFromInline
-    enum Next: Sendable {
-        case batch(Batch)
-        case between(BetweenBatchesWork)
+        var isEmpty: Bool { messages.isEmpty && reads.isEmpty }
     }
 
     @usableFromInline
     struct State: Sendable {
         @usableFromInline var queue = Batch()
-        /// Work waiting for no batch to be in flight, oldest first.
-        @usableFromInline var between: [BetweenBatchesWork] = []
-        /// A batch or work between batches is with the store.
+        /// A batch is with the store.
         @usableFromInline var writing = false
         /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
         @usableFromInline var accepting = true
         /// Batches done (committed or failed) and not yet reported, oldest first.
-        @usableFromInline var unreported: [Done] = []
+        @usableFromInline var unreported: [(batch: Batch, result: Result<StoreWrite, StoreError>)] = []
         /// A thread is handing out `unreported`.
         @usableFromInline var reporting = false
         @usableFromInline var ids: MessageIDGenerator
@@ -143,40 +129,27 @@ public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
             state.queue.contexts.append(context)
             return (true, state.writing ? nil : takeBatch(&state))
         }
-        if let batch = taken.batch { send(.batch(batch)) }
+        if let batch = taken.batch { send(batch) }
         return taken.accepted
     }
 
-    /// Runs `work` when no batch is in flight: at once when the writer is idle, else after the
-    /// batch being written and before the next. Such work runs one at a time, in the order
-    /// given; messages queued meanwhile wait for it. False, and nothing run, once stopping.
+    /// Queues a read receipt for the next batch (at once when the writer is idle); at most
+    /// `maxReadsPerBatch` go in one. False, and nothing queued, when the writer is stopping or
+    /// `maxQueued` receipts already wait.
     @inlinable
-    public func runBetweenBatches(_ work: @escaping BetweenBatchesWork) -> Bool {
-        let now: Bool? = state.withLock { state in
-            guard state.accepting else { return nil }
-            if state.writing {
-                state.between.append(work)
-                return false
-            }
-            state.writing = true
-            return true
+    public func markRead(_ request: ReadRequest, completion: @escaping ReadCompletion) -> Bool {
+        let taken: (accepted: Bool, batch: Batch?) = state.withLock { state in
+            guard state.accepting, state.queue.reads.count < maxQueued else { return (false, nil) }
+            state.queue.reads.append(request)
+            state.queue.readCompletions.append(completion)
+            return (true, state.writing ? nil : takeBatch(&state))
         }
-        guard let now else { return false }
-        if now { send(.between(work)) }
-        return true
+        if let batch = taken.batch { send(batch) }
+        return taken.accepted
     }
 
-    /// The next thing to send, or nil and not writing. Batches and work between them take
-    /// turns, so that neither waits behind a steady stream of the other.
-    @inlinable
-    func takeNext(_ state: inout State, after done: Done) -> Next? {
-        if case .between = done, let batch = takeBatch(&state) { return .batch(batch) }
-        if !state.between.isEmpty {
-            state.writing = true
-            return .between(state.between.removeFirst())
-        }
-        return takeBatch(&state).map(Next.batch)
-    }
+    /// Receipts written with one batch at most.
+    public static var maxReadsPerBatch: Int { 500 }
 
     @inlinable
     func takeBatch(_ state: inout State) -> Batch? {
@@ -185,37 +158,39 @@ public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
             return nil
         }
         state.writing = true
-        if state.queue.count <= maxBatch {
+        if state.queue.count <= maxBatch, state.queue.reads.count <= Self.maxReadsPerBatch {
             // Handed over whole; a fresh queue (keeping the capacity of a buffer the batch
             // still shares would copy-allocate it, up to 20,000 slots, every batch).
             defer { state.queue = Batch() }
             return state.queue
         }
-        let batch = Batch(messages: Array(state.queue.messages.prefix(maxBatch)), contexts: Array(state.queue.contexts.prefix(maxBatch)))
-        state.queue.messages.removeFirst(maxBatch)
-        state.queue.contexts.removeFirst(maxBatch)
+        let messageCount = min(maxBatch, state.queue.count), readCount = min(Self.maxReadsPerBatch, state.queue.reads.count)
+        var batch = Batch(messages: Array(state.queue.messages.prefix(messageCount)), contexts: Array(state.queue.contexts.prefix(messageCount)))
+        batch.reads = Array(state.queue.reads.prefix(readCount))
+        batch.readCompletions = Array(state.queue.readCompletions.prefix(readCount))
+        state.queue.messages.removeFirst(messageCount)
+        state.queue.contexts.removeFirst(messageCount)
+        state.queue.reads.removeFirst(readCount)
+        state.queue.readCompletions.removeFirst(readCount)
         return batch
     }
 
     @inlinable
-    func send(_ next: Next) {
-        switch next {
-        case .batch(let batch):
-            store.insertMessages(batch.messages) { [self] result in finished(.batch(batch, result)) }
-        case .between(let work):
-            work { [self] report in finished(.between(report: report)) }
+    func send(_ batch: Batch) {
+        let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in
+            // The next batch goes to the store first; this one is reported while it runs.
+            let next = state.withLock { state in
+                state.unreported.append((batch, result))
+                return takeBatch(&state)
+            }
+            if let next { send(next) }
+            reportInOrder()
         }
-    }
-
-    /// The next batch goes to the store first; what is done is reported while it runs.
-    @inlinable
-    func finished(_ done: Done) {
-        let next = state.withLock { state in
-            state.unreported.append(done)
-            return takeNext(&state, after: done)
+        if batch.reads.isEmpty {
+            store.insertMessages(batch.messages) { result in finished(result.map { StoreWrite(messages: $0, reads: []) }) }
+        } else {
+            store.write(batch.messages, reads: batch.reads, completion: finished)
         }
-        if let next { send(next) }
-        reportInOrder()
     }
 
     /// Hands out done batches oldest first, one thread at a time. A store may complete a batch
@@ -229,13 +204,20 @@ public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
             return !state.reporting
         }
         guard reporter else { return }
-        while let done = state.withLock({ state in
+        while let (batch, result) = state.withLock({ state in
             if state.unreported.isEmpty { state.reporting = false }
             return state.unreported.isEmpty ? nil : state.unreported.removeFirst()
         }) {
-            switch done {
-            case .batch(let batch, let result): report(Self.outcomes(of: batch, result))
-            case .between(let reportWork): reportWork()
+            if !batch.messages.isEmpty { report(Self.outcomes(of: batch, result.map(\.messages))) }
+            // After the batch's messages are handed out: a receipt never overtakes them.
+            for (index, completion) in batch.readCompletions.enumerated() {
+                switch result {
+                case .success(let written):
+                    precondition(written.reads.count == batch.reads.count, "ChatStore.write answered \(written.reads.count) receipts for \(batch.reads.count)")
+                    completion(written.reads[index])
+                case .failure(let error):
+                    completion(.failure(error))
+                }
             }
         }
     }
@@ -279,7 +261,7 @@ public final class MessageWriter<Context: Sendable>: StreamSequencer, Sendable {
     public func waitUntilIdle(timeoutMilliseconds: Int64) -> Bool {
         state.withLock { $0.accepting = false }
         return MonotonicClock.wait(upTo: timeoutMilliseconds) {
-            state.withLock { !$0.writing && $0.queue.isEmpty && $0.between.isEmpty && $0.unreported.isEmpty && !$0.reporting }
+            state.withLock { !$0.writing && $0.queue.isEmpty && $0.unreported.isEmpty && !$0.reporting }
         }
     }
 }

@@ -227,6 +227,17 @@ public struct ReadMark: Sendable, Equatable {
     }
 }
 
+/// What one `ChatStore.write` did: each message's fate and each receipt's, in order.
+public struct StoreWrite: Sendable, Equatable {
+    public let messages: [InsertedMessage]
+    public let reads: [Result<ReadMark?, StoreError>]
+
+    public init(messages: [InsertedMessage], reads: [Result<ReadMark?, StoreError>]) {
+        self.messages = messages
+        self.reads = reads
+    }
+}
+
 /// A `mark_read`: `userID` has read `peerID`'s messages up to `upTo`.
 public struct ReadRequest: Sendable, Equatable {
     public let userID: String
@@ -255,6 +266,14 @@ public protocol ChatStore: Sendable {
     /// ascending in that order. The result says, for each message in that order, what became
     /// of it. A failure means none was stored.
     func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void)
+    /// Stores a batch of messages (possibly none) and then, in the same transaction, read
+    /// receipts: for each, moves the user's read watermark in the conversation with the peer
+    /// forward to its bound (a message of the conversation, or a place in the stream no later
+    /// than its last message); each conversation moved takes one new place in the sequence,
+    /// after the messages' (`ReadMark.receiptSeq`, on the first request of that conversation).
+    /// Per receipt: `invalidReference` for a bound that is neither, nil when there is no such
+    /// conversation. A failure means nothing was stored.
+    func write(_ messages: [NewMessage], reads: [ReadRequest], completion: @escaping @Sendable (Result<StoreWrite, StoreError>) -> Void)
     /// The messages `userID` received or sent with a sequence above `after`, ascending, at most
     /// `limit`; their conversations whose last receipt is above `after`, by its place, at most
     /// `limit`; and the highest sequence handed out.
@@ -268,12 +287,6 @@ public protocol ChatStore: Sendable {
     /// sequence and a peer id, as the previous page ended), at most `limit`.
     func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
                        completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void)
-    /// For each request, in one write, moves the user's read watermark in the conversation
-    /// with the peer forward to its bound (a message of the conversation, or a place in the
-    /// stream no later than its last message); each conversation moved takes one new place in
-    /// the sequence (`ReadMark.receiptSeq`). Per request: `invalidReference` for a bound that
-    /// is neither, nil when there is no such conversation. A failure means nothing moved.
-    func markRead(_ requests: [ReadRequest], completion: @escaping @Sendable (Result<[Result<ReadMark?, StoreError>], StoreError>) -> Void)
     /// Everyone `userID` has a conversation with.
     func peers(of userID: String, completion: @escaping @Sendable (Result<[String], StoreError>) -> Void)
     /// Stores when each user was last seen (wire-form timestamps), in one write.

@@ -143,16 +143,43 @@ struct PostgresChatStore: ChatStore {
     }
 
     func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) {
-        let ids = messages.map(\.id)
+        pool.submit(Self.insertStatement(messages)) { result in
+            switch Self.map(result, { .success(Self.insertedMessages(ids: messages.map(\.id), rows: $0.rows)) }) {
+            case .failure(let error): completion(.failure(error))
+            case .success(let inserted): findRepeats(in: messages, inserted: inserted, completion: completion)
+            }
+        }
+    }
+
+    func write(_ messages: [NewMessage], reads: [ReadRequest], completion: @escaping @Sendable (Result<StoreWrite, StoreError>) -> Void) {
+        // One pipeline segment: one transaction, one round trip; the receipts after the
+        // messages, so they see them and take later places.
+        let statements = (messages.isEmpty ? [] : [Self.insertStatement(messages)]) + [Self.markReadStatement(reads)]
+        pool.submit(statements) { result in
+            switch Self.map(result, { results -> Result<StoreWrite, StoreError> in
+                guard results.count == statements.count, let receiptRows = results.last else { return .failure(.failed("no result for a write")) }
+                let inserted = messages.isEmpty ? [] : Self.insertedMessages(ids: messages.map(\.id), rows: results[0].rows)
+                return Self.readMarks(receiptRows, count: reads.count).map { StoreWrite(messages: inserted, reads: $0) }
+            }) {
+            case .failure(let error): completion(.failure(error))
+            case .success(let written):
+                findRepeats(in: messages, inserted: written.messages) { result in
+                    completion(result.map { StoreWrite(messages: $0, reads: written.reads) })
+                }
+            }
+        }
+    }
+
+    /// The batch insert. Rows whose receiver is no user are left out by the join; a client_id
+    /// its sender used before (or earlier in the batch) by the unique index. Both come back as
+    /// missing from RETURNING, and only client_id rows can be repeats. A batch without
+    /// client_ids (most, at saturation) takes the plain statement: no conflict arbitration per
+    /// row. The same statement keeps each pair's conversation row (both sides) at its last
+    /// message, and the receiver's side's unread count up by its messages: one upsert per pair
+    /// in the batch, in key order so that concurrent batches lock rows in the same order.
+    private static func insertStatement(_ messages: [NewMessage]) -> PostgresStatement {
         let hasClientIDs = messages.contains { $0.clientID != nil }
-        // Rows whose receiver is no user are left out by the join; a client_id its sender used
-        // before (or earlier in the batch) by the unique index. Both come back as missing from
-        // RETURNING, and only client_id rows can be repeats. A batch without client_ids (most,
-        // at saturation) takes the plain statement: no conflict arbitration per row.
-        // The same statement keeps each pair's conversation row (both sides) at its last
-        // message: one upsert per pair in the batch, in key order so that concurrent batches
-        // lock rows in the same order.
-        let insert = PostgresStatement("""
+        return PostgresStatement("""
             WITH inserted AS (
                 INSERT INTO messages (id, sender_id, receiver_id, content\(hasClientIDs ? ", client_id" : ""))
                 SELECT i.id, i.sender_id, i.receiver_id, i.content\(hasClientIDs ? ", i.client_id" : "")
@@ -163,39 +190,38 @@ struct PostgresChatStore: ChatStore {
                 \(hasClientIDs ? "ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING" : "")
                 RETURNING id, sender_id, receiver_id, created_at, seq
             ), kept AS (
-                INSERT INTO conversations (user_id, peer_id, last_seq)
-                SELECT user_id, peer_id, max(seq) FROM (
-                    SELECT sender_id AS user_id, receiver_id AS peer_id, seq FROM inserted
+                INSERT INTO conversations (user_id, peer_id, last_seq, unread)
+                SELECT user_id, peer_id, max(seq), count(*) FILTER (WHERE incoming) FROM (
+                    SELECT sender_id AS user_id, receiver_id AS peer_id, seq, false AS incoming FROM inserted
                     UNION ALL
-                    SELECT receiver_id, sender_id, seq FROM inserted WHERE receiver_id <> sender_id
+                    SELECT receiver_id, sender_id, seq, true FROM inserted WHERE receiver_id <> sender_id
                 ) pairs
                 GROUP BY user_id, peer_id
                 ORDER BY user_id, peer_id
-                ON CONFLICT (user_id, peer_id) DO UPDATE SET last_seq = greatest(conversations.last_seq, excluded.last_seq)
+                ON CONFLICT (user_id, peer_id) DO UPDATE
+                    SET last_seq = greatest(conversations.last_seq, excluded.last_seq), unread = conversations.unread + excluded.unread
             )
             SELECT id::text AS id, created_at::text AS created_at, seq::text AS seq FROM inserted
-            """, [PostgresArrayLiteral.text(ids), PostgresArrayLiteral.text(messages.map(\.senderID)),
+            """, [PostgresArrayLiteral.text(messages.map(\.id)), PostgresArrayLiteral.text(messages.map(\.senderID)),
                   PostgresArrayLiteral.text(messages.map(\.receiverID)), PostgresArrayLiteral.text(messages.map(\.content))]
                 + (hasClientIDs ? [PostgresArrayLiteral.text(messages.map(\.clientID))] : []),
             preparedName: hasClientIDs ? "chat_insert_messages_idempotent" : "chat_insert_messages")
-        pool.submit(insert) { result in
-            let inserted: [InsertedMessage]
-            switch Self.map(result, { .success(Self.insertedMessages(ids: ids, rows: $0.rows)) }) {
-            case .failure(let error): return completion(.failure(error))
-            case .success(let values): inserted = values
-            }
-            guard hasClientIDs else { return completion(.success(inserted)) }
-            let missingWithClientID = messages.indices.filter { inserted[$0] == .unknownReceiver && messages[$0].clientID != nil }
-            guard !missingWithClientID.isEmpty else { return completion(.success(inserted)) }
-            findRepeats(of: missingWithClientID.map { messages[$0] }) { result in
-                completion(result.map { originals in
-                    var inserted = inserted
-                    for (index, original) in zip(missingWithClientID, originals) {
-                        if let original { inserted[index] = .repeatOf(original) }
-                    }
-                    return inserted
-                })
-            }
+    }
+
+    /// `inserted` with the repeats among the rows missing from RETURNING that have a client_id
+    /// (a lookup only when there are any).
+    private func findRepeats(in messages: [NewMessage], inserted: [InsertedMessage],
+                             completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) {
+        let missingWithClientID = messages.indices.filter { inserted[$0] == .unknownReceiver && messages[$0].clientID != nil }
+        guard !missingWithClientID.isEmpty else { return completion(.success(inserted)) }
+        findRepeats(of: missingWithClientID.map { messages[$0] }) { result in
+            completion(result.map { originals in
+                var inserted = inserted
+                for (index, original) in zip(missingWithClientID, originals) {
+                    if let original { inserted[index] = .repeatOf(original) }
+                }
+                return inserted
+            })
         }
     }
 
@@ -270,19 +296,13 @@ struct PostgresChatStore: ChatStore {
     func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
                        completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void) {
         // The user's range of the primary key, top-N sorted by last message; then, for the
-        // rows of the page only, the peer (primary key), the last message (by its unique seq)
-        // and the unread count: the peer's messages after the watermark, from the conversation
-        // index, counted up to Conversation.maxUnread.
+        // rows of the page only, the peer (primary key) and the last message (by its unique
+        // seq). The unread count is the row's own, kept by every message and receipt.
         let statement = PostgresStatement("""
             SELECT c.peer_id::text AS peer_id, u.email AS peer_email, u.username AS peer_username,
                    c.last_seq::text AS last_seq, c.read_seq::text AS read_seq, c.peer_read_seq::text AS peer_read_seq,
-                   \(Self.messageColumns("m")),
-                   (SELECT count(*) FROM (SELECT 1 FROM messages x
-                                          WHERE least(x.sender_id, x.receiver_id) = least(c.user_id, c.peer_id)
-                                            AND greatest(x.sender_id, x.receiver_id) = greatest(c.user_id, c.peer_id)
-                                            AND x.seq > c.read_seq AND x.sender_id = c.peer_id AND x.receiver_id = c.user_id
-                                          LIMIT \(Conversation.maxUnread)) unread)::text AS unread
-            FROM (SELECT user_id, peer_id, last_seq, read_seq, peer_read_seq FROM conversations
+                   \(Self.messageColumns("m")), least(c.unread, \(Conversation.maxUnread))::text AS unread
+            FROM (SELECT user_id, peer_id, last_seq, read_seq, peer_read_seq, unread FROM conversations
                   WHERE user_id = $1::uuid AND ($2::bigint IS NULL OR (last_seq, peer_id) < ($2::bigint, $3::uuid))
                   ORDER BY last_seq DESC, peer_id DESC
                   LIMIT $4) c
@@ -304,16 +324,18 @@ struct PostgresChatStore: ChatStore {
         }
     }
 
-    func markRead(_ requests: [ReadRequest], completion: @escaping @Sendable (Result<[Result<ReadMark?, StoreError>], StoreError>) -> Void) {
+    /// The receipts of a write (`ChatStore.write`), in one statement.
+    private static func markReadStatement(_ requests: [ReadRequest]) -> PostgresStatement {
         func id(_ request: ReadRequest) -> String? { if case .message(let id) = request.upTo { id } else { nil } }
         func seq(_ request: ReadRequest) -> String? { if case .position(let seq) = request.upTo { String(seq) } else { nil } }
         // Each request's bound as a sequence (a message of its conversation, or the cursor's);
         // per conversation the furthest bound that moves the watermark and is no later than
         // the last message; one new place in the sequence per conversation moved, in key
         // order; both rows of the pair moved to it (the reader's read_seq, the peer's
-        // peer_read_seq). The answer reads the rows as they were before (same snapshot), and
-        // counts what stays unread after the move.
-        let statement = PostgresStatement("""
+        // peer_read_seq), the reader's unread count recounted after it (at most
+        // Conversation.maxUnread rows of the conversation index). The answer reads the rows as
+        // they were before (same snapshot).
+        return PostgresStatement("""
             WITH request AS (
                 SELECT r.n, r.reader, r.peer,
                        CASE WHEN r.message IS NOT NULL
@@ -330,10 +352,16 @@ struct PostgresChatStore: ChatStore {
                 WHERE q.target <= c.last_seq AND q.target > c.read_seq
                 GROUP BY q.reader, q.peer
             ), placed AS MATERIALIZED (
-                SELECT reader, peer, target, nextval('messages_seq_seq') AS receipt_seq
+                SELECT reader, peer, target, nextval('messages_seq_seq') AS receipt_seq,
+                       (SELECT count(*) FROM (SELECT 1 FROM messages x
+                                              WHERE least(x.sender_id, x.receiver_id) = least(f.reader, f.peer)
+                                                AND greatest(x.sender_id, x.receiver_id) = greatest(f.reader, f.peer)
+                                                AND x.seq > f.target AND x.sender_id = f.peer AND x.receiver_id = f.reader
+                                                AND f.peer <> f.reader
+                                              LIMIT \(Conversation.maxUnread)) after_target) AS unread
                 FROM (SELECT * FROM furthest ORDER BY reader, peer) f
             ), reader_side AS (
-                UPDATE conversations c SET read_seq = p.target, receipt_seq = p.receipt_seq
+                UPDATE conversations c SET read_seq = p.target, receipt_seq = p.receipt_seq, unread = p.unread
                 FROM placed p WHERE c.user_id = p.reader AND c.peer_id = p.peer
             ), peer_side AS (
                 UPDATE conversations c SET peer_read_seq = greatest(c.peer_read_seq, p.target), receipt_seq = p.receipt_seq
@@ -341,12 +369,7 @@ struct PostgresChatStore: ChatStore {
             )
             SELECT q.n::text AS n, q.target::text AS target, c.last_seq::text AS last_seq, c.read_seq::text AS read_seq,
                    p.target::text AS moved_to, p.receipt_seq::text AS receipt_seq,
-                   (SELECT count(*) FROM (SELECT 1 FROM messages x
-                                          WHERE least(x.sender_id, x.receiver_id) = least(q.reader, q.peer)
-                                            AND greatest(x.sender_id, x.receiver_id) = greatest(q.reader, q.peer)
-                                            AND x.sender_id = q.peer AND x.receiver_id = q.reader
-                                            AND x.seq > greatest(c.read_seq, p.target)
-                                          LIMIT \(Conversation.maxUnread)) unread)::text AS unread
+                   least(coalesce(p.unread, c.unread), \(Conversation.maxUnread))::text AS unread
             FROM request q
             LEFT JOIN conversations c ON c.user_id = q.reader AND c.peer_id = q.peer
             LEFT JOIN placed p ON p.reader = q.reader AND p.peer = q.peer
@@ -354,25 +377,25 @@ struct PostgresChatStore: ChatStore {
             """, [PostgresArrayLiteral.text(requests.map(\.userID)), PostgresArrayLiteral.text(requests.map(\.peerID)),
                   PostgresArrayLiteral.text(requests.map(id)), PostgresArrayLiteral.text(requests.map(seq))],
             preparedName: "chat_mark_read")
-        pool.submit(statement) { result in
-            completion(Self.map(result) { rows in
-                guard rows.count == requests.count else { return .failure(.failed("mark_read answered \(rows.count) rows for \(requests.count)")) }
-                var announced: Set<Int64> = []
-                return .success((0..<rows.count).map { row -> Result<ReadMark?, StoreError> in
-                    guard let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return .success(nil) }
-                    guard let target = rows.value(row, "target").flatMap({ Int64($0) }) else {
-                        return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
-                    }
-                    guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
-                    let before = rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0
-                    let movedTo = rows.value(row, "moved_to").flatMap { Int64($0) }
-                    // The first request of its conversation in the batch announces the move.
-                    let receiptSeq = rows.value(row, "receipt_seq").flatMap { Int64($0) }.flatMap { announced.insert($0).inserted ? $0 : nil }
-                    return .success(ReadMark(readSeq: movedTo ?? before, moved: target > before, unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0,
-                                             receiptSeq: receiptSeq))
-                })
-            })
-        }
+    }
+
+    /// Each receipt's outcome from the rows of `markReadStatement`.
+    private static func readMarks(_ rows: PostgresRows, count: Int) -> Result<[Result<ReadMark?, StoreError>], StoreError> {
+        guard rows.count == count else { return .failure(.failed("mark_read answered \(rows.count) rows for \(count)")) }
+        var announced: Set<Int64> = []
+        return .success((0..<rows.count).map { row -> Result<ReadMark?, StoreError> in
+            guard let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return .success(nil) }
+            guard let target = rows.value(row, "target").flatMap({ Int64($0) }) else {
+                return .failure(.invalidReference("up_to must be the id of a message in this conversation or a cursor"))
+            }
+            guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
+            let before = rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0
+            let movedTo = rows.value(row, "moved_to").flatMap { Int64($0) }
+            // The first request of its conversation in the batch announces the move.
+            let receiptSeq = rows.value(row, "receipt_seq").flatMap { Int64($0) }.flatMap { announced.insert($0).inserted ? $0 : nil }
+            return .success(ReadMark(readSeq: movedTo ?? before, moved: target > before, unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0,
+                                     receiptSeq: receiptSeq))
+        })
     }
 
     func peers(of userID: String, completion: @escaping @Sendable (Result<[String], StoreError>) -> Void) {

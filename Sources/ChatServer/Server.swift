@@ -51,7 +51,7 @@ final class Server {
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
                                  recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
-                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store, sequencer: writer),
+                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store, receipts: writer),
                                  presence: PresenceTracker(store: store, rooms: rooms, graceMilliseconds: configuration.presenceGraceMilliseconds))
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }

@@ -172,47 +172,43 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertGreaterThan(store.batchSizes.max() ?? 0, 1, "messages that arrive while a batch is in flight are batched")
     }
 
-    func testWorkBetweenBatchesWaitsForTheBatchInFlightAndIsReportedInOrder() throws {
-        let log = Mutex<[String]>([])
-        let writer = Writer(store: store) { outcomes in log.withLock { $0.append("batch \(outcomes.map(\.context))") } }
+    private func read(_ writer: Writer, upTo seq: Int64, log: Lines) -> Bool {
+        writer.markRead(ReadRequest(userID: bob, peerID: alice, upTo: .position(seq))) { result in
+            log.append("read \(seq): \((try? result.get())??.readSeq ?? -1)")
+        }
+    }
+
+    func testReceiptsWaitForTheBatchInFlightThenGoWithTheNextInItsWriteReportedAfterItsMessages() throws {
+        let log = Lines()
+        let writer = Writer(store: store) { outcomes in log.append("batch \(outcomes.map(\.context))") }
         store.holdWrites()
         XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0))
-        let ran = Mutex(false)
-        let store = self.store!
-        XCTAssertTrue(writer.runBetweenBatches { finished in
-            ran.withLock { $0 = true }
-            log.withLock { $0.append("work saw \(store.messages.count) stored") }
-            finished { log.withLock { $0.append("work reported") } }
-        })
+        XCTAssertTrue(read(writer, upTo: 1, log: log))
         XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: 1))
-        XCTAssertFalse(ran.withLock { $0 }, "not beside the batch in flight")
+        XCTAssertTrue(read(writer, upTo: 2, log: log))
+        XCTAssertEqual(store.readBatchSizes, [], "nothing beside the batch in flight")
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
-        // The work goes to the store first, as a next batch would; reports keep the order.
-        XCTAssertEqual(log.withLock { $0 }, ["work saw 1 stored", "batch [0]", "work reported", "batch [1]"])
+        XCTAssertEqual(store.batchSizes, [1, 1])
+        XCTAssertEqual(store.readBatchSizes, [2], "both receipts in the second write, after its message")
+        XCTAssertEqual(log.lines, ["batch [0]", "batch [1]", "read 1: 1", "read 2: 2"])
     }
 
-    func testBatchesAndWorkBetweenThemTakeTurns() throws {
-        let log = Mutex<[String]>([])
-        let writer = Writer(store: store) { outcomes in log.withLock { $0.append("batch \(outcomes.map(\.context))") } }
-        // Work that does not finish until told: messages and more work queue behind it.
-        let finishFirst = Mutex<(@Sendable () -> Void)?>(nil)
-        XCTAssertTrue(writer.runBetweenBatches { finished in
-            finishFirst.withLock { $0 = { finished { log.withLock { $0.append("first") } } } }
-        })
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "a", context: 0))
-        XCTAssertTrue(writer.runBetweenBatches { finished in finished { log.withLock { $0.append("second") } } })
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "b", context: 1))
-        XCTAssertEqual(store.batchSizes, [], "nothing written beside the work")
-        finishFirst.withLock { $0 }?()
-        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
-        XCTAssertEqual(log.withLock { $0 }, ["first", "batch [0, 1]", "second"], "the waiting batch before the next work")
-    }
-
-    func testWorkBetweenBatchesIsRefusedOnceStopping() {
+    func testAReceiptAloneIsWrittenAtOnceAndAFailureReachesIt() throws {
+        let log = Lines()
         let writer = makeWriter()
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "hi", context: 0))
+        XCTAssertTrue(read(writer, upTo: 1, log: log))
+        XCTAssertEqual(store.readBatchSizes, [1])
+        XCTAssertEqual(log.lines, ["read 1: 1"])
+        store.setAvailable(false)
+        let failure = Mutex<StoreError?>(nil)
+        XCTAssertTrue(writer.markRead(ReadRequest(userID: bob, peerID: alice, upTo: .position(1))) { result in
+            if case .failure(let error) = result { failure.withLock { $0 = error } }
+        })
+        XCTAssertEqual(failure.withLock { $0 }, .unavailable)
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 100))
-        XCTAssertFalse(writer.runBetweenBatches { finished in finished {} })
+        XCTAssertFalse(writer.markRead(ReadRequest(userID: bob, peerID: alice, upTo: .position(1))) { _ in }, "refused once stopping")
     }
 
     func testWaitingForIdleGivesUpAfterItsTimeOut() {
@@ -222,6 +218,13 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertFalse(writer.waitUntilIdle(timeoutMilliseconds: 50))
         store.releaseWrites()
     }
+}
+
+/// Lines logged from any thread, in order.
+private final class Lines: Sendable {
+    private let storage = Mutex<[String]>([])
+    func append(_ line: String) { storage.withLock { $0.append(line) } }
+    var lines: [String] { storage.withLock { $0 } }
 }
 
 /// What the writer reported, batch by batch.

@@ -188,7 +188,7 @@ public final class InMemoryChatStore: ChatStore {
             }
             var found = last.map { peer, message -> Conversation in
                 let read = state.readSeq["\(userID) \(peer)"] ?? 0
-                let unread = state.messages.filter { $0.senderID == peer && $0.receiverID == userID && ($0.seq ?? 0) > read }.count
+                let unread = peer == userID ? 0 : state.messages.filter { $0.senderID == peer && $0.receiverID == userID && ($0.seq ?? 0) > read }.count
                 let user = state.users.first { $0.user.id == peer }?.user ?? User(id: peer, email: "", username: nil)
                 return Conversation(peer: user, lastMessage: message, lastSeq: message.seq ?? 0, readSeq: read,
                                     peerReadSeq: state.readSeq["\(peer) \(userID)"] ?? 0, unread: min(unread, Conversation.maxUnread))
@@ -199,12 +199,16 @@ public final class InMemoryChatStore: ChatStore {
         })
     }
 
-    public func markRead(_ requests: [ReadRequest], completion: @escaping @Sendable (Result<[Result<ReadMark?, StoreError>], StoreError>) -> Void) {
-        completion(state.withLock { state in
-            state.readBatchSizes.append(requests.count)
-            guard state.available else { return .failure(.unavailable) }
-            return .success(requests.map { request in Self.markRead(request, in: &state) })
-        })
+    public func write(_ messages: [NewMessage], reads: [ReadRequest], completion: @escaping @Sendable (Result<StoreWrite, StoreError>) -> Void) {
+        insertMessages(messages) { [self] result in
+            completion(result.flatMap { inserted in
+                state.withLock { state in
+                    state.readBatchSizes.append(reads.count)
+                    guard state.available else { return .failure(.unavailable) }
+                    return .success(StoreWrite(messages: inserted, reads: reads.map { Self.markRead($0, in: &state) }))
+                }
+            })
+        }
     }
 
     /// One request, as if alone: a batch's requests for one conversation each take a place.
@@ -236,7 +240,7 @@ public final class InMemoryChatStore: ChatStore {
             state.receiptSeq[key] = state.lastSeq
             state.receiptSeq["\(peerID) \(userID)"] = state.lastSeq
         }
-        let unread = conversation.filter { $0.senderID == peerID && ($0.seq ?? 0) > read }.count
+        let unread = peerID == userID ? 0 : conversation.filter { $0.senderID == peerID && ($0.seq ?? 0) > read }.count
         return .success(ReadMark(readSeq: read, moved: read > before, unread: min(unread, Conversation.maxUnread), receiptSeq: receiptSeq))
     }
 

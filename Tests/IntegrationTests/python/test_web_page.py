@@ -8,6 +8,7 @@ import shutil
 import time
 import uuid
 
+import pexpect
 import pytest
 import requests
 from selenium import webdriver
@@ -18,6 +19,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from test_socketio_chat import connect
+from test_terminal_clients import spawn
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 SCREENSHOTS = pathlib.Path(os.environ.get("WEB_SCREENSHOTS", ROOT / ".build" / "screenshots"))
@@ -245,3 +247,37 @@ def test_a_phone_sized_window_shows_the_list_then_the_conversation(server, brows
     phone.find_element(By.ID, "message-input").send_keys(Keys.ENTER)
     wait(phone, lambda: visible(phone, "#banner") and text(phone, "#banner").startswith("Not sent:"))
     assert "⚠" in messages(phone)[-1][1]
+
+
+def test_a_terminal_and_a_browser_see_the_same_conversation(server, browsers):
+    """Done means both kinds of client agree: ann in chat-cli-a, bob in the page."""
+    tag = uuid.uuid4().hex[:6]
+    ann_id, ann_email, _ = server.user(f"ann{tag}")
+    bob_id, bob_email, _ = server.user(f"bob{tag}")
+    bob = browsers()
+    log_in(bob, server, bob_email, "password1")
+    ann = spawn(server, "chat-cli-a", ann_email, bob_email)
+    try:
+        ann.sendline("hello from the terminal")
+        ann.expect("you: hello from the terminal ✓")
+        wait(bob, lambda: badge(bob, ann_id) == "1" and f"ann{tag}" in conversation_item(bob, ann_id).text)
+        conversation_item(bob, ann_id).click()
+        # Seen in the page, read in the terminal.
+        ann.expect(f"✓✓ bob{tag} read “hello from the terminal”")
+        bob.find_element(By.ID, "message-input").send_keys("typing in the page")
+        ann.expect(rf"bob{tag} \(typing…\)>")
+        bob.find_element(By.ID, "message-input").send_keys(Keys.ENTER)
+        ann.expect(f"bob{tag}: typing in the page")
+        # Shown in the terminal is read: the page's message gets ✓✓.
+        wait(bob, lambda: messages(bob)[-1][1].startswith("typing in the page") and "✓✓" in messages(bob)[-1][1])
+        ann.send("and in the terminal")
+        wait(bob, lambda: visible(bob, "#typing") and text(bob, "#typing") == f"ann{tag} is typing…")
+        ann.send("\r")
+        wait(bob, lambda: messages(bob)[-1][1].startswith("and in the terminal"))
+        ann.sendline("/who")
+        ann.expect(f"peer: bob{tag} .* — online")
+        ann.sendline("/quit")
+        ann.expect(pexpect.EOF)
+        wait(bob, lambda: text(bob, "#peer-status").startswith("last seen"), timeout=20, message="ann offline")
+    finally:
+        ann.close(force=True)
