@@ -295,32 +295,77 @@ struct PostgresChatStore: ChatStore {
 
     func conversations(of userID: String, before: (seq: Int64, peerID: String)?, limit: Int,
                        completion: @escaping @Sendable (Result<[Conversation], StoreError>) -> Void) {
-        // The user's range of the primary key, top-N sorted by last message; then, for the
-        // rows of the page only, the peer (primary key) and the last message (by its unique
-        // seq). The unread count is the row's own, kept by every message and receipt.
-        let statement = PostgresStatement("""
-            SELECT c.peer_id::text AS peer_id, u.email AS peer_email, u.username AS peer_username,
-                   c.last_seq::text AS last_seq, c.read_seq::text AS read_seq, c.peer_read_seq::text AS peer_read_seq,
-                   \(Self.messageColumns("m")), least(c.unread, \(Conversation.maxUnread))::text AS unread
-            FROM (SELECT user_id, peer_id, last_seq, read_seq, peer_read_seq, unread FROM conversations
-                  WHERE user_id = $1::uuid AND ($2::bigint IS NULL OR (last_seq, peer_id) < ($2::bigint, $3::uuid))
-                  ORDER BY last_seq DESC, peer_id DESC
-                  LIMIT $4) c
-            LEFT JOIN users u ON u.id = c.peer_id
-            LEFT JOIN messages m ON m.seq = c.last_seq
-            ORDER BY c.last_seq DESC, c.peer_id DESC
-            """, [userID, before.map { String($0.seq) }, before?.peerID, String(limit)], preparedName: "chat_conversations")
-        pool.submit(statement) { result in
-            completion(Self.map(result) { rows in
-                .success((0..<rows.count).compactMap { row -> Conversation? in
-                    guard let peerID = rows.value(row, "peer_id"), let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return nil }
-                    let message = rows.value(row, "id") == nil ? nil : Self.message(rows, row)
-                    return Conversation(peer: User(id: peerID, email: rows.value(row, "peer_email") ?? "", username: rows.value(row, "peer_username")),
-                                        lastMessage: message, lastSeq: lastSeq, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
-                                        peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0,
-                                        unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0)
-                })
-            })
+        // First the walk: the newest messages of the user's stream (before the page's start),
+        // a bounded run of each of its two indexes, keeping those that are the last message of
+        // their conversation — each conversation has exactly one, and last_seq is unique per
+        // user. Enough of them above where a run was cut make the page, whatever the number of
+        // conversations. Otherwise (a few peers wrote everything lately) the user's rows are
+        // read and sorted. The unread count is the row's own, kept by every message and receipt.
+        let walkLength = limit * 4 + 50
+        let walk = PostgresStatement("""
+            WITH received AS MATERIALIZED (
+                SELECT seq, sender_id AS peer FROM messages
+                WHERE receiver_id = $1::uuid AND seq < coalesce($2::bigint, 9223372036854775807) ORDER BY seq DESC LIMIT $4
+            ), sent AS MATERIALIZED (
+                SELECT seq, receiver_id AS peer FROM messages
+                WHERE sender_id = $1::uuid AND receiver_id <> $1::uuid AND seq < coalesce($2::bigint, 9223372036854775807)
+                ORDER BY seq DESC LIMIT $4
+            ), cut AS (
+                SELECT greatest(CASE WHEN (SELECT count(*) FROM received) = $4 THEN (SELECT min(seq) FROM received) ELSE 0 END,
+                                CASE WHEN (SELECT count(*) FROM sent) = $4 THEN (SELECT min(seq) FROM sent) ELSE 0 END) AS seq
+            ), found AS (
+                SELECT c.* FROM (SELECT * FROM received UNION ALL SELECT * FROM sent) w
+                JOIN conversations c ON c.user_id = $1::uuid AND c.peer_id = w.peer AND c.last_seq = w.seq
+                WHERE w.seq >= (SELECT seq FROM cut)
+                ORDER BY w.seq DESC
+                LIMIT $3
+            )
+            SELECT ((SELECT count(*) FROM found) = $3 OR (SELECT seq FROM cut) = 0) AS complete, page.*
+            FROM (SELECT 1) one LEFT JOIN (\(Self.conversationPage(from: "found"))) page ON true
+            ORDER BY page.sort_seq DESC NULLS LAST
+            """, [userID, before.map { String($0.seq) }, String(limit), String(walkLength)], preparedName: "chat_conversations_walk")
+        pool.submit(walk) { [pool] result in
+            switch Self.map(result, { rows in .success((rows.value(0, "complete") == "t", Self.conversations(rows))) }) {
+            case .failure(let error):
+                completion(.failure(error))
+            case .success((true, let page)):
+                completion(.success(page))
+            case .success((false, _)):
+                let sorted = PostgresStatement("""
+                    SELECT page.* FROM (\(Self.conversationPage(from: """
+                        (SELECT * FROM conversations
+                         WHERE user_id = $1::uuid AND ($2::bigint IS NULL OR (last_seq, peer_id) < ($2::bigint, $3::uuid))
+                         ORDER BY last_seq DESC, peer_id DESC
+                         LIMIT $4)
+                        """))) page
+                    ORDER BY page.sort_seq DESC
+                    """, [userID, before.map { String($0.seq) }, before?.peerID, String(limit)], preparedName: "chat_conversations_sorted")
+                pool.submit(sorted) { result in completion(Self.map(result) { .success(Self.conversations($0)) }) }
+            }
+        }
+    }
+
+    /// The columns of a conversation list for the conversation rows `rows` (a table or a
+    /// parenthesised query): the peer and the last message looked up, by primary key and seq.
+    private static func conversationPage(from rows: String) -> String {
+        """
+        SELECT c.last_seq AS sort_seq, c.peer_id::text AS peer_id, u.email AS peer_email, u.username AS peer_username,
+               c.last_seq::text AS last_seq, c.read_seq::text AS read_seq, c.peer_read_seq::text AS peer_read_seq,
+               \(messageColumns("m")), least(c.unread, \(Conversation.maxUnread))::text AS unread
+        FROM \(rows) c
+        LEFT JOIN users u ON u.id = c.peer_id
+        LEFT JOIN messages m ON m.seq = c.last_seq
+        """
+    }
+
+    private static func conversations(_ rows: PostgresRows) -> [Conversation] {
+        (0..<rows.count).compactMap { row -> Conversation? in
+            guard let peerID = rows.value(row, "peer_id"), let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return nil }
+            let message = rows.value(row, "id") == nil ? nil : Self.message(rows, row)
+            return Conversation(peer: User(id: peerID, email: rows.value(row, "peer_email") ?? "", username: rows.value(row, "peer_username")),
+                                lastMessage: message, lastSeq: lastSeq, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
+                                peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0,
+                                unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0)
         }
     }
 

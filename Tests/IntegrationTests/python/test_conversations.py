@@ -147,3 +147,34 @@ def test_receipts_missed_while_away_come_back_on_resume_and_in_sync(server, mode
         for client in (ann, bob.client):
             if client:
                 client.disconnect()
+
+
+def test_the_list_is_right_when_one_peer_wrote_everything_lately(server):
+    """The list walks the newest messages for the last message of each conversation; when one
+    peer fills that walk, it reads and sorts the user's rows instead: the same pages."""
+    a_id, _, a_token = server.user("ann")
+    b_id, _, b_token = server.user("bob")
+    c_id, _, c_token = server.user("carol")
+    d_id, _, d_token = server.user("dave")
+    ann, bob, carol, dave = (connect(server, t, ["websocket"]) for t in (a_token, b_token, c_token, d_token))
+    try:
+        send_all(carol, a_id, ["from carol"])
+        send_all(dave, a_id, ["from dave"])
+        # 120 messages with bob: more than a walk for a page of one reads (54 of each index), so
+        # the second page is read the other way.
+        send_all(bob, a_id, [f"bob {n}" for n in range(60)])
+        send_all(ann, b_id, [f"ann {n}" for n in range(60)])
+        pages, after = [], None
+        while True:
+            params = {"limit": 1} | ({"after": after} if after else {})
+            page = get(server, a_token, "/api/conversations", **params).json()
+            pages += [(c["peer"]["id"], c["last_message"]["message"], c["unread"]) for c in page["conversations"]]
+            after = page["next"]
+            if not after:
+                break
+        assert pages == [(b_id, "ann 59", 60), (d_id, "from dave", 1), (c_id, "from carol", 1)]
+        whole = get(server, a_token, "/api/conversations").json()["conversations"]
+        assert [(c["peer"]["id"], c["unread"]) for c in whole] == [(b_id, 60), (d_id, 1), (c_id, 1)]
+    finally:
+        for client in (ann, bob, carol, dave):
+            client.disconnect()
