@@ -48,7 +48,10 @@ END $$;
 ALTER TABLE messages ALTER COLUMN seq SET DEFAULT nextval('messages_seq_seq');
 ALTER TABLE messages ALTER COLUMN seq SET NOT NULL;
 ALTER SEQUENCE messages_seq_seq OWNED BY messages.seq;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_seq_key ON messages (seq);
+-- No index on seq alone: the sequence makes it unique, every read by seq also knows the
+-- conversation or the user (the indexes below), and with one the planner would walk it
+-- backwards through every message to find one user's newest (seconds on 10 million rows).
+DROP INDEX IF EXISTS messages_seq_key;
 
 -- History of a conversation, both directions in one index range, in sequence order.
 CREATE INDEX IF NOT EXISTS messages_conversation_idx

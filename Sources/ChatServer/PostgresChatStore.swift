@@ -314,9 +314,11 @@ struct PostgresChatStore: ChatStore {
                 SELECT greatest(CASE WHEN (SELECT count(*) FROM received) = $4 THEN (SELECT min(seq) FROM received) ELSE 0 END,
                                 CASE WHEN (SELECT count(*) FROM sent) = $4 THEN (SELECT min(seq) FROM sent) ELSE 0 END) AS seq
             ), found AS (
-                SELECT c.* FROM (SELECT * FROM received UNION ALL SELECT * FROM sent) w
-                JOIN conversations c ON c.user_id = $1::uuid AND c.peer_id = w.peer AND c.last_seq = w.seq
-                WHERE w.seq >= (SELECT seq FROM cut)
+                -- Newest first, one primary-key probe per message until the page is full (the
+                -- OFFSET 0 keeps the probe per row: never a join over the user's rows).
+                SELECT c.* FROM (SELECT * FROM (SELECT * FROM received UNION ALL SELECT * FROM sent) merged
+                                 WHERE seq >= (SELECT seq FROM cut) ORDER BY seq DESC) w,
+                     LATERAL (SELECT * FROM conversations c WHERE c.user_id = $1::uuid AND c.peer_id = w.peer AND c.last_seq = w.seq OFFSET 0) c
                 ORDER BY w.seq DESC
                 LIMIT $3
             )
@@ -346,7 +348,8 @@ struct PostgresChatStore: ChatStore {
     }
 
     /// The columns of a conversation list for the conversation rows `rows` (a table or a
-    /// parenthesised query): the peer and the last message looked up, by primary key and seq.
+    /// parenthesised query): the peer and the last message looked up, by primary key and by
+    /// the conversation index.
     private static func conversationPage(from rows: String) -> String {
         """
         SELECT c.last_seq AS sort_seq, c.peer_id::text AS peer_id, u.email AS peer_email, u.username AS peer_username,
@@ -354,7 +357,8 @@ struct PostgresChatStore: ChatStore {
                \(messageColumns("m")), least(c.unread, \(Conversation.maxUnread))::text AS unread
         FROM \(rows) c
         LEFT JOIN users u ON u.id = c.peer_id
-        LEFT JOIN messages m ON m.seq = c.last_seq
+        LEFT JOIN messages m ON m.seq = c.last_seq AND least(m.sender_id, m.receiver_id) = least(c.user_id, c.peer_id)
+                                AND greatest(m.sender_id, m.receiver_id) = greatest(c.user_id, c.peer_id)
         """
     }
 
