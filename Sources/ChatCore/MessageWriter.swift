@@ -148,8 +148,9 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         return taken.accepted
     }
 
-    /// Receipts written with one batch at most.
-    public static var maxReadsPerBatch: Int { 500 }
+    /// Receipts written with one batch at most: a burst of them is spread over several batches
+    /// rather than holding one batch's messages for all of them.
+    public static var maxReadsPerBatch: Int { 100 }
 
     @inlinable
     func takeBatch(_ state: inout State) -> Batch? {

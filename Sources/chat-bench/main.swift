@@ -19,8 +19,8 @@ import ServerRuntime
 //   --logins N                  N threads logging in non-stop during the run
 //   --idle N                    first hold N idle connections and report KiB per connection
 //   --typing-rate R             besides the messages, R typing events/s in all, round-robin (a typing storm)
-//   --read-receipts MS          every user marks read what arrived, at most once per MS ms (as a
-//                               client showing the conversation does): receipts maintained
+//   --read-receipts MS          every user marks read what arrived, at most once per MS ms on a clock
+//                               of its own (as a client showing the conversation does): receipts maintained
 //   --conversations-probe N --probe-user ID --jwt-secret S   instead of the load: N pages of
 //                               GET /api/conversations (20 each, walking on with `next`) as that user
 //   --recover                   every connection asks for connection state recovery (offsets on events)
@@ -285,6 +285,7 @@ var typingScheduled = 0.0
 var typingSent = 0
 var receiptsSent = 0, receiptsReceived = 0
 var lastReceipts = start
+var nextMarkRead = connections.map { _ in start + UInt64.random(in: 0..<UInt64(max(1, options.readReceiptsMilliseconds)) * 1_000_000) }
 var scheduledSince = start
 var maxRSS = 0
 /// Whole-run counts, warm-up included: what the server must have stored is `acknowledged`.
@@ -357,11 +358,17 @@ while true {
             typingSent += 1
         }
     }
-    if options.readReceiptsMilliseconds > 0, now < stopAt, now - lastReceipts >= UInt64(options.readReceiptsMilliseconds) * 1_000_000 {
+    if options.readReceiptsMilliseconds > 0, now < stopAt, now - lastReceipts >= 1_000_000 {
+        // Each user on a clock of its own (started at a random point of the period), as
+        // independent clients are: not every receipt of the run in the same millisecond.
         lastReceipts = now
-        for connection in connections where connection.queueMarkRead() {
-            receiptsSent += 1
-            connection.flush()
+        let period = UInt64(options.readReceiptsMilliseconds) * 1_000_000
+        for (index, connection) in connections.enumerated() where now >= nextMarkRead[index] {
+            nextMarkRead[index] = now + period
+            if connection.queueMarkRead() {
+                receiptsSent += 1
+                connection.flush()
+            }
         }
     }
     if let pid = options.pid, now - lastSample > 500_000_000 {
