@@ -178,7 +178,7 @@ final class MessageWriterTests: XCTestCase {
         }
     }
 
-    func testReceiptsWaitForTheBatchInFlightThenGoWithTheNextInItsWriteReportedAfterItsMessages() throws {
+    func testReceiptsWaitForTheBatchInFlightAndGoWhenNoMessageWaitsReportedAfterTheMessages() throws {
         let log = Lines()
         let writer = Writer(store: store) { outcomes in log.append("batch \(outcomes.map(\.context))") }
         store.holdWrites()
@@ -189,9 +189,25 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertEqual(store.readBatchSizes, [], "nothing beside the batch in flight")
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
-        XCTAssertEqual(store.batchSizes, [1, 1])
-        XCTAssertEqual(store.readBatchSizes, [2], "both receipts in the second write, after its message")
+        // Not yet due when the queued message went: the receipts went once no message waited.
+        XCTAssertEqual(store.batchSizes, [1, 1, 0])
+        XCTAssertEqual(store.readBatchSizes, [2], "both receipts in one write")
         XCTAssertEqual(log.lines, ["batch [0]", "batch [1]", "read 1: 1", "read 2: 2"])
+    }
+
+    func testReceiptsThatWaitedTheirDelayGoWithTheNextBatchInItsWrite() throws {
+        let log = Lines()
+        let writer = Writer(store: store) { outcomes in log.append("batch \(outcomes.map(\.context))") }
+        store.holdWrites()
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0))
+        XCTAssertTrue(read(writer, upTo: 1, log: log))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: 1))
+        usleep(useconds_t(Writer.readDelayNanoseconds / 1000 + 5000))
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(store.batchSizes, [1, 1], "the receipt rode with the queued message")
+        XCTAssertEqual(store.readBatchSizes, [1])
+        XCTAssertEqual(log.lines, ["batch [0]", "batch [1]", "read 1: 1"], "after that batch's messages")
     }
 
     func testAReceiptAloneIsWrittenAtOnceAndAFailureReachesIt() throws {
