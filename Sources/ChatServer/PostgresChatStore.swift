@@ -119,8 +119,9 @@ struct PostgresChatStore: ChatStore {
             ORDER BY s.seq
             LIMIT $3
             """, [userID, String(after), String(limit)], preparedName: "chat_stream")
-        // The receipts of the user's conversations since `after`: a range of
-        // conversations_receipts_idx, the latest receipt of each conversation.
+        // The receipts of the user's conversations since `after`, the latest of each: the
+        // user's range of the primary key, filtered and sorted (receipt_seq is not indexed,
+        // see schema.sql).
         let receipts = PostgresStatement("""
             SELECT peer_id::text AS peer_id, read_seq::text AS read_seq, peer_read_seq::text AS peer_read_seq, receipt_seq::text AS receipt_seq
             FROM conversations WHERE user_id = $1::uuid AND receipt_seq > $2::bigint

@@ -1,4 +1,5 @@
 import ChatCore
+import Foundation
 import ChatTestSupport
 import Synchronization
 import XCTest
@@ -27,7 +28,10 @@ final class ConversationServiceTests: XCTestCase {
     private func markRead(_ userID: String, with peer: String?, upTo: String?) -> Result<ReadMark, ServiceError> {
         let box = Mutex<Result<ReadMark, ServiceError>?>(nil)
         service.markRead(userID: userID, peer: peer, upTo: upTo) { result in box.withLock { $0 = result } }
-        return box.withLock { $0! }
+        // A receipt waits up to MessageWriter.readDelayNanoseconds for company.
+        let deadline = Date().addingTimeInterval(5)
+        while box.withLock({ $0 == nil }), Date() < deadline { usleep(1000) }
+        return box.withLock { $0 } ?? .failure(ServiceError(.unavailable))
     }
 
     func testAReceiptMovesForwardOnlyAndTakesAPlaceInBothStreams() throws {

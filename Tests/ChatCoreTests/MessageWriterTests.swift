@@ -178,7 +178,7 @@ final class MessageWriterTests: XCTestCase {
         }
     }
 
-    func testReceiptsWaitForTheBatchInFlightAndGoWhenNoMessageWaitsReportedAfterTheMessages() throws {
+    func testReceiptsWaitForCompanyThenGoInOneWriteReportedAfterTheMessages() throws {
         let log = Lines()
         let writer = Writer(store: store) { outcomes in log.append("batch \(outcomes.map(\.context))") }
         store.holdWrites()
@@ -189,7 +189,7 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertEqual(store.readBatchSizes, [], "nothing beside the batch in flight")
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
-        // Not yet due when the queued message went: the receipts went once no message waited.
+        // Not yet due when the queued message went: the receipts went together when they were.
         XCTAssertEqual(store.batchSizes, [1, 1, 0])
         XCTAssertEqual(store.readBatchSizes, [2], "both receipts in one write")
         XCTAssertEqual(log.lines, ["batch [0]", "batch [1]", "read 1: 1", "read 2: 2"])
@@ -210,20 +210,24 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertEqual(log.lines, ["batch [0]", "batch [1]", "read 1: 1"], "after that batch's messages")
     }
 
-    func testAReceiptAloneIsWrittenAtOnceAndAFailureReachesIt() throws {
+    func testAReceiptAloneIsWrittenAfterItsDelayAndAFailureReachesIt() throws {
         let log = Lines()
         let writer = makeWriter()
         XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "hi", context: 0))
         XCTAssertTrue(read(writer, upTo: 1, log: log))
-        XCTAssertEqual(store.readBatchSizes, [1])
+        XCTAssertEqual(store.readBatchSizes, [], "waiting for company")
+        let deadline = Date().addingTimeInterval(5)
+        while store.readBatchSizes.isEmpty, Date() < deadline { usleep(1000) }
+        XCTAssertEqual(store.readBatchSizes, [1], "written by itself once due")
+        usleep(10_000)
         XCTAssertEqual(log.lines, ["read 1: 1"])
         store.setAvailable(false)
         let failure = Mutex<StoreError?>(nil)
         XCTAssertTrue(writer.markRead(ReadRequest(userID: bob, peerID: alice, upTo: .position(1))) { result in
             if case .failure(let error) = result { failure.withLock { $0 = error } }
         })
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000), "shutdown waits for the receipt")
         XCTAssertEqual(failure.withLock { $0 }, .unavailable)
-        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 100))
         XCTAssertFalse(writer.markRead(ReadRequest(userID: bob, peerID: alice, upTo: .position(1))) { _ in }, "refused once stopping")
     }
 
