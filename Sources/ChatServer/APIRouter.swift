@@ -74,10 +74,12 @@ struct APIRouter: HTTPHandler {
         case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "conversations" && lowered[3] == "read":
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
             guard case .success(let callerID) = authenticate(request, reply) else { return }
-            let peer = PercentDecoding.decode(segments[2], plusIsSpace: false)
+            guard let peer = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
+                return reply(.error(400, "the user id in the path must be a UUID"))
+            }
             withJSONBody(request, reply) { body in
                 conversations.markRead(userID: callerID, peer: peer, upTo: body["up_to"]?.stringValue) { [announceRead] result in
-                    if case .success(let mark) = result, let position = mark.receiptSeq, let peer = peer.flatMap(Validation.uuid) {
+                    if case .success(let mark) = result, let position = mark.receiptSeq {
                         announceRead(callerID, peer, mark.readSeq, position)
                     }
                     reply(answer(result) { .json(200, .object(ChatSocketApp.readMarkJSON($0))) })

@@ -109,36 +109,46 @@ struct PostgresChatStore: ChatStore {
     func stream(of userID: String, after: Int64, limit: Int, completion: @escaping @Sendable (Result<StreamPage, StoreError>) -> Void) {
         // Two index ranges (messages_receiver_seq_idx, messages_sender_seq_idx), each cut at
         // `limit`, merged: never more than 2 × limit rows read, however long the stream. A
-        // message to oneself is in both and taken once. The head comes in the same round trip.
+        // message to oneself is in both and taken once. The receipts of the user's
+        // conversations since `after`, the latest of each: the user's range of the primary key,
+        // filtered and sorted (receipt_seq is not indexed, see schema.sql). Messages and
+        // receipts in one statement, so in one snapshot: read apart, a batch committed between
+        // the two reads could show its receipt without its messages, and the cursor would pass
+        // them. The head comes in the same round trip.
         let page = PostgresStatement("""
-            SELECT \(Self.messageColumns("s")) FROM (
-                (SELECT * FROM messages WHERE receiver_id = $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3)
-                UNION ALL
-                (SELECT * FROM messages WHERE sender_id = $1::uuid AND receiver_id IS DISTINCT FROM $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3)
-            ) s
-            ORDER BY s.seq
-            LIMIT $3
-            """, [userID, String(after), String(limit)], preparedName: "chat_stream")
-        // The receipts of the user's conversations since `after`, the latest of each: the
-        // user's range of the primary key, filtered and sorted (receipt_seq is not indexed,
-        // see schema.sql).
-        let receipts = PostgresStatement("""
-            SELECT peer_id::text AS peer_id, read_seq::text AS read_seq, peer_read_seq::text AS peer_read_seq, receipt_seq::text AS receipt_seq
-            FROM conversations WHERE user_id = $1::uuid AND receipt_seq > $2::bigint
-            ORDER BY receipt_seq LIMIT $3
-            """, [userID, String(after), String(limit)], preparedName: "chat_stream_receipts")
-        pool.submit([Self.headStatement, page, receipts]) { result in
+            SELECT 'm' AS kind, \(Self.messageColumns("s")),
+                   NULL::text AS peer_id, NULL::text AS read_seq, NULL::text AS peer_read_seq, NULL::text AS receipt_seq
+            FROM (SELECT * FROM (
+                      (SELECT * FROM messages WHERE receiver_id = $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3)
+                      UNION ALL
+                      (SELECT * FROM messages WHERE sender_id = $1::uuid AND receiver_id IS DISTINCT FROM $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3)
+                  ) both_sides ORDER BY seq LIMIT $3) s
+            UNION ALL
+            SELECT 'r', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   r.peer_id::text, r.read_seq::text, r.peer_read_seq::text, r.receipt_seq::text
+            FROM (SELECT peer_id, read_seq, peer_read_seq, receipt_seq FROM conversations
+                  WHERE user_id = $1::uuid AND receipt_seq > $2::bigint ORDER BY receipt_seq LIMIT $3) r
+            """, [userID, String(after), String(limit)], preparedName: "chat_stream_page")
+        pool.submit([Self.headStatement, page]) { result in
             completion(Self.map(result) { results in
-                guard results.count == 3, let head = results[0].value(0, "head").flatMap({ Int64($0) }) else {
+                guard results.count == 2, let head = results[0].value(0, "head").flatMap({ Int64($0) }) else {
                     return .failure(.failed("no result for the stream page"))
                 }
-                let rows = results[1], receiptRows = results[2]
-                let receipts = (0..<receiptRows.count).compactMap { row -> ReceiptState? in
-                    guard let peer = receiptRows.value(row, "peer_id"), let position = receiptRows.value(row, "receipt_seq").flatMap({ Int64($0) }) else { return nil }
-                    return ReceiptState(peerID: peer, readSeq: receiptRows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
-                                        peerReadSeq: receiptRows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0, position: position)
+                let rows = results[1]
+                var messages: [ChatMessage] = [], receipts: [ReceiptState] = []
+                for row in 0..<rows.count {
+                    if rows.value(row, "kind") == "m" {
+                        messages.append(Self.message(rows, row))
+                    } else if let peer = rows.value(row, "peer_id"), let position = rows.value(row, "receipt_seq").flatMap({ Int64($0) }) {
+                        receipts.append(ReceiptState(peerID: peer, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
+                                                     peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0, position: position))
+                    }
                 }
-                return .success(StreamPage(messages: (0..<rows.count).map { Self.message(rows, $0) }, receipts: receipts, head: head))
+                // Each part is in stream order already (UNION ALL keeps its parts' order only by
+                // accident of the plan, so sort: at most 2 × limit rows).
+                messages.sort { ($0.seq ?? 0) < ($1.seq ?? 0) }
+                receipts.sort { $0.position < $1.position }
+                return .success(StreamPage(messages: messages, receipts: receipts, head: head))
             })
         }
     }
@@ -397,28 +407,40 @@ struct PostgresChatStore: ChatStore {
                             ELSE r.position END AS target
                 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[]) WITH ORDINALITY AS r(reader, peer, message, position, n)
             ), furthest AS (
-                SELECT q.reader, q.peer, max(q.target) AS target
+                -- Per conversation the furthest bound, and the first request that asks for it
+                -- (it announces the move, and the places go in the order of those requests, the
+                -- order their answers are given in).
+                SELECT q.reader, q.peer, max(q.target) AS target, (array_agg(q.n ORDER BY q.target DESC, q.n))[1] AS announcer
                 FROM request q JOIN conversations c ON c.user_id = q.reader AND c.peer_id = q.peer
                 WHERE q.target <= c.last_seq AND q.target > c.read_seq
                 GROUP BY q.reader, q.peer
             ), placed AS MATERIALIZED (
-                SELECT reader, peer, target, nextval('messages_seq_seq') AS receipt_seq,
+                SELECT reader, peer, target, announcer, nextval('messages_seq_seq') AS receipt_seq,
                        (SELECT count(*) FROM (SELECT 1 FROM messages x
                                               WHERE least(x.sender_id, x.receiver_id) = least(f.reader, f.peer)
                                                 AND greatest(x.sender_id, x.receiver_id) = greatest(f.reader, f.peer)
                                                 AND x.seq > f.target AND x.sender_id = f.peer AND x.receiver_id = f.reader
                                                 AND f.peer <> f.reader
                                               LIMIT \(Conversation.maxUnread)) after_target) AS unread
-                FROM (SELECT * FROM furthest ORDER BY reader, peer) f
-            ), reader_side AS (
-                UPDATE conversations c SET read_seq = p.target, receipt_seq = p.receipt_seq, unread = p.unread
-                FROM placed p WHERE c.user_id = p.reader AND c.peer_id = p.peer
-            ), peer_side AS (
-                UPDATE conversations c SET peer_read_seq = greatest(c.peer_read_seq, p.target), receipt_seq = p.receipt_seq
-                FROM placed p WHERE c.user_id = p.peer AND c.peer_id = p.reader AND p.peer <> p.reader
+                FROM (SELECT * FROM furthest ORDER BY announcer) f
+            ), changes AS (
+                -- One change per row: when both people of a conversation read in one batch, each
+                -- row gets its reader's side and its peer's side (two UPDATEs of one row in one
+                -- statement would keep only one of them).
+                SELECT user_id, peer_id, max(read_seq) AS read_seq, max(unread) AS unread, max(peer_read_seq) AS peer_read_seq,
+                       max(receipt_seq) AS receipt_seq
+                FROM (SELECT reader AS user_id, peer AS peer_id, target AS read_seq, unread, NULL::bigint AS peer_read_seq, receipt_seq FROM placed
+                      UNION ALL
+                      SELECT peer, reader, NULL, NULL, target, receipt_seq FROM placed WHERE peer <> reader) sides
+                GROUP BY user_id, peer_id
+            ), written AS (
+                UPDATE conversations c
+                SET read_seq = coalesce(ch.read_seq, c.read_seq), unread = coalesce(ch.unread, c.unread),
+                    peer_read_seq = greatest(c.peer_read_seq, ch.peer_read_seq), receipt_seq = greatest(c.receipt_seq, ch.receipt_seq)
+                FROM changes ch WHERE c.user_id = ch.user_id AND c.peer_id = ch.peer_id
             )
             SELECT q.n::text AS n, q.target::text AS target, c.last_seq::text AS last_seq, c.read_seq::text AS read_seq,
-                   p.target::text AS moved_to, p.receipt_seq::text AS receipt_seq,
+                   p.target::text AS moved_to, CASE WHEN p.announcer = q.n THEN p.receipt_seq END::text AS receipt_seq,
                    least(coalesce(p.unread, c.unread), \(Conversation.maxUnread))::text AS unread
             FROM request q
             LEFT JOIN conversations c ON c.user_id = q.reader AND c.peer_id = q.peer
@@ -432,7 +454,6 @@ struct PostgresChatStore: ChatStore {
     /// Each receipt's outcome from the rows of `markReadStatement`.
     private static func readMarks(_ rows: PostgresRows, count: Int) -> Result<[Result<ReadMark?, StoreError>], StoreError> {
         guard rows.count == count else { return .failure(.failed("mark_read answered \(rows.count) rows for \(count)")) }
-        var announced: Set<Int64> = []
         return .success((0..<rows.count).map { row -> Result<ReadMark?, StoreError> in
             guard let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return .success(nil) }
             guard let target = rows.value(row, "target").flatMap({ Int64($0) }) else {
@@ -441,8 +462,8 @@ struct PostgresChatStore: ChatStore {
             guard target <= lastSeq else { return .failure(.invalidReference("up_to is ahead of this conversation's last message")) }
             let before = rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0
             let movedTo = rows.value(row, "moved_to").flatMap { Int64($0) }
-            // The first request of its conversation in the batch announces the move.
-            let receiptSeq = rows.value(row, "receipt_seq").flatMap { Int64($0) }.flatMap { announced.insert($0).inserted ? $0 : nil }
+            // The first request for the conversation's new watermark announces the move.
+            let receiptSeq = rows.value(row, "receipt_seq").flatMap { Int64($0) }
             return .success(ReadMark(readSeq: movedTo ?? before, moved: target > before, unread: rows.value(row, "unread").flatMap { Int($0) } ?? 0,
                                      receiptSeq: receiptSeq))
         })

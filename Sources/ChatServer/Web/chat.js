@@ -367,7 +367,10 @@ async function connected(recovered) {
   app.everConnected = true;
   // What was sent and not acknowledged goes again, with the same client_id: stored once.
   for (const pending of app.outbox) sendPending(pending);
-  if (first || recovered) return;  // a recovered session replays what was missed by itself
+  // The list asked for at start may predate the socket joining its room: what came between
+  // is in neither, so the first connect asks again.
+  if (first) return loadConversations();
+  if (recovered) return;  // a recovered session replays what was missed by itself
   await catchUp();
 }
 
@@ -415,9 +418,13 @@ async function loadConversations() {
       for (const entry of answer.conversations) {
         const conversation = conversationFor(entry.peer);
         seen.add(entry.peer.id);
-        conversation.last = entry.last_message;
-        conversation.lastPos = entry.last_message ? position(entry.last_message.cursor) : 0;
-        conversation.unread = entry.unread;
+        // A live message newer than this answer wins: the answer would undo it.
+        const listed = entry.last_message ? position(entry.last_message.cursor) : 0;
+        if (listed >= conversation.lastPos) {
+          conversation.last = entry.last_message;
+          conversation.lastPos = listed;
+          conversation.unread = entry.unread;
+        }
         conversation.readUpTo = Math.max(conversation.readUpTo, position(entry.read_up_to));
         conversation.peerReadUpTo = Math.max(conversation.peerReadUpTo, position(entry.peer_read_up_to));
       }
@@ -758,7 +765,10 @@ async function sendPending(pending) {
   try {
     answer = await app.socket.call("send_message", { to: pending.to, message: pending.message, client_id: pending.client_id });
   } catch (error) {
-    pending.sending = false;  // sent again, with the same client_id, when the connection is back
+    pending.sending = false;
+    // Sent again with the same client_id (stored once): when the connection is back, or, if
+    // it stayed up and only the answer is late, in a moment.
+    if (app.socket && app.socket.connected) setTimeout(() => sendPending(pending), 2000);
     return;
   }
   pending.sending = false;

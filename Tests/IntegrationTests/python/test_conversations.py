@@ -178,3 +178,30 @@ def test_the_list_is_right_when_one_peer_wrote_everything_lately(server):
     finally:
         for client in (ann, bob, carol, dave):
             client.disconnect()
+
+
+def test_both_people_reading_at_once_keep_both_watermarks(server):
+    """Receipts wait a moment for company, so two people reading each other at once go in one
+    statement: each conversation row must keep both sides."""
+    a_id, _, a_token = server.user("ann")
+    b_id, _, b_token = server.user("bob")
+    ann, bob = connect(server, a_token, ["websocket"]), connect(server, b_token, ["websocket"])
+    try:
+        from_ann = send_all(ann, b_id, ["hi bob"])[0]
+        from_bob = send_all(bob, a_id, ["hi ann"])[0]
+        answers = {}
+        ann.emit("mark_read", {"with": b_id, "up_to": from_bob["id"]}, callback=lambda r: answers.__setitem__("ann", r))
+        bob.emit("mark_read", {"with": a_id, "up_to": from_ann["id"]}, callback=lambda r: answers.__setitem__("bob", r))
+        deadline = time.time() + 10
+        while len(answers) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert answers["ann"]["moved"] and answers["bob"]["moved"], answers
+        for token, peer, mine, theirs in ((a_token, b_id, from_bob, from_ann), (b_token, a_id, from_ann, from_bob)):
+            row = get(server, token, "/api/conversations").json()["conversations"][0]
+            assert row["peer"]["id"] == peer
+            assert (row["read_up_to"], row["peer_read_up_to"], row["unread"]) == (mine["cursor"], theirs["cursor"], 0)
+            reads = [e for e in sync_rest(server, token, after=from_bob["cursor"]).json()["events"] if e["type"] == "read"]
+            assert {(e["reader"], e["up_to"]) for e in reads} == {(a_id, from_bob["cursor"]), (b_id, from_ann["cursor"])}, reads
+    finally:
+        ann.disconnect()
+        bob.disconnect()
