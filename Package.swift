@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "CLinux"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "ChatTestSupport", "ServerRuntime", "JSON", "JWT", "CLinux"]),
-        .testTarget(name: "ChatServerTests", dependencies: ["ChatServer", "ChatCore", "SocketIOServer", "SocketIO", "JSON"]),
+        .testTarget(name: "ChatServerTests", dependencies: ["ChatServer", "ChatCore", "SocketIOServer", "SocketIO", "JSON", "HTTPServer"]),
         .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "WebSocket", "JSON", "JWT"]),
         // Against the real server process and a real PostgreSQL (make test starts both).
         .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"], exclude: ["python"]),

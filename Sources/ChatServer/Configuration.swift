@@ -35,6 +35,8 @@ struct Configuration {
     var presenceGraceMilliseconds: Int64 = 5_000
     /// Connection state recovery for every socket, not only those whose CONNECT asks for it.
     var connectionStateRecovery = false
+    /// Which web pages may use the server (`ALLOWED_ORIGINS`); every one by default.
+    var allowedOrigins = OriginPolicy.any
     var maxHeaderBytes = 16_384
     var maxBodyBytes = 1_048_576
     var headerTimeoutMilliseconds: Int64 = 10_000
@@ -82,6 +84,9 @@ struct Configuration {
                 throw Invalid(description: "CONNECTION_STATE_RECOVERY must be true or false, not '\(flag)'")
             }
             connectionStateRecovery = parsed
+        }
+        if let origins = value("ALLOWED_ORIGINS") {
+            do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }
         if let level = value("LOG_LEVEL") {
             guard let parsed = ["debug": Log.Level.debug, "info": .info, "warning": .warning, "error": .error][level.lowercased()] else {

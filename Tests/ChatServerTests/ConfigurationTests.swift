@@ -1,4 +1,5 @@
 import XCTest
+import HTTPServer
 @testable import ChatServer
 
 final class ConfigurationTests: XCTestCase {
@@ -24,10 +25,12 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(configuration.workers, 1)
         XCTAssertEqual(configuration.bcryptThreads, max(1, configuration.workers - 1), "one core left to the chat")
         XCTAssertEqual(try Configuration(["BCRYPT_THREADS": "3"]).bcryptThreads, 3)
+        XCTAssertEqual(configuration.allowedOrigins, .any, "every page, as the Node server")
+        XCTAssertEqual(try Configuration(["ALLOWED_ORIGINS": "https://chat.example.com"]).allowedOrigins, .only(["https://chat.example.com"]))
     }
 
     func testRefusesNonsenseWithTheVariableNamed() {
-        for (key, value) in [("PORT", "http"), ("PORT", "70000"), ("BCRYPT_COST", "3"), ("WORKERS", "0"), ("BCRYPT_THREADS", "0"), ("LOG_LEVEL", "loud")] {
+        for (key, value) in [("PORT", "http"), ("PORT", "70000"), ("BCRYPT_COST", "3"), ("WORKERS", "0"), ("BCRYPT_THREADS", "0"), ("LOG_LEVEL", "loud"), ("ALLOWED_ORIGINS", "chat.example.com")] {
             XCTAssertThrowsError(try Configuration([key: value])) { error in
                 XCTAssertTrue("\(error)".contains(key), "\(error)")
             }
