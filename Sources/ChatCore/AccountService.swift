@@ -18,10 +18,13 @@ public final class AccountService: Sendable {
     /// A hash at the configured cost, compared against when an email is unknown, so a login
     /// for an unknown email takes as long as one with a wrong password.
     private let decoyHash = Mutex<String?>(nil)
+    /// Limits on guessing and mass registration; nil: none.
+    private let throttle: LoginThrottle?
 
     public init(store: any ChatStore, signer: JWTSigner, bcryptCost: Int, hashing: WorkQueue, now: @escaping Clock,
-                tokenLifetime: Int64 = JWTSigner.defaultLifetime) {
+                tokenLifetime: Int64 = JWTSigner.defaultLifetime, throttle: LoginThrottle? = nil) {
         self.store = store
+        self.throttle = throttle
         self.tokenLifetime = tokenLifetime
         self.signer = signer
         self.bcryptCost = bcryptCost
@@ -34,7 +37,8 @@ public final class AccountService: Sendable {
         public let user: User
     }
 
-    public func register(_ body: JSONValue, completion: @escaping @Sendable (Result<User, ServiceError>) -> Void) {
+    /// `address` is the client's (for the registration limit per address).
+    public func register(_ body: JSONValue, from address: String = "", completion: @escaping @Sendable (Result<User, ServiceError>) -> Void) {
         guard case .object(let fields) = body else { return completion(.failure(.invalidInput("request body must be a JSON object"))) }
         let username: String, email: String, password: String
         switch (requiredString(fields, "username"), requiredString(fields, "email"), requiredString(fields, "password")) {
@@ -48,6 +52,9 @@ public final class AccountService: Sendable {
             if case .failure(let failure) = validated { completion(.failure(.invalidInput(failure.message))) }
             return
         }
+        if let refusal = throttle?.admitRegistration(address: address) {
+            return completion(.failure(.tooManyAttempts(refusal, what: "registrations from this address")))
+        }
         let store = self.store, cost = bcryptCost
         let accepted = hashing.submit {
             let hash: String
@@ -59,7 +66,8 @@ public final class AccountService: Sendable {
         if !accepted { completion(.failure(.unavailable)) }
     }
 
-    public func login(_ body: JSONValue, completion: @escaping @Sendable (Result<Session, ServiceError>) -> Void) {
+    /// `address` is the client's (for the limits on failed logins per address).
+    public func login(_ body: JSONValue, from address: String = "", completion: @escaping @Sendable (Result<Session, ServiceError>) -> Void) {
         guard case .object(let fields) = body else { return completion(.failure(.invalidInput("request body must be a JSON object"))) }
         let email: String, password: String
         switch (requiredString(fields, "email"), requiredString(fields, "password")) {
@@ -70,6 +78,9 @@ public final class AccountService: Sendable {
         guard !trimmedEmail.isEmpty, trimmedEmail.utf8.count <= Validation.maxEmailBytes, !trimmedEmail.utf8.contains(0) else {
             return completion(.failure(.invalidCredentials))
         }
+        if let refusal = throttle?.checkLogin(email: trimmedEmail, address: address) {
+            return completion(.failure(.tooManyAttempts(refusal, what: "failed logins")))
+        }
         store.credentials(forEmail: trimmedEmail) { [self] result in
             switch result {
             case .failure(let error):
@@ -78,11 +89,14 @@ public final class AccountService: Sendable {
                 let accepted = hashing.submit { [self] in
                     guard let credentials else {
                         _ = Bcrypt.verify(password, hash: decoy())
+                        throttle?.loginFailed(email: trimmedEmail, address: address)
                         return completion(.failure(.invalidCredentials))
                     }
                     guard !password.utf8.contains(0), Bcrypt.verify(password, hash: credentials.passwordHash) else {
+                        throttle?.loginFailed(email: trimmedEmail, address: address)
                         return completion(.failure(.invalidCredentials))
                     }
+                    throttle?.loginSucceeded(email: trimmedEmail)
                     let token = signer.sign(userID: credentials.user.id, issuedAt: now(), lifetime: tokenLifetime)
                     completion(.success(Session(token: token, user: credentials.user)))
                 }

@@ -10,6 +10,8 @@ public struct ServiceError: Error, Sendable, Equatable {
         case conflict
         /// Storage or hashing capacity is exhausted or away; try again later.
         case unavailable
+        /// Too many attempts from this client or at this account (`LoginThrottle`).
+        case tooManyRequests(retryAfterSeconds: Int)
         case internalError
     }
 
@@ -27,6 +29,12 @@ public struct ServiceError: Error, Sendable, Equatable {
     public static let invalidCredentials = ServiceError(.invalidCredentials, "Invalid credentials")
     public static let unavailable = ServiceError(.unavailable, "Service temporarily unavailable, try again")
     public static let internalError = ServiceError(.internalError, "Internal server error")
+
+    /// The same words whatever the account: nothing tells whether it exists.
+    public static func tooManyAttempts(_ refusal: LoginThrottle.Refusal, what: String) -> ServiceError {
+        ServiceError(.tooManyRequests(retryAfterSeconds: refusal.retryAfterSeconds),
+                     "Too many \(what); try again in \(refusal.retryAfterSeconds) s")
+    }
 
     /// The client-facing error for a storage failure.
     public init(_ error: StoreError) {

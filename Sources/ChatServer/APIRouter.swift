@@ -32,14 +32,14 @@ struct APIRouter: HTTPHandler {
         case ["api", "auth", "register"]:
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
             withJSONBody(request, reply) { body in
-                accounts.register(body) { result in
+                accounts.register(body, from: request.clientAddress) { result in
                     reply(answer(result) { user in .json(200, ["message": "User registered", "user": userJSON(user)]) })
                 }
             }
         case ["api", "auth", "login"]:
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
             withJSONBody(request, reply) { body in
-                accounts.login(body) { result in
+                accounts.login(body, from: request.clientAddress) { result in
                     reply(answer(result) { session in .json(200, ["token": .string(session.token), "user": userJSON(session.user)]) })
                 }
             }
@@ -186,6 +186,7 @@ struct APIRouter: HTTPHandler {
         case .notFound: return .error(404, error.message)
         case .conflict: return .error(409, error.message)
         case .unavailable: return .error(503, error.message, headers: [("Retry-After", "1")])
+        case .tooManyRequests(let seconds): return .error(429, error.message, headers: [("Retry-After", String(seconds))])
         case .internalError: return .error(500, error.message)
         }
     }

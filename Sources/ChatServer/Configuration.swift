@@ -35,6 +35,8 @@ struct Configuration {
     var presenceGraceMilliseconds: Int64 = 5_000
     /// Connection state recovery for every socket, not only those whose CONNECT asks for it.
     var connectionStateRecovery = false
+    /// Limits on password guessing and mass registration.
+    var loginThrottle = LoginThrottle.Settings()
     /// Which web pages may use the server (`ALLOWED_ORIGINS`); every one by default.
     var allowedOrigins = OriginPolicy.any
     var maxHeaderBytes = 16_384
@@ -85,6 +87,12 @@ struct Configuration {
             }
             connectionStateRecovery = parsed
         }
+        if let count = try integer("LOGIN_FAILURES_BEFORE_DELAY", 1...1000) { loginThrottle.accountFreeFailures = count }
+        if let rate = try integer("LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", 1...100_000_000) {
+            loginThrottle.addressFailuresPerMinute = rate
+            loginThrottle.addressFailureBurst = rate * 3
+        }
+        if let rate = try integer("REGISTRATIONS_PER_ADDRESS_PER_HOUR", 1...100_000_000) { loginThrottle.registrationsPerHour = rate }
         if let origins = value("ALLOWED_ORIGINS") {
             do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }

@@ -40,7 +40,8 @@ final class Server {
         let store = PostgresChatStore(pool: pool)
         let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads)
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
-                                      hashing: hashing, now: { Int64(time(nil)) }, tokenLifetime: configuration.tokenLifetimeSeconds)
+                                      hashing: hashing, now: { Int64(time(nil)) }, tokenLifetime: configuration.tokenLifetimeSeconds,
+                                      throttle: LoginThrottle(settings: configuration.loginThrottle))
         let rooms = SocketIORooms()
         let streamHead = StreamHead()
         // Until this answers (at once, normally) or a batch is delivered, the head is unknown

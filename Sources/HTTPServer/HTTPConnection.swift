@@ -167,7 +167,12 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         return true
     }
 
+    /// The peer's address, read once, at the connection's first request.
+    private lazy var clientAddress = Sockets.peerAddress(fd)
+
     private func dispatch(_ request: HTTPRequest) {
+        var request = request
+        request.clientAddress = clientAddress
         servedRequests += 1
         generation &+= 1
         let current = generation

@@ -6,6 +6,8 @@ public struct HTTPRequest: Sendable {
     public var minorVersion: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// The client's IP address as the connection sees it (a proxy's, behind one).
+    public var clientAddress = ""
 
     /// The first value of a header, by lower-case name.
     public func header(_ name: String) -> String? {

@@ -20,6 +20,9 @@ final class ServerProcess: @unchecked Sendable {
         environment["HOST"] = "127.0.0.1"
         environment["BCRYPT_COST"] = "4"
         environment["WORKERS"] = "2"
+        // The tests register many users and fail logins on purpose, all from 127.0.0.1.
+        environment["REGISTRATIONS_PER_ADDRESS_PER_HOUR"] = "100000000"
+        environment["LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE"] = "100000000"
         for (key, value) in extra { environment[key] = value.isEmpty ? nil : value }
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve"]
