@@ -29,7 +29,12 @@ public enum HTTPListener {
         }
         for (loop, fd) in zip(loops, listeners) {
             let dates = HTTPDateCache()
-            _ = Acceptor(fd: fd, loop: loop) { [unowned loop] connection in
+            // What a client gets when the process is out of descriptors (see Acceptor).
+            let refusal = {
+                HTTPResponse.error(503, "the server is at its connection limit; try again", headers: [("Retry-After", "1")])
+                    .serialized(keepAlive: false, date: dates.current)
+            }
+            _ = Acceptor(fd: fd, loop: loop, refusal: refusal) { [unowned loop] connection in
                 _ = HTTPConnection(fd: connection, loop: loop, handler: handler, limits: limits, dates: dates)
             }
         }
