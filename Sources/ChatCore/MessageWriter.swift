@@ -76,7 +76,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         var count: Int { messages.count }
 
         @inlinable
-        var isEmpty: Bool { messages.isEmpty && reads.isEmpty }
+        var isEmpty: Bool { messages.isEmpty }
     }
 
     /// How long a receipt waits for company: the receipts of that time go in one statement,

@@ -200,7 +200,10 @@ public final class InMemoryChatStore: ChatStore {
     }
 
     public func write(_ messages: [NewMessage], reads: [ReadRequest], completion: @escaping @Sendable (Result<StoreWrite, StoreError>) -> Void) {
-        insertMessages(messages) { [self] result in
+        let insert: (@escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) -> Void = { [self] done in
+            messages.isEmpty ? done(.success([])) : insertMessages(messages, completion: done)
+        }
+        insert { [self] result in
             completion(result.flatMap { inserted in
                 state.withLock { state in
                     state.readBatchSizes.append(reads.count)

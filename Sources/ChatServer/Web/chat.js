@@ -519,7 +519,7 @@ async function loadThread(peerID, again) {
       thread.ids = new Set(thread.messages.map((m) => m.id).filter(Boolean));
     }
     for (const row of rows) {
-      insertIntoThread(thread, { id: row.id, from: row.sender_id, to: row.receiver_id, message: row.content, timestamp: row.created_at, cursor: row.cursor });
+      insertIntoThread(thread, fromHistoryRow(row));
     }
     thread.loaded = true;
     thread.complete = rows.length < 50;
@@ -537,13 +537,18 @@ async function loadEarlier() {
   try {
     const rows = await api("GET", `/api/messages/${encodeURIComponent(peerID)}?order=desc&limit=50&before=${encodeURIComponent(oldest.cursor)}`);
     for (const row of rows) {
-      insertIntoThread(thread, { id: row.id, from: row.sender_id, to: row.receiver_id, message: row.content, timestamp: row.created_at, cursor: row.cursor });
+      insertIntoThread(thread, fromHistoryRow(row));
     }
     thread.complete = rows.length < 50;
     if (peerID === app.current) renderMessages(false);
   } catch (error) {
     banner(`Earlier messages could not be loaded: ${error.message}`, "error", 6000);
   }
+}
+
+/** A row of `GET /api/messages/:id` as the page keeps a message. */
+function fromHistoryRow(row) {
+  return { id: row.id, from: row.sender_id, to: row.receiver_id, message: row.content, timestamp: row.created_at, cursor: row.cursor };
 }
 
 /** Into the thread in stream order, once per id; pending messages (no place yet) stay last. */
