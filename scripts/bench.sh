@@ -181,9 +181,12 @@ SQL
 
 port=$(free_port)
 # The bench registers its hundreds of users from one address: the registration limit per
-# address is raised for it (every other limit is as shipped).
+# address is raised for it. Its saturation phases send a few hundred messages a second per
+# user, past the default limit of 50: that limit is raised (still checked for every message,
+# so its cost is in the figures). Every other limit is as shipped; the steady phases (12.5
+# messages a second per user) are within them.
 JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning REGISTRATIONS_PER_ADDRESS_PER_HOUR=100000000 \
-    "$bin/ChatServer" serve &
+    MESSAGE_BURST=100000000 MESSAGES_PER_SECOND=100000000 "$bin/ChatServer" serve &
 ours=$!
 pids+=("$ours")
 sleep 1

@@ -40,15 +40,10 @@ public final class LoginThrottle: Sendable {
         var lastFailure: Int64 = 0
     }
 
-    private struct Bucket {
-        var tokens: Double
-        var updated: Int64
-    }
-
     private struct State {
         var accounts: [String: Account] = [:]
-        var failureBuckets: [String: Bucket] = [:]
-        var registrationBuckets: [String: Bucket] = [:]
+        var failureBuckets: [String: TokenBucket] = [:]
+        var registrationBuckets: [String: TokenBucket] = [:]
         var lastSweep: Int64 = 0
     }
 
@@ -71,11 +66,9 @@ public final class LoginThrottle: Sendable {
             if let account = state.accounts[Self.key(email)], account.failures >= settings.accountFreeFailures {
                 wait = max(wait, account.lastFailure + delayMilliseconds(afterFailures: account.failures) - now)
             }
-            let perMinute = Double(settings.addressFailuresPerMinute) / 60_000
             if var bucket = state.failureBuckets[address] {
-                refill(&bucket, capacity: Double(settings.addressFailureBurst), perMillisecond: perMinute, now: now)
+                wait = max(wait, bucket.wait(now: now))
                 state.failureBuckets[address] = bucket
-                if bucket.tokens < 1 { wait = max(wait, Int64(((1 - bucket.tokens) / perMinute).rounded(.up))) }
             }
             return wait > 0 ? Refusal(retryAfterSeconds: Int((wait + 999) / 1000)) : nil
         }
@@ -89,9 +82,8 @@ public final class LoginThrottle: Sendable {
             account.failures += 1
             account.lastFailure = now
             state.accounts[Self.key(email)] = account
-            var bucket = state.failureBuckets[address] ?? Bucket(tokens: Double(settings.addressFailureBurst), updated: now)
-            refill(&bucket, capacity: Double(settings.addressFailureBurst), perMillisecond: Double(settings.addressFailuresPerMinute) / 60_000, now: now)
-            bucket.tokens -= 1
+            var bucket = state.failureBuckets[address] ?? failureBucket(now: now)
+            bucket.spend(now: now)
             state.failureBuckets[address] = bucket
         }
     }
@@ -104,14 +96,11 @@ public final class LoginThrottle: Sendable {
     /// Before a registration: takes one from the address's bucket, or says how long to wait.
     public func admitRegistration(address: String) -> Refusal? {
         let now = clock()
-        let perMillisecond = Double(settings.registrationsPerHour) / 3_600_000
         return state.withLock { state in
-            var bucket = state.registrationBuckets[address] ?? Bucket(tokens: Double(settings.registrationsPerHour), updated: now)
-            refill(&bucket, capacity: Double(settings.registrationsPerHour), perMillisecond: perMillisecond, now: now)
+            var bucket = state.registrationBuckets[address]
+                ?? TokenBucket(capacity: Double(settings.registrationsPerHour), perMillisecond: Double(settings.registrationsPerHour) / 3_600_000, now: now)
             defer { state.registrationBuckets[address] = bucket }
-            guard bucket.tokens >= 1 else { return Refusal(retryAfterSeconds: Int(((1 - bucket.tokens) / perMillisecond / 1000).rounded(.up))) }
-            bucket.tokens -= 1
-            return nil
+            return bucket.take(now: now).map { Refusal(retryAfterSeconds: Int(($0 + 999) / 1000)) }
         }
     }
 
@@ -120,9 +109,8 @@ public final class LoginThrottle: Sendable {
         return min(Int64(1000) << doublings, Int64(settings.accountMaxDelaySeconds) * 1000)
     }
 
-    private func refill(_ bucket: inout Bucket, capacity: Double, perMillisecond: Double, now: Int64) {
-        bucket.tokens = min(capacity, bucket.tokens + Double(max(0, now - bucket.updated)) * perMillisecond)
-        bucket.updated = now
+    private func failureBucket(now: Int64) -> TokenBucket {
+        TokenBucket(capacity: Double(settings.addressFailureBurst), perMillisecond: Double(settings.addressFailuresPerMinute) / 60_000, now: now)
     }
 
     /// Once a minute, forgets what no longer limits anyone: memory stays bounded by the
@@ -132,8 +120,8 @@ public final class LoginThrottle: Sendable {
         state.lastSweep = now
         let forgetAfter = Int64(settings.accountMaxDelaySeconds) * 2000
         state.accounts = state.accounts.filter { now - $0.value.lastFailure < forgetAfter }
-        state.failureBuckets = state.failureBuckets.filter { now - $0.value.updated < 3_600_000 }
-        state.registrationBuckets = state.registrationBuckets.filter { now - $0.value.updated < 3_600_000 }
+        state.failureBuckets = state.failureBuckets.filter { !$0.value.isFull(at: now) }
+        state.registrationBuckets = state.registrationBuckets.filter { !$0.value.isFull(at: now) }
     }
 
     private static func key(_ email: String) -> String {

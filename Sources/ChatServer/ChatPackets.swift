@@ -116,14 +116,18 @@ extension ChatSocketApp {
     }
 
     /// The ack `[{"ok":false,"error"}]`, or without an ack id the event
-    /// `message_error` `{"to","message","error"}` echoing what was sent.
-    static func refusal(_ error: String, to origin: Origin) -> [UInt8] {
+    /// `message_error` `{"to","message","error"}` echoing what was sent; a refusal by a rate
+    /// limit also says when to try again (`retry_after_ms`).
+    static func refusal(_ error: String, to origin: Origin, retryAfterMilliseconds: Int64? = nil) -> [UInt8] {
         let namespace = origin.socket.namespace
+        var answer = JSONObject([("ok", false), ("error", .string(error))])
         if let ackID = origin.ackID {
-            return SocketIOPacket(.ack, namespace: namespace, ackID: ackID, data: [["ok": false, "error": .string(error)]]).encoded()
+            if let retryAfterMilliseconds { answer["retry_after_ms"] = .number(Double(retryAfterMilliseconds)) }
+            return SocketIOPacket(.ack, namespace: namespace, ackID: ackID, data: [.object(answer)]).encoded()
         }
-        let echoed: JSONValue = ["to": origin.payload?["to"] ?? .null, "message": origin.payload?["message"] ?? .null, "error": .string(error)]
-        return SocketIOSocket.eventPacket("message_error", [echoed], namespace: namespace).encoded()
+        var echoed = JSONObject([("to", origin.payload?["to"] ?? .null), ("message", origin.payload?["message"] ?? .null), ("error", .string(error))])
+        if let retryAfterMilliseconds { echoed["retry_after_ms"] = .number(Double(retryAfterMilliseconds)) }
+        return SocketIOSocket.eventPacket("message_error", [.object(echoed)], namespace: namespace).encoded()
     }
 
     private static func eventStart(_ name: StaticString, namespace: String, capacity: Int) -> [UInt8] {

@@ -39,6 +39,7 @@ struct ChatSocketApp: Sendable {
     let typing: TypingRelay
     let conversations: ConversationService
     let presence: PresenceTracker
+    let rateLimiter: SocketRateLimiter
 
     var namespace: SocketIONamespace {
         SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) },
@@ -61,6 +62,7 @@ struct ChatSocketApp: Sendable {
     func connected(_ socket: SocketIOSocket, auth _: JSONValue) {
         guard let userID = socket.userID else { return }
         socket.join(userID)
+        rateLimiter.attach(to: socket, userID: userID)
         socket.on("send_message") { arguments, _, ack in
             send(from: socket, userID: userID, payload: arguments.first, ackID: ack?.id)
         }

@@ -1,4 +1,5 @@
 import ChatCore
+import DotEnv
 import HTTPServer
 import PostgresClient
 import ServerRuntime
@@ -37,6 +38,8 @@ struct Configuration {
     var connectionStateRecovery = false
     /// Limits on password guessing and mass registration.
     var loginThrottle = LoginThrottle.Settings()
+    /// Per-user limits on what sockets send.
+    var eventRateLimits = EventRateLimits.Settings()
     /// Which web pages may use the server (`ALLOWED_ORIGINS`); every one by default.
     var allowedOrigins = OriginPolicy.any
     var maxHeaderBytes = 16_384
@@ -93,6 +96,12 @@ struct Configuration {
             loginThrottle.addressFailureBurst = rate * 3
         }
         if let rate = try integer("REGISTRATIONS_PER_ADDRESS_PER_HOUR", 1...100_000_000) { loginThrottle.registrationsPerHour = rate }
+        // Socket events per user: `<KIND>_BURST` at once, then `<KIND>_PER_SECOND`; a burst of 0 turns one off.
+        for (kind, name) in [(EventRateLimits.Kind.message, "MESSAGE"), (.typing, "TYPING_EVENT"), (.receipt, "RECEIPT"), (.other, "OTHER_EVENT")] {
+            if let burst = try integer("\(name)_BURST", 0...100_000_000) { eventRateLimits[kind].burst = burst }
+            if let rate = try integer("\(name)S_PER_SECOND", 1...100_000_000) { eventRateLimits[kind].perSecond = Double(rate) }
+        }
+        if let count = try integer("REFUSED_EVENTS_BEFORE_DISCONNECT", 1...100_000_000) { eventRateLimits.refusalsBeforeDisconnect = count }
         if let origins = value("ALLOWED_ORIGINS") {
             do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }

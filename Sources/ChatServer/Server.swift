@@ -53,7 +53,8 @@ final class Server {
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
                                  recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
                                  typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store, receipts: writer),
-                                 presence: PresenceTracker(store: store, rooms: rooms, graceMilliseconds: configuration.presenceGraceMilliseconds))
+                                 presence: PresenceTracker(store: store, rooms: rooms, graceMilliseconds: configuration.presenceGraceMilliseconds),
+                                 rateLimiter: SocketRateLimiter(limits: EventRateLimits(settings: configuration.eventRateLimits)))
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
         let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, store: store) { reader, peer, readSeq, position in

@@ -7,14 +7,12 @@ import SocketIOServer
 /// `typing {to, typing}`: ephemeral, never stored. Relayed as `typing {from, typing}` to the
 /// peer's connected sockets only, for a peer the sender has a conversation with. A `true`
 /// lasts `expiryMilliseconds` unless repeated (clients repeat it every few seconds while the
-/// user types): then, or when the socket goes, the peer gets `false`. At most `burst` events
-/// per socket, refilled at `perSecond`; beyond that they are dropped (with an ack, it says so).
+/// user types): then, or when the socket goes, the peer gets `false`. How many a user may send
+/// is `EventRateLimits`' (`SocketRateLimiter`).
 struct TypingRelay: Sendable {
     let store: any ChatStore
     let rooms: SocketIORooms
     var expiryMilliseconds: Int64 = 6_000
-    var burst = 8
-    var perSecond = 4
 
     /// One socket's typing: confined to its loop (the database's answer is brought back to it).
     final class State: @unchecked Sendable {
@@ -23,17 +21,10 @@ struct TypingRelay: Sendable {
         var checking: [String: [(Bool, SocketIOSocket.Ack?)]] = [:]
         /// Peers told `true`, each with the timer that turns it `false`.
         var active: [String: LoopTimer] = [:]
-        var tokens: Double
-        var refilledAt: Int64
-
-        init(tokens: Int, now: Int64) {
-            self.tokens = Double(tokens)
-            refilledAt = now
-        }
     }
 
     func attach(to socket: SocketIOSocket, userID: String) {
-        let state = State(tokens: burst, now: socket.loop.now)
+        let state = State()
         socket.on("typing") { arguments, _, ack in
             handle(arguments.first, from: socket, userID: userID, state: state, ack: ack)
         }
@@ -47,7 +38,6 @@ struct TypingRelay: Sendable {
     }
 
     private func handle(_ payload: JSONValue?, from socket: SocketIOSocket, userID: String, state: State, ack: SocketIOSocket.Ack?) {
-        guard take(from: state, now: socket.loop.now) else { return ack?([["ok": false, "error": "too many typing events; slow down"]]) ?? () }
         guard let to = payload?["to"]?.stringValue.flatMap(Validation.uuid) else {
             return ack?([["ok": false, "error": "to must be a user id (UUID)"]]) ?? ()
         }
@@ -98,15 +88,6 @@ struct TypingRelay: Sendable {
         for socket in sockets where socket.namespace == "/" {
             socket.loop.execute { socket.sendEncoded(packet) }
         }
-    }
-
-    /// A token bucket per socket.
-    private func take(from state: State, now: Int64) -> Bool {
-        state.tokens = min(Double(burst), state.tokens + Double(now - state.refilledAt) * Double(perSecond) / 1000)
-        state.refilledAt = now
-        guard state.tokens >= 1 else { return false }
-        state.tokens -= 1
-        return true
     }
 }
 

@@ -51,12 +51,12 @@ public final class EngineIOServer: HTTPHandler {
 
     func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
 
-    /// Server shutdown: every session ends, each on its own loop (see `closeGracefully`);
+    /// Server shutdown: every session ends, each on its own loop (see `closeAfterFlush`);
     /// waits up to `timeoutMilliseconds` for polling clients to collect what they are owed.
     public func closeAllSessions(timeoutMilliseconds: Int64) {
         let all = sessions.withLock { Array($0.values) }
         for session in all {
-            session.loop.execute { session.closeGracefully() }
+            session.loop.execute { session.closeAfterFlush(reason: "server shutting down") }
         }
         _ = MonotonicClock.wait(upTo: timeoutMilliseconds) { sessionCount == 0 }
         for session in sessions.withLock({ Array($0.values) }) {

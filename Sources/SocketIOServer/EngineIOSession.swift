@@ -24,7 +24,8 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var queue: [EngineIOPacket] = []
     private var pendingPoll: (@Sendable (HTTPResponse) -> Void)?
     /// Shutting down: answer polls with what is queued, then close.
-    private var draining = false
+    /// Why the session ends once a polling client has collected what is queued for it.
+    private var draining: String?
     static let maxPacketsPerPoll = 16
     /// A polling client that lets this many packets pile up is not polling: it is dropped.
     static let maxQueuedPackets = 10_000
@@ -68,29 +69,30 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     }
 
     private func flushPoll() {
-        guard let respond = pendingPoll, !queue.isEmpty || draining else { return }
+        guard let respond = pendingPoll, !queue.isEmpty || draining != nil else { return }
         pendingPoll = nil
         // python-engineio refuses a payload of more than 16 packets: the rest waits for the next poll.
         let count = min(queue.count, Self.maxPacketsPerPoll)
         var packets = Array(queue.prefix(count))
         queue.removeFirst(count)
-        if draining && queue.isEmpty && packets.count < Self.maxPacketsPerPoll {
+        if let reason = draining, queue.isEmpty && packets.count < Self.maxPacketsPerPoll {
             // The last of what was owed, with the close packet: the session ends here.
             packets.append(EngineIOPacket(.close))
             respond(EngineIOServer.pollingResponse(EngineIOPacket.encode(payload: packets)))
-            return close(reason: "server shutting down")
+            return close(reason: reason)
         }
         respond(EngineIOServer.pollingResponse(EngineIOPacket.encode(payload: packets)))
     }
 
-    /// Server shutdown: a WebSocket closes now (its frames are already on their way); a polling
-    /// client first collects what is queued for it, poll after poll, then gets the close packet.
-    func closeGracefully() {
-        guard !isClosed else { return }
+    /// Ends the session once what is queued has left: a WebSocket closes now (its frames are
+    /// already on their way, before the close frame); a polling client first collects what is
+    /// queued for it, poll after poll, then gets the close packet.
+    public func closeAfterFlush(reason: String) {
+        guard !isClosed, draining == nil else { return }
         if webSocket != nil || queue.isEmpty {
-            return close(reason: "server shutting down")
+            return close(reason: reason)
         }
-        draining = true
+        draining = reason
         flushPoll()
     }
 

@@ -98,6 +98,15 @@ final class SocketIOConnection: EngineIOSessionDelegate {
         }
     }
 
+    /// The server ends `socket` (see `SocketIOSocket.disconnect`).
+    func disconnect(_ socket: SocketIOSocket, reason: String) {
+        guard sockets[socket.namespace] === socket else { return }
+        send(SocketIOPacket(.disconnect, namespace: socket.namespace))
+        sockets.removeValue(forKey: socket.namespace)
+        socket.didDisconnect(reason: reason)
+        session.closeAfterFlush(reason: reason)
+    }
+
     func sessionDidClose(_ session: EngineIOSession, reason: String) {
         connectTimer?.cancel()
         for socket in sockets.values { socket.didDisconnect(reason: reason) }

@@ -56,6 +56,10 @@ public final class SocketIOSocket: @unchecked Sendable {
 
     public func on(_ event: String, _ handler: @escaping Handler) { handlers[event] = handler }
 
+    /// Asked first about every event the client sends, with or without a handler: false drops
+    /// it (the gate answers the client itself, if at all).
+    public var eventGate: ((_ event: String, _ arguments: ArraySlice<JSONValue>, _ ack: Ack?) -> Bool)?
+
     /// Adds what to do when the socket disconnects (each part of an application adds its own).
     public func onDisconnect(_ handler: @escaping (String) -> Void) { disconnectHandlers.append(handler) }
 
@@ -107,8 +111,20 @@ public final class SocketIOSocket: @unchecked Sendable {
     }
 
     func handleEvent(_ arguments: [JSONValue], attachments: [[UInt8]], ackID: Int?) {
-        guard let name = arguments.first?.stringValue, let handler = handlers[name] else { return }
-        handler(arguments.dropFirst(), attachments, ackID.map { Ack(id: $0, socket: self) })
+        guard let name = arguments.first?.stringValue else { return }
+        let ack = ackID.map { Ack(id: $0, socket: self) }
+        if let eventGate, !eventGate(name, arguments.dropFirst(), ack) { return }
+        guard let handler = handlers[name] else { return }
+        handler(arguments.dropFirst(), attachments, ack)
+    }
+
+    /// Ends the socket from the server's side: what was sent to it leaves first, then its
+    /// DISCONNECT packet, then the connection closes (a client the server disconnects does not
+    /// reconnect by itself). Its disconnect handlers run now, with `reason`.
+    public func disconnect(reason: String) {
+        guard isConnected else { return }
+        if beforeConnect != nil { completeConnect(pid: nil, missed: nil) }
+        connection?.disconnect(self, reason: reason)
     }
 
     func didDisconnect(reason: String) {
@@ -119,5 +135,6 @@ public final class SocketIOSocket: @unchecked Sendable {
         for handler in disconnectHandlers { handler(reason) }
         handlers.removeAll()
         disconnectHandlers.removeAll()
+        eventGate = nil
     }
 }

@@ -1,5 +1,6 @@
-import XCTest
+import ChatCore
 import HTTPServer
+import XCTest
 @testable import ChatServer
 
 final class ConfigurationTests: XCTestCase {
@@ -27,6 +28,22 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(try Configuration(["BCRYPT_THREADS": "3"]).bcryptThreads, 3)
         XCTAssertEqual(configuration.allowedOrigins, .any, "every page, as the Node server")
         XCTAssertEqual(try Configuration(["ALLOWED_ORIGINS": "https://chat.example.com"]).allowedOrigins, .only(["https://chat.example.com"]))
+    }
+
+    func testSocketEventLimitsByName() throws {
+        XCTAssertEqual(try Configuration([:]).eventRateLimits, EventRateLimits.Settings())
+        let limits = try Configuration(["MESSAGE_BURST": "5", "MESSAGES_PER_SECOND": "2", "TYPING_EVENT_BURST": "0", "TYPING_EVENTS_PER_SECOND": "9",
+                                        "RECEIPT_BURST": "7", "RECEIPTS_PER_SECOND": "3", "OTHER_EVENT_BURST": "11", "OTHER_EVENTS_PER_SECOND": "4",
+                                        "REFUSED_EVENTS_BEFORE_DISCONNECT": "12"]).eventRateLimits
+        XCTAssertEqual(limits.messages, .init(burst: 5, perSecond: 2))
+        XCTAssertEqual(limits.typing, .init(burst: 0, perSecond: 9))
+        XCTAssertTrue(limits.typing.isOff)
+        XCTAssertEqual(limits.receipts, .init(burst: 7, perSecond: 3))
+        XCTAssertEqual(limits.other, .init(burst: 11, perSecond: 4))
+        XCTAssertEqual(limits.refusalsBeforeDisconnect, 12)
+        for (key, value) in [("MESSAGES_PER_SECOND", "0"), ("MESSAGE_BURST", "-1"), ("REFUSED_EVENTS_BEFORE_DISCONNECT", "0"), ("RECEIPTS_PER_SECOND", "1.5")] {
+            XCTAssertThrowsError(try Configuration([key: value])) { XCTAssertTrue("\($0)".contains(key), "\($0)") }
+        }
     }
 
     func testRefusesNonsenseWithTheVariableNamed() {

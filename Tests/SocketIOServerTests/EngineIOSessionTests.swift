@@ -189,7 +189,7 @@ final class EngineIOSessionTests: XCTestCase {
         onLoop { for index in 0..<20 { session.send(text: Array("owed\(index)".utf8)) } }
         // What closeAllSessions asks of each session, done here first so the polls below
         // surely come after it; closeAllSessions then waits for the client to collect.
-        onLoop { session.closeGracefully() }
+        onLoop { session.closeAfterFlush(reason: "server shutting down") }
         let engine = self.engine!
         let stopped = expectation(description: "every session closed")
         Thread.detachNewThread {
