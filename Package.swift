@@ -29,11 +29,12 @@ let package = Package(
         .target(name: "ServerRuntime", dependencies: ["CLinux"]),
         .target(name: "PostgresClient", dependencies: ["CLibPQ", "ServerRuntime"]),
         .target(name: "HTTPServer", dependencies: ["ServerRuntime", "JSON", "WebSocket"]),
+        .target(name: "DotEnv", dependencies: ["HTTPServer"]),
         .target(name: "SocketIOServer", dependencies: ["HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "Base64", "CLinux"]),
         .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux"]),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket"],
+            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket", "DotEnv"],
             // The web page, compiled into the executable: one file to deploy.
             resources: [.embedInCode("Web/index.html"), .embedInCode("Web/chat.css"), .embedInCode("Web/chat.js")]
         ),
@@ -59,7 +60,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "CLinux"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "ChatTestSupport", "ServerRuntime", "JSON", "JWT", "CLinux"]),
-        .testTarget(name: "ChatServerTests", dependencies: ["ChatServer", "ChatCore", "SocketIOServer", "SocketIO", "JSON", "HTTPServer"]),
+        .testTarget(name: "ChatServerTests", dependencies: ["ChatServer", "ChatCore", "SocketIOServer", "SocketIO", "JSON", "HTTPServer", "DotEnv"]),
         .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "WebSocket", "JSON", "JWT"]),
         // Against the real server process and a real PostgreSQL (make test starts both).
         .testTarget(name: "IntegrationTests", dependencies: ["JSON", "JWT", "Base64", "WebSocket", "PostgresClient"], exclude: ["python"]),

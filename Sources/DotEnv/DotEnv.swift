@@ -1,11 +1,15 @@
+// DotEnv: the `.env` reader, a module of its own so the fuzzer (Fuzz/) can link it without
+// the executable.
+//
+// May import: HTTPServer (its `trimmingSpaces`).
 import HTTPServer
 
 /// Reads `.env` files the way the `dotenv` npm package does for the lines people write:
 /// `KEY=value`, `export KEY=value`, `#` comments (whole-line, or after an unquoted value
 /// following a space), single quotes taken literally, double quotes with `\n` escapes,
 /// backticks, and quoted values spanning lines.
-enum DotEnv {
-    static func parse(_ text: String) -> [(key: String, value: String)] {
+public enum DotEnv {
+    public static func parse(_ text: String) -> [(key: String, value: String)] {
         var result: [(key: String, value: String)] = []
         let lines = text.replacingCRLF().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var index = 0

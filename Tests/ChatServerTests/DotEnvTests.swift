@@ -1,3 +1,4 @@
+import DotEnv
 import XCTest
 @testable import ChatServer
 
