@@ -162,6 +162,21 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT (version) DO NOTHING;
+-- Revocable tokens: a token is valid while its `gen` claim (0 for tokens without one, such as
+-- the Node server's) is at least the user's generation. A logout or a password change moves
+-- the generation on, so every token issued before it is refused.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS token_generation integer NOT NULL DEFAULT 0;
+
+-- Blocking: the blocker receives nothing from the blocked user (their messages are refused),
+-- and the blocked user sees neither the blocker's typing nor their presence. Read whole at
+-- start-up (a few rows per user who blocks anyone) and kept in memory.
+CREATE TABLE IF NOT EXISTS blocks (
+    blocker_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    blocked_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (blocker_id, blocked_id)
+);
+
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7) ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

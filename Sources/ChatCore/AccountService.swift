@@ -20,10 +20,18 @@ public final class AccountService: Sendable {
     private let decoyHash = Mutex<String?>(nil)
     /// Limits on guessing and mass registration; nil: none.
     private let throttle: LoginThrottle?
+    /// How long after a password was given its session's tokens can still be refreshed.
+    private let sessionLifetime: Int64
+    /// Each user's token generation as last read or moved by this process (see `remember`).
+    private let generations = Mutex<(byUser: [String: Int64], evictions: Int)>(([:], 0))
+    /// Users whose generation is kept in memory, at most; past it the memory is cleared.
+    public static let maxRememberedGenerations = 100_000
 
     public init(store: any ChatStore, signer: JWTSigner, bcryptCost: Int, hashing: WorkQueue, now: @escaping Clock,
-                tokenLifetime: Int64 = JWTSigner.defaultLifetime, throttle: LoginThrottle? = nil) {
+                tokenLifetime: Int64 = JWTSigner.defaultLifetime, throttle: LoginThrottle? = nil,
+                sessionLifetime: Int64 = AccountService.defaultSessionLifetime) {
         self.store = store
+        self.sessionLifetime = sessionLifetime
         self.throttle = throttle
         self.tokenLifetime = tokenLifetime
         self.signer = signer
@@ -32,9 +40,22 @@ public final class AccountService: Sendable {
         self.now = now
     }
 
+    /// Thirty days: a client refreshing its token keeps its session that long without the password.
+    public static let defaultSessionLifetime: Int64 = 30 * 86_400
+
     public struct Session: Sendable, Equatable {
         public let token: String
         public let user: User
+    }
+
+    /// Whom a valid token speaks for. `verified` is false when the token's generation could not
+    /// be checked (the database away and the user's generation not in memory): the token is
+    /// let through — nothing can be read or stored meanwhile anyway — and the caller checks
+    /// again once it can (a socket does, `ChatSocketApp`).
+    public struct Authenticated: Sendable, Equatable {
+        public let userID: String
+        public let claims: JWTClaims
+        public let verified: Bool
     }
 
     /// `address` is the client's (for the registration limit per address).
@@ -81,6 +102,7 @@ public final class AccountService: Sendable {
         if let refusal = throttle?.checkLogin(email: trimmedEmail, address: address) {
             return completion(.failure(.tooManyAttempts(refusal, what: "failed logins")))
         }
+        let evictions = generations.withLock { $0.evictions }
         store.credentials(forEmail: trimmedEmail) { [self] result in
             switch result {
             case .failure(let error):
@@ -97,7 +119,10 @@ public final class AccountService: Sendable {
                         return completion(.failure(.invalidCredentials))
                     }
                     throttle?.loginSucceeded(email: trimmedEmail)
-                    let token = signer.sign(userID: credentials.user.id, issuedAt: now(), lifetime: tokenLifetime)
+                    let generation = remember(credentials.user.id, generation: credentials.tokenGeneration, readAfter: evictions)
+                    let issuedAt = now()
+                    let token = signer.sign(userID: credentials.user.id, issuedAt: issuedAt, lifetime: tokenLifetime, generation: generation,
+                                            authenticatedAt: issuedAt)
                     completion(.success(Session(token: token, user: credentials.user)))
                 }
                 if !accepted { completion(.failure(.unavailable)) }
@@ -105,20 +130,148 @@ public final class AccountService: Sendable {
         }
     }
 
-    /// The user id of a valid `Authorization` header, with the Node server's reading of it:
-    /// the token is the second space-separated word.
-    public func authenticate(authorizationHeader: String?) -> Result<String, ServiceError> {
+    /// The token of an `Authorization` header, read as the Node server does: the second
+    /// space-separated word.
+    public static func token(authorizationHeader: String?) -> Result<String, ServiceError> {
         guard let header = authorizationHeader, !header.isEmpty else { return .failure(.missingToken) }
         let words = header.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard words.count >= 2, !words[1].isEmpty else { return .failure(.invalidToken) }
-        return authenticate(token: String(words[1]))
+        return .success(String(words[1]))
     }
 
-    public func authenticate(token: String) -> Result<String, ServiceError> {
+    /// Checks a token: its signature and expiry, then that it is not revoked (its `gen` at
+    /// least the user's generation, read from the database the first time this process meets
+    /// the user). Completes at once when the generation is in memory. A revoked token, or one
+    /// of a user who no longer exists, is `invalidToken`.
+    public func authenticate(token: String, completion: @escaping @Sendable (Result<Authenticated, ServiceError>) -> Void) {
         guard let claims = try? signer.verify(token, now: now()), let userID = Validation.uuid(claims.userID) else {
-            return .failure(.invalidToken)
+            return completion(.failure(.invalidToken))
         }
-        return .success(userID)
+        let (known, evictions) = generations.withLock { ($0.byUser[userID], $0.evictions) }
+        if let known {
+            return completion(claims.generation >= known ? .success(Authenticated(userID: userID, claims: claims, verified: true)) : .failure(.invalidToken))
+        }
+        store.tokenGeneration(of: userID) { [self] result in
+            switch result {
+            case .failure:
+                completion(.success(Authenticated(userID: userID, claims: claims, verified: false)))
+            case .success(nil):
+                completion(.failure(.invalidToken))
+            case .success(let generation?):
+                let current = remember(userID, generation: generation, readAfter: evictions)
+                completion(claims.generation >= current ? .success(Authenticated(userID: userID, claims: claims, verified: true)) : .failure(.invalidToken))
+            }
+        }
+    }
+
+    /// Keeps a generation read from the database and returns the one to go by. A generation
+    /// only grows, so a read that raced a revocation never lowers what the revocation left;
+    /// and a read begun before the memory was last cleared is not kept (it may predate a
+    /// revocation whose value the clearing dropped).
+    private func remember(_ userID: String, generation: Int64, readAfter evictions: Int) -> Int64 {
+        generations.withLock { state in
+            let current = max(state.byUser[userID] ?? generation, generation)
+            guard state.evictions == evictions else { return current }
+            if state.byUser.count >= Self.maxRememberedGenerations, state.byUser[userID] == nil {
+                state.byUser.removeAll(keepingCapacity: true)
+                state.evictions += 1
+            }
+            state.byUser[userID] = current
+            return current
+        }
+    }
+
+    /// Revokes every token of the user (a logout, on every device): the new generation.
+    public func logout(userID: String, completion: @escaping @Sendable (Result<Void, ServiceError>) -> Void) {
+        store.revokeTokens(of: userID, newPasswordHash: nil) { [self] result in
+            switch result {
+            case .failure(let error): completion(.failure(ServiceError(error)))
+            case .success(nil): completion(.failure(.invalidToken))
+            case .success(let generation?):
+                revoked(userID, generation: generation)
+                completion(.success(()))
+            }
+        }
+    }
+
+    /// `{old_password, new_password}`: checks the old password (limited as failed logins are,
+    /// per account and address), stores the new one and revokes every earlier token in one
+    /// statement; the answer is a fresh session for the client that asked.
+    public func changePassword(userID: String, _ body: JSONValue, from address: String = "",
+                               completion: @escaping @Sendable (Result<Session, ServiceError>) -> Void) {
+        guard case .object(let fields) = body else { return completion(.failure(.invalidInput("request body must be a JSON object"))) }
+        let old: String, new: String
+        switch (requiredString(fields, "old_password"), requiredString(fields, "new_password")) {
+        case (.success(let o), .success(let n)): (old, new) = (o, n)
+        case (.failure(let error), _), (_, .failure(let error)): return completion(.failure(error))
+        }
+        let validNew: String
+        switch Validation.newPassword(new) {
+        case .success(let password): validNew = password
+        case .failure(let failure): return completion(.failure(.invalidInput("new_" + failure.message)))
+        }
+        store.credentials(ofUser: userID) { [self] result in
+            switch result {
+            case .failure(let error): return completion(.failure(ServiceError(error)))
+            case .success(nil): return completion(.failure(.invalidToken))
+            case .success(let credentials?):
+                if let refusal = throttle?.checkLogin(email: credentials.user.email, address: address) {
+                    return completion(.failure(.tooManyAttempts(refusal, what: "failed password checks")))
+                }
+                let cost = bcryptCost
+                let accepted = hashing.submit { [self] in
+                    guard !old.utf8.contains(0), Bcrypt.verify(old, hash: credentials.passwordHash) else {
+                        throttle?.loginFailed(email: credentials.user.email, address: address)
+                        return completion(.failure(ServiceError(.invalidCredentials, "old_password is not the current password")))
+                    }
+                    throttle?.loginSucceeded(email: credentials.user.email)
+                    let hash: String
+                    do { hash = try Bcrypt.hash(validNew, cost: cost) } catch { return completion(.failure(.internalError)) }
+                    store.revokeTokens(of: userID, newPasswordHash: hash) { [self] result in
+                        switch result {
+                        case .failure(let error): completion(.failure(ServiceError(error)))
+                        case .success(nil): completion(.failure(.invalidToken))
+                        case .success(let generation?):
+                            revoked(userID, generation: generation)
+                            let issuedAt = now()
+                            let token = signer.sign(userID: userID, issuedAt: issuedAt, lifetime: tokenLifetime, generation: generation,
+                                                    authenticatedAt: issuedAt)
+                            completion(.success(Session(token: token, user: credentials.user)))
+                        }
+                    }
+                }
+                if !accepted { completion(.failure(.unavailable)) }
+            }
+        }
+    }
+
+    /// A fresh token for a valid one, without the password: same generation, same moment of
+    /// authentication, a new expiry — until `sessionLifetime` after the password was given
+    /// (for a token without `auth_time`, the Node server's, after it was issued).
+    public func refresh(_ authenticated: Authenticated) -> Result<(token: String, expiresAt: Int64), ServiceError> {
+        let claims = authenticated.claims
+        let issuedAt = now()
+        let authenticatedAt = claims.authenticatedAt ?? claims.issuedAt ?? issuedAt
+        guard issuedAt - authenticatedAt < sessionLifetime else {
+            return .failure(ServiceError(.invalidCredentials, "This session is too old to refresh; log in again"))
+        }
+        let lifetime = min(tokenLifetime, authenticatedAt + sessionLifetime - issuedAt)
+        let token = signer.sign(userID: authenticated.userID, issuedAt: issuedAt, lifetime: lifetime, generation: claims.generation,
+                                authenticatedAt: authenticatedAt)
+        return .success((token, issuedAt + lifetime))
+    }
+
+    /// Whether this process has the user's token generation in memory (so a token of theirs
+    /// it let in was checked against it).
+    public func knowsGeneration(of userID: String) -> Bool {
+        generations.withLock { $0.byUser[userID] != nil }
+    }
+
+    /// After a revocation committed: from now on, tokens below `generation` are refused.
+    private func revoked(_ userID: String, generation: Int64) {
+        generations.withLock { state in
+            state.byUser[userID] = max(state.byUser[userID] ?? generation, generation)
+        }
     }
 
     public func findUser(email: String?, completion: @escaping @Sendable (Result<User, ServiceError>) -> Void) {

@@ -15,10 +15,13 @@ public struct User: Sendable, Equatable {
 public struct UserCredentials: Sendable, Equatable {
     public let user: User
     public let passwordHash: String
+    /// Tokens with a lower `gen` claim are revoked.
+    public let tokenGeneration: Int64
 
-    public init(user: User, passwordHash: String) {
+    public init(user: User, passwordHash: String, tokenGeneration: Int64 = 0) {
         self.user = user
         self.passwordHash = passwordHash
+        self.tokenGeneration = tokenGeneration
     }
 }
 
@@ -258,6 +261,14 @@ public protocol ChatStore: Sendable {
     /// The user whose email matches case-insensitively, preferring an exact match.
     func credentials(forEmail email: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void)
     func user(withEmail email: String, completion: @escaping @Sendable (Result<User?, StoreError>) -> Void)
+    /// The credentials of the user with this id (nil: no such user).
+    func credentials(ofUser userID: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void)
+    /// The user's token generation (nil: no such user).
+    func tokenGeneration(of userID: String, completion: @escaping @Sendable (Result<Int64?, StoreError>) -> Void)
+    /// Moves the user's token generation on, revoking every token issued before, and replaces
+    /// the password hash when one is given, in one statement: the new generation (nil: no
+    /// such user).
+    func revokeTokens(of userID: String, newPasswordHash: String?, completion: @escaping @Sendable (Result<Int64?, StoreError>) -> Void)
     /// Messages between the two users, both directions, as `page` says. A bound by id that is
     /// not a message of this conversation fails with `invalidReference`.
     func history(between userID: String, and otherID: String, page: HistoryPage,

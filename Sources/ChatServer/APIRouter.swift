@@ -13,6 +13,8 @@ struct APIRouter: HTTPHandler {
     let store: any ChatStore
     /// Tells the sockets of both sides that a watermark moved, and the receipt's place.
     let announceRead: @Sendable (_ reader: String, _ peer: String, _ readSeq: Int64, _ position: Int64) -> Void
+    /// Ends every live socket of a user whose tokens were just revoked, telling it why.
+    let closeSessions: @Sendable (_ userID: String, _ reason: String) -> Void
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
@@ -43,75 +45,108 @@ struct APIRouter: HTTPHandler {
                     reply(answer(result) { session in .json(200, ["token": .string(session.token), "user": userJSON(session.user)]) })
                 }
             }
+        case ["api", "auth", "logout"]:
+            guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
+            authenticated(request, reply) { [closeSessions] userID in
+                accounts.logout(userID: userID) { result in
+                    if case .success = result { closeSessions(userID, "logged out") }
+                    reply(answer(result) { .json(200, ["message": "Logged out"]) })
+                }
+            }
+        case ["api", "auth", "password"]:
+            guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
+            authenticated(request, reply) { [closeSessions] userID in
+                withJSONBody(request, reply) { body in
+                    accounts.changePassword(userID: userID, body, from: request.clientAddress) { result in
+                        if case .success = result { closeSessions(userID, "password changed") }
+                        reply(answer(result) { session in
+                            .json(200, ["message": "Password changed", "token": .string(session.token), "user": userJSON(session.user)])
+                        })
+                    }
+                }
+            }
+        case ["api", "auth", "refresh"]:
+            guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
+            withAuthentication(request, reply) { authenticated in
+                reply(answer(accounts.refresh(authenticated)) { fresh in
+                    .json(200, ["token": .string(fresh.token), "expires_at": .number(Double(fresh.expiresAt))])
+                })
+            }
         case _ where lowered.count == 3 && lowered[0] == "api" && lowered[1] == "messages":
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            guard case .success(let callerID) = authenticate(request, reply) else { return }
-            guard let otherID = PercentDecoding.decode(segments[2], plusIsSpace: false) else {
-                return reply(.error(400, "userId must be a UUID"))
-            }
-            let query = MessageService.HistoryQuery(limit: request.queryParameter("limit"), offset: request.queryParameter("offset"),
-                                                    before: request.queryParameter("before"), after: request.queryParameter("after"),
-                                                    order: request.queryParameter("order"))
-            messages.history(callerID: callerID, otherID: otherID, query: query) { result in
-                reply(answer(result) { .json(200, .array($0.map(messageJSON))) })
+            authenticated(request, reply) { callerID in
+                guard let otherID = PercentDecoding.decode(segments[2], plusIsSpace: false) else {
+                    return reply(.error(400, "userId must be a UUID"))
+                }
+                let query = MessageService.HistoryQuery(limit: request.queryParameter("limit"), offset: request.queryParameter("offset"),
+                                                        before: request.queryParameter("before"), after: request.queryParameter("after"),
+                                                        order: request.queryParameter("order"))
+                messages.history(callerID: callerID, otherID: otherID, query: query) { result in
+                    reply(answer(result) { .json(200, .array($0.map(messageJSON))) })
+                }
             }
         case ["api", "sync"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            guard case .success(let callerID) = authenticate(request, reply) else { return }
-            guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
-            messages.sync(callerID: callerID, after: request.queryParameter("after"), limit: limit) { result in
-                reply(answer(result) { .json(200, .object(SyncResponse.json($0, for: callerID))) })
+            authenticated(request, reply) { callerID in
+                guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
+                messages.sync(callerID: callerID, after: request.queryParameter("after"), limit: limit) { result in
+                    reply(answer(result) { .json(200, .object(SyncResponse.json($0, for: callerID))) })
+                }
             }
         case ["api", "conversations"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            guard case .success(let callerID) = authenticate(request, reply) else { return }
-            guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
-            conversations.list(userID: callerID, limit: limit, after: request.queryParameter("after")) { result in
-                reply(answer(result) { page in
-                    .json(200, ["conversations": .array(page.conversations.map(conversationJSON)), "next": page.next.map(JSONValue.string) ?? .null])
-                })
+            authenticated(request, reply) { callerID in
+                guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
+                conversations.list(userID: callerID, limit: limit, after: request.queryParameter("after")) { result in
+                    reply(answer(result) { page in
+                        .json(200, ["conversations": .array(page.conversations.map(conversationJSON)), "next": page.next.map(JSONValue.string) ?? .null])
+                    })
+                }
             }
         case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "conversations" && lowered[3] == "read":
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
-            guard case .success(let callerID) = authenticate(request, reply) else { return }
-            guard let peer = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
-                return reply(.error(400, "the user id in the path must be a UUID"))
-            }
-            withJSONBody(request, reply) { body in
-                conversations.markRead(userID: callerID, peer: peer, upTo: body["up_to"]?.stringValue) { [announceRead] result in
-                    if case .success(let mark) = result, let position = mark.receiptSeq {
-                        announceRead(callerID, peer, mark.readSeq, position)
+            authenticated(request, reply) { callerID in
+                guard let peer = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
+                    return reply(.error(400, "the user id in the path must be a UUID"))
+                }
+                withJSONBody(request, reply) { body in
+                    conversations.markRead(userID: callerID, peer: peer, upTo: body["up_to"]?.stringValue) { [announceRead] result in
+                        if case .success(let mark) = result, let position = mark.receiptSeq {
+                            announceRead(callerID, peer, mark.readSeq, position)
+                        }
+                        reply(answer(result) { .json(200, .object(ChatSocketApp.readMarkJSON($0))) })
                     }
-                    reply(answer(result) { .json(200, .object(ChatSocketApp.readMarkJSON($0))) })
                 }
             }
         case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "users" && lowered[3] == "presence":
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            guard case .success = authenticate(request, reply) else { return }
-            guard let userID = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
-                return reply(.error(400, "the user id must be a UUID"))
-            }
-            presence.presence(of: userID) { result in
-                switch result {
-                case .failure(let error): reply(Self.response(for: ServiceError(error)))
-                case .success(nil): reply(.error(404, "User not found"))
-                case .success(let found?):
-                    reply(.json(200, ["user": .string(userID), "online": .bool(found.online), "last_seen": found.lastSeen.map(JSONValue.string) ?? .null]))
+            authenticated(request, reply) { _ in
+                guard let userID = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
+                    return reply(.error(400, "the user id must be a UUID"))
+                }
+                presence.presence(of: userID) { result in
+                    switch result {
+                    case .failure(let error): reply(Self.response(for: ServiceError(error)))
+                    case .success(nil): reply(.error(404, "User not found"))
+                    case .success(let found?):
+                        reply(.json(200, ["user": .string(userID), "online": .bool(found.online), "last_seen": found.lastSeen.map(JSONValue.string) ?? .null]))
+                    }
                 }
             }
         case ["api", "users"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            guard case .success = authenticate(request, reply) else { return }
-            if let query = request.queryParameter("q") {
-                guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
-                return accounts.searchUsers(query: query, limit: limit, after: request.queryParameter("after")) { result in
-                    reply(answer(result) { page in
-                        .json(200, ["users": .array(page.users.map(userJSON)), "next": page.next.map(JSONValue.string) ?? .null])
-                    })
+            authenticated(request, reply) { _ in
+                if let query = request.queryParameter("q") {
+                    guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
+                    return accounts.searchUsers(query: query, limit: limit, after: request.queryParameter("after")) { result in
+                        reply(answer(result) { page in
+                            .json(200, ["users": .array(page.users.map(userJSON)), "next": page.next.map(JSONValue.string) ?? .null])
+                        })
+                    }
                 }
-            }
-            accounts.findUser(email: request.queryParameter("email")) { result in
-                reply(answer(result) { .json(200, userJSON($0)) })
+                accounts.findUser(email: request.queryParameter("email")) { result in
+                    reply(answer(result) { .json(200, userJSON($0)) })
+                }
             }
         case ["healthz"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
@@ -156,10 +191,25 @@ struct APIRouter: HTTPHandler {
         return .success(number)
     }
 
-    private func authenticate(_ request: HTTPRequest, _ reply: @Sendable (HTTPResponse) -> Void) -> Result<String, ServiceError> {
-        let result = accounts.authenticate(authorizationHeader: request.header("authorization"))
-        if case .failure(let error) = result { reply(Self.response(for: error)) }
-        return result
+    /// Goes on with the caller's user id once the `Authorization` header's token is checked
+    /// (at once when its generation is in memory), or answers 401/403.
+    private func authenticated(_ request: HTTPRequest, _ reply: @escaping @Sendable (HTTPResponse) -> Void,
+                               _ next: @escaping @Sendable (String) -> Void) {
+        withAuthentication(request, reply) { next($0.userID) }
+    }
+
+    private func withAuthentication(_ request: HTTPRequest, _ reply: @escaping @Sendable (HTTPResponse) -> Void,
+                                    _ next: @escaping @Sendable (AccountService.Authenticated) -> Void) {
+        switch AccountService.token(authorizationHeader: request.header("authorization")) {
+        case .failure(let error): reply(Self.response(for: error))
+        case .success(let token):
+            accounts.authenticate(token: token) { result in
+                switch result {
+                case .success(let authenticated): next(authenticated)
+                case .failure(let error): reply(Self.response(for: error))
+                }
+            }
+        }
     }
 
     /// Parses a JSON body, answering 415 for another media type and 400 for bad JSON.

@@ -42,25 +42,66 @@ struct ChatSocketApp: Sendable {
     let rateLimiter: SocketRateLimiter
 
     var namespace: SocketIONamespace {
-        SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1) }, onConnect: { connected($0, auth: $1) },
+        SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1, answer: $2) }, onConnect: { connected($0, auth: $1) },
                           recovery: SocketIORecovery(scope: recoveryForEverySocket ? .everySocket : .whenAsked,
                                                      newSession: { newSession(for: $0) },
                                                      resume: { resume($0, pid: $1, offset: $2, completion: $3) }))
     }
 
-    func authorize(_ auth: JSONValue?, handshake: EngineIOHandshake) -> SocketIOAuthorization {
-        // As the Node server: `auth.token || query.token`.
-        var token = auth?["token"]?.stringValue ?? ""
-        if token.isEmpty { token = handshake.queryParameter("token") ?? "" }
-        guard !token.isEmpty else { return .refused(message: "No token") }
-        switch accounts.authenticate(token: token) {
-        case .success(let userID): return .accepted(userID: userID)
-        case .failure: return .refused(message: "Invalid token")
+    func authorize(_ auth: JSONValue?, handshake: EngineIOHandshake, answer: @escaping @Sendable (SocketIOAuthorization) -> Void) {
+        let token = Self.token(auth, handshake)
+        guard !token.isEmpty else { return answer(.refused(message: "No token")) }
+        accounts.authenticate(token: token) { result in
+            switch result {
+            case .success(let authenticated): answer(.accepted(userID: authenticated.userID))
+            case .failure: answer(.refused(message: "Invalid token"))
+            }
         }
     }
 
-    func connected(_ socket: SocketIOSocket, auth _: JSONValue) {
+    /// As the Node server: `auth.token || query.token`.
+    private static func token(_ auth: JSONValue?, _ handshake: EngineIOHandshake) -> String {
+        let token = auth?["token"]?.stringValue ?? ""
+        return token.isEmpty ? handshake.queryParameter("token") ?? "" : token
+    }
+
+    /// A socket let in while its token's generation could not be checked (the database away)
+    /// is checked again every few seconds until it can be; a revoked token's socket then goes.
+    private func recheck(_ socket: SocketIOSocket, token: String) {
+        _ = socket.loop.schedule(after: Self.recheckMilliseconds) { [accounts] in
+            guard socket.isConnected else { return }
+            accounts.authenticate(token: token) { result in
+                socket.loop.execute {
+                    switch result {
+                    case .success(let authenticated) where authenticated.verified: break
+                    case .success: recheck(socket, token: token)
+                    case .failure: Self.closeSession(socket, reason: "token revoked")
+                    }
+                }
+            }
+        }
+    }
+
+    static let recheckMilliseconds: Int64 = 2_000
+
+    /// Ends every socket of `userID` on this process (their tokens were revoked): each gets
+    /// `session_closed {reason}`, then the server's DISCONNECT.
+    static func closeSessions(of userID: String, reason: String, rooms: SocketIORooms) {
+        for (_, sockets) in rooms.members(of: [userID]) {
+            for socket in sockets { socket.loop.execute { closeSession(socket, reason: reason) } }
+        }
+    }
+
+    /// `session_closed {reason}` and the server's DISCONNECT: the client is told why before it
+    /// goes (and, told by the server, does not reconnect by itself).
+    static func closeSession(_ socket: SocketIOSocket, reason: String) {
+        socket.emit("session_closed", [["reason": .string(reason)]])
+        socket.disconnect(reason: reason)
+    }
+
+    func connected(_ socket: SocketIOSocket, auth: JSONValue) {
         guard let userID = socket.userID else { return }
+        if !accounts.knowsGeneration(of: userID), let handshake = socket.handshake { recheck(socket, token: Self.token(auth, handshake)) }
         socket.join(userID)
         rateLimiter.attach(to: socket, userID: userID)
         socket.on("send_message") { arguments, _, ack in

@@ -31,6 +31,8 @@ struct Configuration {
     var maxMessageBytes = 16_384
     /// How long a login's token is valid (`exp` − `iat`), as the Node server: one hour.
     var tokenLifetimeSeconds: Int64 = 3600
+    /// How long after a login its tokens can be refreshed without the password.
+    var sessionLifetimeSeconds = AccountService.defaultSessionLifetime
     /// How long a user whose last socket went still counts as online (a reconnect within it
     /// is no change): presence flapping does not reach their contacts.
     var presenceGraceMilliseconds: Int64 = 5_000
@@ -80,6 +82,7 @@ struct Configuration {
         if let threads = try integer("BCRYPT_THREADS", 1...256) { bcryptThreads = threads }
         if let bytes = try integer("MAX_MESSAGE_BYTES", 1...1_000_000) { maxMessageBytes = bytes }
         if let seconds = try integer("TOKEN_LIFETIME_SECONDS", 1...31_536_000) { tokenLifetimeSeconds = Int64(seconds) }
+        if let seconds = try integer("SESSION_LIFETIME_SECONDS", 1...315_360_000) { sessionLifetimeSeconds = Int64(seconds) }
         if let seconds = try integer("PRESENCE_GRACE_SECONDS", 0...3600) { presenceGraceMilliseconds = Int64(seconds) * 1000 }
         if let seconds = try integer("HEADER_TIMEOUT_SECONDS", 1...3600) { headerTimeoutMilliseconds = Int64(seconds) * 1000 }
         if let seconds = try integer("IDLE_TIMEOUT_SECONDS", 1...86400) { idleTimeoutMilliseconds = Int64(seconds) * 1000 }

@@ -25,7 +25,7 @@ enum Conformance {
     }
 
     private static func testNamespace(_ name: String) -> SocketIONamespace {
-        SocketIONamespace(name: name, authorize: { _, _ in .accepted(userID: nil) }) { socket, auth in
+        SocketIONamespace(name: name, authorize: { _, _, answer in answer(.accepted(userID: nil)) }) { socket, auth in
             socket.emit("auth", [auth])
             socket.on("message") { arguments, attachments, _ in
                 socket.emit("message-back", Array(arguments), attachments: attachments)

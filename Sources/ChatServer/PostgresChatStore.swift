@@ -23,13 +23,38 @@ struct PostgresChatStore: ChatStore {
 
     func credentials(forEmail email: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void) {
         let statement = PostgresStatement(
-            "SELECT \(Self.userColumns), password FROM users WHERE lower(email) = lower($1) ORDER BY (email = $1) DESC, id LIMIT 1",
+            "SELECT \(Self.userColumns), password, token_generation FROM users WHERE lower(email) = lower($1) ORDER BY (email = $1) DESC, id LIMIT 1",
             [email])
         pool.submit(statement) { result in
-            completion(Self.map(result) { rows in
-                guard let user = Self.user(rows, 0), let hash = rows.value(0, "password") else { return .success(nil) }
-                return .success(UserCredentials(user: user, passwordHash: hash))
-            })
+            completion(Self.map(result) { .success(Self.credentials($0)) })
+        }
+    }
+
+    func credentials(ofUser userID: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void) {
+        let statement = PostgresStatement("SELECT \(Self.userColumns), password, token_generation FROM users WHERE id = $1::uuid", [userID])
+        pool.submit(statement) { result in
+            completion(Self.map(result) { .success(Self.credentials($0)) })
+        }
+    }
+
+    private static func credentials(_ rows: PostgresRows) -> UserCredentials? {
+        guard let user = user(rows, 0), let hash = rows.value(0, "password") else { return nil }
+        return UserCredentials(user: user, passwordHash: hash, tokenGeneration: rows.value(0, "token_generation").flatMap { Int64($0) } ?? 0)
+    }
+
+    func tokenGeneration(of userID: String, completion: @escaping @Sendable (Result<Int64?, StoreError>) -> Void) {
+        let statement = PostgresStatement("SELECT token_generation FROM users WHERE id = $1::uuid", [userID], preparedName: "chat_token_generation")
+        pool.submit(statement) { result in
+            completion(Self.map(result) { .success($0.value(0, "token_generation").flatMap { Int64($0) }) })
+        }
+    }
+
+    func revokeTokens(of userID: String, newPasswordHash: String?, completion: @escaping @Sendable (Result<Int64?, StoreError>) -> Void) {
+        let statement = PostgresStatement(
+            "UPDATE users SET token_generation = token_generation + 1, password = coalesce($2, password) WHERE id = $1::uuid RETURNING token_generation",
+            [userID, newPasswordHash])
+        pool.submit(statement) { result in
+            completion(Self.map(result) { .success($0.value(0, "token_generation").flatMap { Int64($0) }) })
         }
     }
 

@@ -41,7 +41,8 @@ final class Server {
         let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads)
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) }, tokenLifetime: configuration.tokenLifetimeSeconds,
-                                      throttle: LoginThrottle(settings: configuration.loginThrottle))
+                                      throttle: LoginThrottle(settings: configuration.loginThrottle),
+                                      sessionLifetime: configuration.sessionLifetimeSeconds)
         let rooms = SocketIORooms()
         let streamHead = StreamHead()
         // Until this answers (at once, normally) or a batch is delivered, the head is unknown
@@ -57,9 +58,11 @@ final class Server {
                                  rateLimiter: SocketRateLimiter(limits: EventRateLimits(settings: configuration.eventRateLimits)))
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
-        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, store: store) { reader, peer, readSeq, position in
-            ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)
-        }
+        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, store: store,
+                            announceRead: { reader, peer, readSeq, position in
+                                ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)
+                            },
+                            closeSessions: { userID, reason in ChatSocketApp.closeSessions(of: userID, reason: reason, rooms: rooms) })
         return serve(handler: OriginGuard(policy: configuration.allowedOrigins, inner: engine.mounted(over: api, preflightsGoToFallback: true)), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }

@@ -37,7 +37,7 @@ struct SocketRateLimiter: Sendable {
                 refusals.disconnecting = true
                 let limit = limits.settings[kind]
                 let reason = "too many events after being told to slow down (\(limit.burst) at once, \(Self.rate(limit.perSecond)) a second): disconnected"
-                _ = socket.loop.schedule(after: Self.disconnectGraceMilliseconds) { Self.disconnect(socket, reason: reason) }
+                _ = socket.loop.schedule(after: Self.disconnectGraceMilliseconds) { ChatSocketApp.closeSession(socket, reason: reason) }
                 return false
             }
             Self.refuse(kind, socket: socket, arguments: arguments, ack: ack, retryAfterMilliseconds: wait)
@@ -56,12 +56,6 @@ struct SocketRateLimiter: Sendable {
             let what = kind == .typing ? "typing events" : kind == .receipt ? "read receipts" : "events"
             ack?([["ok": false, "error": .string("too many \(what); slow down"), "retry_after_ms": .number(Double(wait))]])
         }
-    }
-
-    /// `session_closed {reason}` and the server's DISCONNECT: the client is told why before it goes.
-    static func disconnect(_ socket: SocketIOSocket, reason: String) {
-        socket.emit("session_closed", [["reason": .string(reason)]])
-        socket.disconnect(reason: reason)
     }
 
     private static func rate(_ perSecond: Double) -> String {

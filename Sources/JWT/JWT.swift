@@ -18,16 +18,24 @@ public enum JWTError: Error, Sendable, Equatable {
     case invalidClaim(String)
 }
 
-/// The claims this server issues and relies on: `{"id", "iat", "exp"}`.
+/// The claims this server issues and relies on: `{"id", "iat", "exp"}`, and in the tokens
+/// this server issues also `gen` (the user's token generation: revoking a user's tokens moves
+/// it on) and `auth_time` (when the user gave their password, RFC 9068 / OpenID Connect's
+/// claim: a refresh keeps it). Tokens without them (the Node server's) are generation 0,
+/// authenticated when they were issued.
 public struct JWTClaims: Sendable, Equatable {
     public let userID: String
     public let issuedAt: Int64?
     public let expiresAt: Int64
+    public let generation: Int64
+    public let authenticatedAt: Int64?
 
-    public init(userID: String, issuedAt: Int64?, expiresAt: Int64) {
+    public init(userID: String, issuedAt: Int64?, expiresAt: Int64, generation: Int64 = 0, authenticatedAt: Int64? = nil) {
         self.userID = userID
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
+        self.generation = generation
+        self.authenticatedAt = authenticatedAt
     }
 }
 
@@ -49,6 +57,13 @@ public struct JWTSigner: Sendable {
 
     public func sign(userID: String, issuedAt: Int64, lifetime: Int64 = JWTSigner.defaultLifetime) -> String {
         let payload: JSONValue = ["id": .string(userID), "iat": .number(Double(issuedAt)), "exp": .number(Double(issuedAt + lifetime))]
+        return sign(payload: payload)
+    }
+
+    /// A token of this server: the Node server's claims, then `gen` and `auth_time`.
+    public func sign(userID: String, issuedAt: Int64, lifetime: Int64, generation: Int64, authenticatedAt: Int64) -> String {
+        let payload: JSONValue = ["id": .string(userID), "iat": .number(Double(issuedAt)), "exp": .number(Double(issuedAt + lifetime)),
+                                  "gen": .number(Double(generation)), "auth_time": .number(Double(authenticatedAt))]
         return sign(payload: payload)
     }
 
@@ -103,6 +118,19 @@ public struct JWTSigner: Sendable {
             issuedAt = Int64(iat.rounded(.down))
         }
         guard let userID = claims["id"]?.stringValue, !userID.isEmpty else { throw .invalidClaim("id is missing") }
-        return JWTClaims(userID: userID, issuedAt: issuedAt, expiresAt: Int64(exp.rounded(.down)))
+        var generation: Int64 = 0
+        if let genValue = claims["gen"] {
+            guard let gen = genValue.numberValue, gen == gen.rounded(), (0...Double(Int32.max)).contains(gen) else {
+                throw .invalidClaim("gen is not a generation")
+            }
+            generation = Int64(gen)
+        }
+        var authenticatedAt: Int64?
+        if let authValue = claims["auth_time"] {
+            guard let auth = authValue.numberValue, auth.isFinite, abs(auth) < 1e15 else { throw .invalidClaim("auth_time is not a time") }
+            authenticatedAt = Int64(auth.rounded(.down))
+        }
+        return JWTClaims(userID: userID, issuedAt: issuedAt, expiresAt: Int64(exp.rounded(.down)), generation: generation,
+                         authenticatedAt: authenticatedAt)
     }
 }

@@ -2,13 +2,17 @@ import JSON
 import ServerRuntime
 import SocketIO
 
-/// The Socket.IO side of one Engine.IO session, confined to its loop.
-final class SocketIOConnection: EngineIOSessionDelegate {
+/// The Socket.IO side of one Engine.IO session, confined to its loop (answers from other
+/// threads are brought back to it with `loop.execute`; hence `@unchecked Sendable`).
+final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
     private let server: SocketIOServer
     private unowned let session: EngineIOSession
     private var sockets: [String: SocketIOSocket] = [:]
     private var partial: (packet: SocketIOPacket, attachments: [[UInt8]])?
     private var connectTimer: LoopTimer?
+    /// Namespaces whose CONNECT is being checked: a second CONNECT meanwhile is ignored.
+    private var authorizing: Set<String> = []
+    private var closed = false
 
     init(server: SocketIOServer, session: EngineIOSession) {
         self.server = server
@@ -25,6 +29,8 @@ final class SocketIOConnection: EngineIOSessionDelegate {
     }
 
     func sendEncoded(_ text: [UInt8]) { session.send(text: text) }
+
+    var handshake: EngineIOHandshake { session.handshake }
 
     func sendBinary(_ bytes: [UInt8]) { session.send(binary: bytes) }
 
@@ -70,8 +76,18 @@ final class SocketIOConnection: EngineIOSessionDelegate {
         guard let namespace = server.namespaces[packet.namespace] else {
             return send(SocketIOPacket(.connectError, namespace: packet.namespace, data: ["message": "Invalid namespace"]))
         }
-        guard sockets[packet.namespace] == nil else { return }
-        switch namespace.authorize(packet.data, session.handshake) {
+        guard sockets[packet.namespace] == nil, authorizing.insert(packet.namespace).inserted else { return }
+        let loop = session.loop
+        namespace.authorize(packet.data, session.handshake) { [weak self] answer in
+            let connection = self
+            loop.execute { connection?.authorized(packet, namespace: namespace, answer) }
+        }
+    }
+
+    private func authorized(_ packet: SocketIOPacket, namespace: SocketIONamespace, _ answer: SocketIOAuthorization) {
+        authorizing.remove(packet.namespace)
+        guard !closed else { return }
+        switch answer {
         case .refused(let message, let data):
             var payload = JSONObject([("message", .string(message))])
             if let data { payload["data"] = data }
@@ -108,6 +124,7 @@ final class SocketIOConnection: EngineIOSessionDelegate {
     }
 
     func sessionDidClose(_ session: EngineIOSession, reason: String) {
+        closed = true
         connectTimer?.cancel()
         for socket in sockets.values { socket.didDisconnect(reason: reason) }
         sockets.removeAll()

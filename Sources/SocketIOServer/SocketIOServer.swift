@@ -17,16 +17,19 @@ public enum SocketIOAuthorization: Sendable {
 }
 
 /// A Socket.IO namespace an application registers: its CONNECT check and what to do with
-/// each socket that connects. Both run on the socket's loop.
+/// each socket that connects. Both are called on the socket's loop; the check answers when
+/// it can, on any thread (it may have to ask a database).
 public struct SocketIONamespace: Sendable {
+    public typealias Authorize = @Sendable (_ auth: JSONValue?, _ handshake: EngineIOHandshake,
+                                            _ answer: @escaping @Sendable (SocketIOAuthorization) -> Void) -> Void
     public let name: String
-    public let authorize: @Sendable (_ auth: JSONValue?, _ handshake: EngineIOHandshake) -> SocketIOAuthorization
+    public let authorize: Authorize
     /// With the CONNECT payload (`auth`), which the socket does not keep. Runs before the
     /// CONNECT reply leaves: what the socket sends meanwhile follows the reply.
     public let onConnect: @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void
     public let recovery: SocketIORecovery?
 
-    public init(name: String, authorize: @escaping @Sendable (_ auth: JSONValue?, _ handshake: EngineIOHandshake) -> SocketIOAuthorization,
+    public init(name: String, authorize: @escaping Authorize,
                 onConnect: @escaping @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void, recovery: SocketIORecovery? = nil) {
         self.name = name
         self.authorize = authorize

@@ -56,6 +56,9 @@ public final class SocketIOSocket: @unchecked Sendable {
 
     public func on(_ event: String, _ handler: @escaping Handler) { handlers[event] = handler }
 
+    /// The request that opened the socket's Engine.IO session (nil once it has closed).
+    public var handshake: EngineIOHandshake? { connection?.handshake }
+
     /// Asked first about every event the client sends, with or without a handler: false drops
     /// it (the gate answers the client itself, if at all).
     public var eventGate: ((_ event: String, _ arguments: ArraySlice<JSONValue>, _ ack: Ack?) -> Bool)?

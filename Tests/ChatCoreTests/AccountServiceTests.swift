@@ -93,17 +93,116 @@ final class AccountServiceTests: XCTestCase {
         XCTAssertEqual(login(["email": "a@x.com", "password": "password1"]).map(\.token), .failure(.unavailable))
     }
 
+    private func authenticate(_ token: String) -> Result<String, ServiceError> {
+        wait { accounts.authenticate(token: token, completion: $0) }.map(\.userID)
+    }
+
     func testAuthenticateReadsTheHeaderLikeTheNodeServer() throws {
+        store.addUser(id: "6fc4098f-58e0-4b2f-8494-c932d968b32a", email: "a@x.com")
         let token = signer.sign(userID: "6FC4098F-58E0-4B2F-8494-C932D968B32A", issuedAt: now - 10)
-        XCTAssertEqual(accounts.authenticate(authorizationHeader: "Bearer \(token)"), .success("6fc4098f-58e0-4b2f-8494-c932d968b32a"))
-        XCTAssertEqual(accounts.authenticate(authorizationHeader: nil), .failure(.missingToken))
-        XCTAssertEqual(accounts.authenticate(authorizationHeader: ""), .failure(.missingToken))
-        XCTAssertEqual(accounts.authenticate(authorizationHeader: "Bearer"), .failure(.invalidToken))
-        XCTAssertEqual(accounts.authenticate(authorizationHeader: "Bearer garbage"), .failure(.invalidToken))
+        XCTAssertEqual(AccountService.token(authorizationHeader: "Bearer \(token)"), .success(token))
+        XCTAssertEqual(AccountService.token(authorizationHeader: "Token \(token) more"), .success(token))
+        XCTAssertEqual(AccountService.token(authorizationHeader: nil), .failure(.missingToken))
+        XCTAssertEqual(AccountService.token(authorizationHeader: ""), .failure(.missingToken))
+        XCTAssertEqual(AccountService.token(authorizationHeader: "Bearer"), .failure(.invalidToken))
+        XCTAssertEqual(authenticate(token), .success("6fc4098f-58e0-4b2f-8494-c932d968b32a"))
+        XCTAssertEqual(authenticate("garbage"), .failure(.invalidToken))
         let expired = signer.sign(userID: "6fc4098f-58e0-4b2f-8494-c932d968b32a", issuedAt: now - 3600)
-        XCTAssertEqual(accounts.authenticate(authorizationHeader: "Bearer \(expired)"), .failure(.invalidToken))
+        XCTAssertEqual(authenticate(expired), .failure(.invalidToken))
         let notAUUID = signer.sign(userID: "admin", issuedAt: now)
-        XCTAssertEqual(accounts.authenticate(authorizationHeader: "Bearer \(notAUUID)"), .failure(.invalidToken))
+        XCTAssertEqual(authenticate(notAUUID), .failure(.invalidToken))
+        let nobody = signer.sign(userID: "00000000-0000-4000-8000-00000000ffff", issuedAt: now)
+        XCTAssertEqual(authenticate(nobody), .failure(.invalidToken), "a user who does not exist")
+    }
+
+    func testLogoutRevokesEveryTokenIssuedBeforeIncludingTheNodeServersAndANewLoginWorks() throws {
+        let user = try register(["username": "a", "email": "a@x.com", "password": "password1"]).get()
+        let phone = try login(["email": "a@x.com", "password": "password1"]).get().token
+        let laptop = try login(["email": "a@x.com", "password": "password1"]).get().token
+        let fromNode = signer.sign(userID: user.id, issuedAt: now - 60)  // no gen claim
+        for token in [phone, laptop, fromNode] { XCTAssertEqual(authenticate(token), .success(user.id)) }
+        XCTAssertNoThrow(try wait { accounts.logout(userID: user.id, completion: $0) }.get())
+        for token in [phone, laptop, fromNode] { XCTAssertEqual(authenticate(token), .failure(.invalidToken)) }
+        let fresh = try login(["email": "a@x.com", "password": "password1"]).get().token
+        XCTAssertEqual(try signer.verify(fresh, now: now).generation, 1)
+        XCTAssertEqual(authenticate(fresh), .success(user.id))
+        XCTAssertEqual(wait { accounts.logout(userID: "00000000-0000-4000-8000-00000000ffff", completion: $0) }.map { "done" }, .failure(.invalidToken))
+    }
+
+    func testAProcessThatNeverSawTheRevocationReadsItFromTheStore() throws {
+        let user = try register(["username": "a", "email": "a@x.com", "password": "password1"]).get()
+        let token = try login(["email": "a@x.com", "password": "password1"]).get().token
+        XCTAssertNoThrow(try wait { accounts.logout(userID: user.id, completion: $0) }.get())
+        let fixedNow = now
+        let restarted = AccountService(store: store, signer: signer, bcryptCost: 4, hashing: WorkQueue(label: "t2", limit: 4, threads: 1), now: { fixedNow })
+        XCTAssertFalse(restarted.knowsGeneration(of: user.id))
+        XCTAssertEqual(wait { restarted.authenticate(token: token, completion: $0) }.map(\.userID), .failure(.invalidToken))
+        XCTAssertTrue(restarted.knowsGeneration(of: user.id))
+    }
+
+    func testWithTheStoreAwayATokenIsLetThroughUncheckedAndSaysSo() throws {
+        let user = try register(["username": "a", "email": "a@x.com", "password": "password1"]).get()
+        let token = signer.sign(userID: user.id, issuedAt: now)
+        store.setAvailable(false)
+        let authenticated = try wait { accounts.authenticate(token: token, completion: $0) }.get()
+        XCTAssertFalse(authenticated.verified)
+        store.setAvailable(true)
+        XCTAssertTrue(try wait { accounts.authenticate(token: token, completion: $0) }.get().verified)
+    }
+
+    func testChangingThePasswordChecksTheOldOneRevokesEarlierTokensAndGivesAFreshOne() throws {
+        let user = try register(["username": "a", "email": "a@x.com", "password": "password1"]).get()
+        let old = try login(["email": "a@x.com", "password": "password1"]).get().token
+        func change(_ body: JSONValue) -> Result<AccountService.Session, ServiceError> {
+            wait { accounts.changePassword(userID: user.id, body, completion: $0) }
+        }
+        XCTAssertEqual(change(["old_password": "wrong one", "new_password": "password2"]).map(\.token),
+                       .failure(ServiceError(.invalidCredentials, "old_password is not the current password")))
+        XCTAssertEqual(change(["old_password": "password1", "new_password": "short"]).map(\.token),
+                       .failure(.invalidInput("new_password must be at least 8 bytes")))
+        XCTAssertEqual(change(["new_password": "password2"]).map(\.token), .failure(.invalidInput("old_password is required")))
+        XCTAssertEqual(authenticate(old), .success(user.id), "refusals revoke nothing")
+        let session = try change(["old_password": "password1", "new_password": "password2"]).get()
+        XCTAssertEqual(session.user, user)
+        XCTAssertEqual(authenticate(old), .failure(.invalidToken))
+        XCTAssertEqual(authenticate(session.token), .success(user.id))
+        XCTAssertEqual(login(["email": "a@x.com", "password": "password1"]).map(\.token), .failure(.invalidCredentials))
+        XCTAssertNoThrow(try login(["email": "a@x.com", "password": "password2"]).get())
+    }
+
+    func testGuessingTheOldPasswordIsThrottledAsLoginsAre() throws {
+        let fixedNow = now
+        accounts = AccountService(store: store, signer: signer, bcryptCost: 4, hashing: WorkQueue(label: "t3", limit: 16, threads: 2),
+                                  now: { fixedNow }, throttle: LoginThrottle(clock: { 1_000 }))
+        let user = try register(["username": "a", "email": "a@x.com", "password": "password1"]).get()
+        for _ in 0..<5 {
+            XCTAssertEqual(wait { accounts.changePassword(userID: user.id, ["old_password": "guess", "new_password": "password2"], completion: $0) }.map(\.token),
+                           .failure(ServiceError(.invalidCredentials, "old_password is not the current password")))
+        }
+        let throttled = wait { accounts.changePassword(userID: user.id, ["old_password": "password1", "new_password": "password2"], completion: $0) }
+        XCTAssertEqual(throttled.map(\.token), .failure(ServiceError(.tooManyRequests(retryAfterSeconds: 1), "Too many failed password checks; try again in 1 s")))
+    }
+
+    func testRefreshKeepsTheGenerationAndTheLoginTimeUntilTheSessionIsTooOld() throws {
+        let clock = Mutex(now)
+        accounts = AccountService(store: store, signer: signer, bcryptCost: 4, hashing: WorkQueue(label: "t4", limit: 16, threads: 2),
+                                  now: { clock.withLock { $0 } }, sessionLifetime: 86_400)
+        let user = try register(["username": "a", "email": "a@x.com", "password": "password1"]).get()
+        var token = try login(["email": "a@x.com", "password": "password1"]).get().token
+        for hour in 1...23 {
+            clock.withLock { $0 = now + Int64(hour) * 3_000 }
+            let authenticated = try wait { accounts.authenticate(token: token, completion: $0) }.get()
+            let fresh = try accounts.refresh(authenticated).get()
+            let claims = try signer.verify(fresh.token, now: clock.withLock { $0 })
+            XCTAssertEqual(claims.authenticatedAt, now, "the login's time, kept")
+            XCTAssertEqual(claims.generation, 0)
+            XCTAssertEqual(fresh.expiresAt, min(clock.withLock { $0 } + 3600, now + 86_400))
+            token = fresh.token
+        }
+        clock.withLock { $0 = now + 86_400 }
+        let late = signer.sign(userID: user.id, issuedAt: now + 86_000, lifetime: 3600, generation: 0, authenticatedAt: now)
+        let authenticated = try wait { accounts.authenticate(token: late, completion: $0) }.get()
+        XCTAssertEqual(accounts.refresh(authenticated).map(\.token), .failure(ServiceError(.invalidCredentials, "This session is too old to refresh; log in again")))
     }
 
     func testFindUserByEmail() throws {

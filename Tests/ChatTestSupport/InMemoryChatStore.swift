@@ -105,6 +105,27 @@ public final class InMemoryChatStore: ChatStore {
         credentials(forEmail: email) { completion($0.map { $0?.user }) }
     }
 
+    public func credentials(ofUser userID: String, completion: @escaping @Sendable (Result<UserCredentials?, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            return .success(state.users.first { $0.user.id == userID })
+        })
+    }
+
+    public func tokenGeneration(of userID: String, completion: @escaping @Sendable (Result<Int64?, StoreError>) -> Void) {
+        credentials(ofUser: userID) { completion($0.map { $0?.tokenGeneration }) }
+    }
+
+    public func revokeTokens(of userID: String, newPasswordHash: String?, completion: @escaping @Sendable (Result<Int64?, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            guard let index = state.users.firstIndex(where: { $0.user.id == userID }) else { return .success(nil) }
+            let old = state.users[index]
+            state.users[index] = UserCredentials(user: old.user, passwordHash: newPasswordHash ?? old.passwordHash, tokenGeneration: old.tokenGeneration + 1)
+            return .success(old.tokenGeneration + 1)
+        })
+    }
+
     public func history(between userID: String, and otherID: String, page: HistoryPage,
                         completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void) {
         completion(state.withLock { state in

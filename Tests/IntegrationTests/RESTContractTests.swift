@@ -116,7 +116,11 @@ final class RESTContractTests: XCTestCase {
         XCTAssertEqual(parts.count, 3)
         XCTAssertEqual(Base64.decodeURL(Array(parts[0].utf8)).map { String(decoding: $0, as: UTF8.self) }, #"{"alg":"HS256","typ":"JWT"}"#)
         let payload = try JSONParser.parse(XCTUnwrap(Base64.decodeURL(Array(parts[1].utf8))))
-        XCTAssertEqual(payload.objectValue?.members.map(\.key), ["id", "iat", "exp"])
+        // Part 1's claims first; then this server's own (new fields, which jsonwebtoken ignores):
+        // the token generation that revocation moves on, and when the password was given.
+        XCTAssertEqual(payload.objectValue?.members.map(\.key), ["id", "iat", "exp", "gen", "auth_time"])
+        XCTAssertEqual(payload["gen"]?.numberValue, 0)
+        XCTAssertEqual(payload["auth_time"]?.numberValue, payload["iat"]?.numberValue)
         XCTAssertEqual(payload["id"]?.stringValue, user.id)
         XCTAssertEqual(payload["exp"]?.numberValue, payload["iat"]?.numberValue.map { $0 + 3600 })
         XCTAssertNoThrow(try signer.verify(user.token, now: Int64(Date().timeIntervalSince1970)))

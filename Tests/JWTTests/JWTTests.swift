@@ -87,4 +87,18 @@ final class JWTTests: XCTestCase {
         let noID = signer.sign(payload: ["exp": .number(Double(issuedAt + 100))])
         XCTAssertThrowsError(try signer.verify(noID, now: issuedAt)) { XCTAssertEqual($0 as? JWTError, .invalidClaim("id is missing")) }
     }
+
+    func testTheGenerationAndLoginTimeClaimsRoundTripAndAreZeroAndNilWithoutThem() throws {
+        let token = signer.sign(userID: "u", issuedAt: issuedAt, lifetime: 60, generation: 7, authenticatedAt: issuedAt - 100)
+        let claims = try signer.verify(token, now: issuedAt)
+        XCTAssertEqual(claims, JWTClaims(userID: "u", issuedAt: issuedAt, expiresAt: issuedAt + 60, generation: 7, authenticatedAt: issuedAt - 100))
+        let node = try signer.verify(signer.sign(userID: "u", issuedAt: issuedAt), now: issuedAt)
+        XCTAssertEqual(node.generation, 0)
+        XCTAssertNil(node.authenticatedAt)
+        for (gen, auth) in [(JSONValue.number(-1), JSONValue.number(0)), (.number(1.5), .number(0)), (.string("1"), .number(0)), (.number(1e300), .number(0)),
+                            (.number(0), .string("yesterday")), (.number(0), .number(1e300))] {
+            let odd = signer.sign(payload: ["id": "u", "exp": .number(Double(issuedAt + 60)), "gen": gen, "auth_time": auth])
+            XCTAssertThrowsError(try signer.verify(odd, now: issuedAt), "\(gen) \(auth)")
+        }
+    }
 }

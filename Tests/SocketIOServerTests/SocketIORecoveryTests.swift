@@ -27,7 +27,7 @@ final class SocketIORecoveryTests: XCTestCase {
         let recovery = SocketIORecovery(scope: .whenAsked, newSession: { _ in probe.newPID() }, resume: { socket, pid, offset, completion in
             probe.state.withLock { $0.resumes.append((pid, offset, completion)) }
         })
-        let namespace = SocketIONamespace(name: "/", authorize: { _, _ in .accepted(userID: "u1") }, onConnect: { socket, _ in
+        let namespace = SocketIONamespace(name: "/", authorize: { _, _, answer in answer(.accepted(userID: "u1")) }, onConnect: { socket, _ in
             probe.state.withLock { $0.sockets.append(socket) }
         }, recovery: recovery)
         let server = SocketIOServer(namespaces: [namespace])
