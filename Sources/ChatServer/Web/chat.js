@@ -227,6 +227,7 @@ const app = {
   typingSentAt: 0,
   typingIdle: null,
   refreshTimer: null,
+  tokenTimer: null,        // renews the token before it expires
 };
 
 // --- REST -------------------------------------------------------------------------------------
@@ -326,6 +327,7 @@ async function submitLogin(event) {
 }
 
 function logOut(message) {
+  clearTimeout(app.tokenTimer);
   if (app.socket) app.socket.stop();
   app.socket = null;
   app.session = null;
@@ -350,6 +352,7 @@ function start(session) {
   $("me-name").title = session.user.email;
   renderConversation();
   loadConversations();
+  scheduleRefresh();
   app.socket = new ChatSocket(() => ({ token: app.session.token }), {
     connected: (recovered) => connected(recovered),
     disconnected: () => banner("Connection lost. Reconnecting…"),
@@ -359,6 +362,30 @@ function start(session) {
   });
   banner("Connecting…");
   app.socket.open();
+}
+
+/** A fresh token five minutes before this one expires (`POST /api/auth/refresh`), so an open
+ *  page stays logged in without the password; a session too old to refresh logs out. */
+function scheduleRefresh() {
+  clearTimeout(app.tokenTimer);
+  let expires = 0;
+  try {
+    const payload = app.session.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    expires = JSON.parse(atob(payload)).exp * 1000;
+  } catch (error) { return; }
+  const delay = Math.max(0, expires - Date.now() - 5 * 60 * 1000);
+  app.tokenTimer = setTimeout(async () => {
+    try {
+      const fresh = await api("POST", "/api/auth/refresh");
+      if (!app.session) return;
+      app.session.token = fresh.token;
+      localStorage.setItem(SESSION_KEY, JSON.stringify(app.session));
+      scheduleRefresh();
+    } catch (failure) {
+      // Refused: api() has logged out. Unreachable: try again in a minute.
+      if (app.session && failure.status === 0) app.tokenTimer = setTimeout(scheduleRefresh, 60 * 1000);
+    }
+  }, Math.min(delay, 2 ** 31 - 1));
 }
 
 async function connected(recovered) {
@@ -671,6 +698,15 @@ function streamEvent(name, payload) {
       renderConversations();
       if (payload.user === app.current) renderConversation();
       break;
+    case "session_closed":  // the server is about to disconnect this socket, and says why
+      if (["logged out", "password changed", "token revoked"].includes(payload.reason)) {
+        logOut(payload.reason === "password changed" ? "Your password was changed. Please log in again."
+                                                     : "You were logged out. Please log in again.");
+      } else {
+        app.socket.stop();
+        banner(`Disconnected by the server: ${payload.reason}. Reload the page to reconnect.`, "error");
+      }
+      break;
   }
 }
 
@@ -895,8 +931,10 @@ function autoSize() {
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", submitLogin);
   $("login-toggle").addEventListener("click", () => setRegistering(!registering));
-  $("logout").addEventListener("click", () => {
+  $("logout").addEventListener("click", async () => {
     stopOwnTyping();
+    // Revokes the session's tokens on every device; logged out here whatever the answer.
+    if (app.session) await api("POST", "/api/auth/logout").catch(() => {});
     logOut("");
   });
   $("back").addEventListener("click", () => {

@@ -18,6 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from conftest import Server
 from test_socketio_chat import connect
 from test_terminal_clients import spawn
 
@@ -281,3 +282,37 @@ def test_a_terminal_and_a_browser_see_the_same_conversation(server, browsers):
         wait(bob, lambda: text(bob, "#peer-status").startswith("last seen"), timeout=20, message="ann offline")
     finally:
         ann.close(force=True)
+
+
+def test_logging_out_in_one_browser_logs_the_account_out_in_the_other(server, browsers):
+    _, email, _ = server.user("ann")
+    laptop, phone = browsers(), browsers(PHONE)
+    for driver in (laptop, phone):
+        log_in(driver, server, email, "password1")
+    old_token = phone.execute_script("return app.session.token")
+    laptop.find_element(By.ID, "logout").click()
+    wait(laptop, lambda: visible(laptop, "#login-form"))
+    # The other device's socket is closed by the server, with the reason, and its page says so.
+    wait(phone, lambda: visible(phone, "#login-form") and "You were logged out" in text(phone, "#login-error"),
+         message="the phone's page went back to the login form")
+    assert phone.execute_script("return localStorage.length") == 0
+    assert requests.get(server.url + "/api/conversations", headers={"Authorization": f"Bearer {old_token}"}, timeout=10).status_code == 403
+    screenshot(phone, "logged-out-elsewhere")
+    log_in(phone, server, email, "password1")  # and back in
+
+
+def test_an_open_page_renews_its_token_before_it_expires(database, browsers):
+    # Tokens of 302 s: the page asks for a fresh one 5 minutes before expiry, i.e. at once.
+    short = Server(os.environ["CHAT_SERVER_BIN"], database, {"TOKEN_LIFETIME_SECONDS": "302"})
+    try:
+        _, email, _ = short.user("ann")
+        driver = browsers()
+        log_in(driver, short, email, "password1")
+        first = driver.execute_script("return app.session.token")
+        wait(driver, lambda: driver.execute_script("return app.session.token") != first, timeout=15, message="the token was renewed")
+        renewed = driver.execute_script("return JSON.parse(localStorage.getItem(localStorage.key(0))).token")
+        assert renewed == driver.execute_script("return app.session.token")
+        assert requests.get(short.url + "/api/conversations", headers={"Authorization": f"Bearer {renewed}"}, timeout=10).status_code == 200
+        assert driver.execute_script("return app.socket.connected")
+    finally:
+        assert short.stop() == 0, "".join(short.output)
