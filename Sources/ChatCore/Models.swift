@@ -306,6 +306,13 @@ public protocol ChatStore: Sendable {
     func lastSeen(of userID: String, completion: @escaping @Sendable (Result<String??, StoreError>) -> Void)
     /// Whether the two users have exchanged a message (either way).
     func conversationExists(between userID: String, and otherID: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
+    /// Every block: (blocker, blocked) user ids.
+    func allBlocks(completion: @escaping @Sendable (Result<[(blocker: String, blocked: String)], StoreError>) -> Void)
+    /// Records (or, `blocking` false, removes) that `blocker` blocks `blocked`: false when the
+    /// blocked user does not exist.
+    func setBlock(blocker: String, blocked: String, blocking: Bool, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
+    /// The users `blocker` blocks, oldest block first, with when (wire form).
+    func blockedUsers(of blocker: String, completion: @escaping @Sendable (Result<[(user: User, since: String)], StoreError>) -> Void)
     /// Succeeds while storage answers.
     func checkHealth(completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
 }

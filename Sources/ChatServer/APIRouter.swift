@@ -10,6 +10,7 @@ struct APIRouter: HTTPHandler {
     let messages: MessageService
     let conversations: ConversationService
     let presence: PresenceTracker
+    let blocks: BlockList
     let store: any ChatStore
     /// Tells the sockets of both sides that a watermark moved, and the receipt's place.
     let announceRead: @Sendable (_ reader: String, _ peer: String, _ readSeq: Int64, _ position: Int64) -> Void
@@ -120,17 +121,35 @@ struct APIRouter: HTTPHandler {
             }
         case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "users" && lowered[3] == "presence":
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            authenticated(request, reply) { _ in
+            authenticated(request, reply) { callerID in
                 guard let userID = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
                     return reply(.error(400, "the user id must be a UUID"))
                 }
-                presence.presence(of: userID) { result in
+                presence.presence(of: userID, to: callerID) { result in
                     switch result {
                     case .failure(let error): reply(Self.response(for: ServiceError(error)))
                     case .success(nil): reply(.error(404, "User not found"))
                     case .success(let found?):
                         reply(.json(200, ["user": .string(userID), "online": .bool(found.online), "last_seen": found.lastSeen.map(JSONValue.string) ?? .null]))
                     }
+                }
+            }
+        case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "users" && lowered[3] == "block":
+            guard request.method == "POST" || request.method == "DELETE" else { return reply(methodNotAllowed(["POST", "DELETE"])) }
+            let blocking = request.method == "POST"
+            authenticated(request, reply) { callerID in
+                let target = PercentDecoding.decode(segments[2], plusIsSpace: false)
+                blocks.set(blocker: callerID, target: target, blocking: blocking) { result in
+                    reply(answer(result) { .json(200, ["user": .string(Validation.uuid(target ?? "") ?? ""), "blocked": .bool(blocking)]) })
+                }
+            }
+        case ["api", "blocks"]:
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            authenticated(request, reply) { callerID in
+                blocks.list(blocker: callerID) { result in
+                    reply(answer(result) { blocked in
+                        .json(200, ["blocked": .array(blocked.map { ["user": userJSON($0.user), "since": .string($0.since)] })])
+                    })
                 }
             }
         case ["api", "users"]:

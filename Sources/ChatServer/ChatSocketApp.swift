@@ -40,6 +40,7 @@ struct ChatSocketApp: Sendable {
     let conversations: ConversationService
     let presence: PresenceTracker
     let rateLimiter: SocketRateLimiter
+    let blocks: BlockList
 
     var namespace: SocketIONamespace {
         SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1, answer: $2) }, onConnect: { connected($0, auth: $1) },
@@ -231,6 +232,9 @@ struct ChatSocketApp: Sendable {
         case .failure(let failure):
             socket.sendEncoded(Self.refusal(failure.message, to: origin))
         case .success(let message):
+            if let refusal = blockRefusal(from: userID, to: message.to) {
+                return socket.sendEncoded(Self.refusal(refusal, to: origin))
+            }
             if !writer.write(senderID: userID, receiverID: message.to, content: message.content, clientID: message.clientID, context: origin) {
                 socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
             }
@@ -238,6 +242,14 @@ struct ChatSocketApp: Sendable {
     }
 
     static let tryAgain = "the message could not be stored; try again"
+
+    /// Why a message between these two may not go, if it may not: the blocked sender is told
+    /// nothing more than that it was not delivered; a blocker is told to unblock first.
+    private func blockRefusal(from sender: String, to receiver: String) -> String? {
+        guard blocks.isLoaded else { return Self.tryAgain }
+        guard blocks.separates(sender, receiver) else { return nil }
+        return blocks.isBlocked(sender, by: receiver) ? "the message could not be delivered" : "you have blocked this user: unblock them to send messages"
+    }
 
     /// Hands out one committed batch (on the writer's thread): every packet is encoded here,
     /// once, and each event loop gets one task carrying all of its sockets' packets, so a

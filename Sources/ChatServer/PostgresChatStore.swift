@@ -501,6 +501,49 @@ struct PostgresChatStore: ChatStore {
         }
     }
 
+    func allBlocks(completion: @escaping @Sendable (Result<[(blocker: String, blocked: String)], StoreError>) -> Void) {
+        pool.submit(PostgresStatement("SELECT blocker_id::text AS blocker, blocked_id::text AS blocked FROM blocks")) { result in
+            completion(Self.map(result) { rows in
+                .success((0..<rows.count).compactMap { row in
+                    guard let blocker = rows.value(row, "blocker"), let blocked = rows.value(row, "blocked") else { return nil }
+                    return (blocker, blocked)
+                })
+            })
+        }
+    }
+
+    func setBlock(blocker: String, blocked: String, blocking: Bool, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        // The answer says whether the blocked user exists, whatever the row did.
+        let sql = blocking
+            ? """
+              WITH target AS (SELECT id FROM users WHERE id = $2::uuid),
+                   added AS (INSERT INTO blocks (blocker_id, blocked_id) SELECT $1::uuid, id FROM target ON CONFLICT DO NOTHING)
+              SELECT EXISTS (SELECT 1 FROM target) AS found
+              """
+            : """
+              WITH removed AS (DELETE FROM blocks WHERE blocker_id = $1::uuid AND blocked_id = $2::uuid)
+              SELECT EXISTS (SELECT 1 FROM users WHERE id = $2::uuid) AS found
+              """
+        pool.submit(PostgresStatement(sql, [blocker, blocked])) { result in
+            completion(Self.map(result) { .success($0.value(0, "found") == "t") })
+        }
+    }
+
+    func blockedUsers(of blocker: String, completion: @escaping @Sendable (Result<[(user: User, since: String)], StoreError>) -> Void) {
+        let statement = PostgresStatement("""
+            SELECT u.id::text AS id, u.email, u.username, (b.created_at AT TIME ZONE 'UTC')::text AS since
+            FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.blocker_id = $1::uuid ORDER BY b.created_at, u.id
+            """, [blocker])
+        pool.submit(statement) { result in
+            completion(Self.map(result) { rows in
+                .success((0..<rows.count).compactMap { row in
+                    guard let user = Self.user(rows, row), let since = rows.value(row, "since") else { return nil }
+                    return (user, Timestamps.fromPostgres(since))
+                })
+            })
+        }
+    }
+
     func recordLastSeen(_ times: [(userID: String, time: String)], completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         let statement = PostgresStatement("""
             UPDATE users u SET last_seen = greatest(u.last_seen, v.seen)

@@ -29,12 +29,14 @@ final class PresenceTracker: Sendable {
     private let state = Mutex(State())
     private let store: any ChatStore
     private let rooms: SocketIORooms
+    private let blocks: BlockList
     let graceMilliseconds: Int64
     let writeDelayMilliseconds: Int64 = 1_000
 
-    init(store: any ChatStore, rooms: SocketIORooms, graceMilliseconds: Int64 = 5_000) {
+    init(store: any ChatStore, rooms: SocketIORooms, blocks: BlockList, graceMilliseconds: Int64 = 5_000) {
         self.store = store
         self.rooms = rooms
+        self.blocks = blocks
         self.graceMilliseconds = graceMilliseconds
     }
 
@@ -75,13 +77,16 @@ final class PresenceTracker: Sendable {
         }
     }
 
-    /// Online (on this process) and when last seen (nil: never, or unknown user).
-    func presence(of userID: String, completion: @escaping @Sendable (Result<(online: Bool, lastSeen: String?)?, StoreError>) -> Void) {
+    /// Online (on this process) and when last seen (nil: never, or unknown user), as `asker`
+    /// may see it: between a blocker and the blocked, always offline and never seen.
+    func presence(of userID: String, to asker: String,
+                  completion: @escaping @Sendable (Result<(online: Bool, lastSeen: String?)?, StoreError>) -> Void) {
+        let hidden = blocks.separates(userID, asker)
         let (online, unwritten) = state.withLock { state in
             (state.sockets[userID, default: 0] > 0 || state.leaving[userID] != nil, state.unwritten[userID])
         }
         store.lastSeen(of: userID) { result in
-            completion(result.map { stored in stored.map { (online, unwritten ?? $0) } })
+            completion(result.map { stored in stored.map { hidden ? (false, nil) : (online, unwritten ?? $0) } })
         }
     }
 
@@ -124,8 +129,10 @@ final class PresenceTracker: Sendable {
     }
 
     private func announce(_ userID: String, online: Bool, lastSeen: String?) {
-        store.peers(of: userID) { [rooms] result in
-            guard case .success(let peers) = result, !peers.isEmpty else { return }
+        store.peers(of: userID) { [rooms, blocks] result in
+            guard case .success(let all) = result else { return }
+            let peers = all.filter { !blocks.separates(userID, $0) }
+            guard !peers.isEmpty else { return }
             let packet = SocketIOSocket.eventPacket("presence", [["user": .string(userID), "online": .bool(online),
                                                                    "last_seen": lastSeen.map(JSONValue.string) ?? .null]], namespace: "/").encoded()
             for (_, sockets) in rooms.members(of: peers) {

@@ -50,15 +50,17 @@ final class Server {
         store.latestSequence { if case .success(let seq) = $0 { streamHead.advance(to: seq) } }
         let writer = ChatSocketApp.Writer(store: store) { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) }
         let messages = MessageService(store: store)
+        let blocks = BlockList(store: store)
+        blocks.load()
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
                                  recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
-                                 typing: TypingRelay(store: store, rooms: rooms), conversations: ConversationService(store: store, receipts: writer),
-                                 presence: PresenceTracker(store: store, rooms: rooms, graceMilliseconds: configuration.presenceGraceMilliseconds),
-                                 rateLimiter: SocketRateLimiter(limits: EventRateLimits(settings: configuration.eventRateLimits)))
+                                 typing: TypingRelay(store: store, rooms: rooms, blocks: blocks), conversations: ConversationService(store: store, receipts: writer),
+                                 presence: PresenceTracker(store: store, rooms: rooms, blocks: blocks, graceMilliseconds: configuration.presenceGraceMilliseconds),
+                                 rateLimiter: SocketRateLimiter(limits: EventRateLimits(settings: configuration.eventRateLimits)), blocks: blocks)
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
-        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, store: store,
+        let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, blocks: blocks, store: store,
                             announceRead: { reader, peer, readSeq, position in
                                 ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)
                             },

@@ -12,6 +12,7 @@ import SocketIOServer
 struct TypingRelay: Sendable {
     let store: any ChatStore
     let rooms: SocketIORooms
+    let blocks: BlockList
     var expiryMilliseconds: Int64 = 6_000
 
     /// One socket's typing: confined to its loop (the database's answer is brought back to it).
@@ -43,6 +44,8 @@ struct TypingRelay: Sendable {
         }
         guard case .bool(let typing)? = payload?["typing"] else { return ack?([["ok": false, "error": "typing must be true or false"]]) ?? () }
         guard to != userID else { return ack?([["ok": false, "error": "typing to yourself is not relayed"]]) ?? () }
+        // Between a blocker and the blocked nothing is relayed, and the answer does not say so.
+        guard !blocks.separates(userID, to) else { return ack?([["ok": true]]) ?? () }
         if state.knownPeers.contains(to) { return apply(typing, from: socket, userID: userID, to: to, state: state, ack: ack) }
         // First time to this peer from this socket: is there a conversation? Asked once.
         if state.checking[to] != nil {
@@ -83,7 +86,7 @@ struct TypingRelay: Sendable {
 
     /// `2["typing",{"from","typing"}]` to every socket of `peer`, encoded once.
     private func relay(typing: Bool, from userID: String, to peer: String) {
-        guard let sockets = rooms.members(of: [peer])[peer] else { return }
+        guard !blocks.separates(userID, peer), let sockets = rooms.members(of: [peer])[peer] else { return }
         let packet = SocketIOSocket.eventPacket("typing", [["from": .string(userID), "typing": .bool(typing)]], namespace: "/").encoded()
         for socket in sockets where socket.namespace == "/" {
             socket.loop.execute { socket.sendEncoded(packet) }

@@ -16,6 +16,7 @@ public final class InMemoryChatStore: ChatStore {
         /// The place of the last receipt of each conversation, by "user peer" (both sides).
         var receiptSeq: [String: Int64] = [:]
         var lastSeen: [String: String] = [:]
+        var blocks: [(blocker: String, blocked: String)] = []
         var available = true
         var holdingWrites = false
         /// Batches held while `holdingWrites`, stored on `releaseWrites()`.
@@ -282,6 +283,29 @@ public final class InMemoryChatStore: ChatStore {
     public func recordLastSeen(_ times: [(userID: String, time: String)], completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         state.withLock { state in for (user, time) in times { state.lastSeen[user] = time } }
         completion(.success(()))
+    }
+
+    public func allBlocks(completion: @escaping @Sendable (Result<[(blocker: String, blocked: String)], StoreError>) -> Void) {
+        completion(state.withLock { $0.available ? .success($0.blocks) : .failure(.unavailable) })
+    }
+
+    public func setBlock(blocker: String, blocked: String, blocking: Bool, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            guard state.users.contains(where: { $0.user.id == blocked }) else { return .success(false) }
+            state.blocks.removeAll { $0 == (blocker, blocked) }
+            if blocking { state.blocks.append((blocker, blocked)) }
+            return .success(true)
+        })
+    }
+
+    public func blockedUsers(of blocker: String, completion: @escaping @Sendable (Result<[(user: User, since: String)], StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            return .success(state.blocks.filter { $0.blocker == blocker }.compactMap { block in
+                state.users.first { $0.user.id == block.blocked }.map { ($0.user, createdAt) }
+            })
+        })
     }
 
     public func lastSeen(of userID: String, completion: @escaping @Sendable (Result<String??, StoreError>) -> Void) {
