@@ -184,9 +184,11 @@ port=$(free_port)
 # address is raised for it. Its saturation phases send a few hundred messages a second per
 # user, past the default limit of 50: that limit is raised (still checked for every message,
 # so its cost is in the figures). Every other limit is as shipped; the steady phases (12.5
-# messages a second per user) are within them.
+# messages a second per user) are within them. Its 10,000 idle and storm connections all come
+# from 127.0.0.1, 50 per user: the connection caps per address and per user are raised too.
 JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning REGISTRATIONS_PER_ADDRESS_PER_HOUR=100000000 \
-    MESSAGE_BURST=100000000 MESSAGES_PER_SECOND=100000000 "$bin/ChatServer" serve &
+    MESSAGE_BURST=100000000 MESSAGES_PER_SECOND=100000000 SOCKETS_PER_USER=0 CONNECTIONS_PER_ADDRESS=100000000 \
+    NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND=10000000 "$bin/ChatServer" serve &
 ours=$!
 pids+=("$ours")
 sleep 1

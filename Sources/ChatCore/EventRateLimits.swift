@@ -1,9 +1,10 @@
 import ServerRuntime
 import Synchronization
 
-/// Per-user limits on what a user's sockets send, across all of them (a script cannot
-/// multiply its allowance by opening more): one token bucket per kind of event, shared by the
-/// user's sockets for as long as one is connected and until the buckets have refilled after.
+/// Per-user limits on a user's sockets: how many may be connected at once, and what they send,
+/// across all of them (a script cannot multiply its allowance by opening more): one token
+/// bucket per kind of event, shared by the user's sockets for as long as one is connected and
+/// until the buckets have refilled after.
 public final class EventRateLimits: Sendable {
     public enum Kind: Int, Sendable, CaseIterable {
         case message, typing, receipt, other
@@ -42,6 +43,8 @@ public final class EventRateLimits: Sendable {
         /// A socket refused this many events with no pause (refilled at a tenth of it per
         /// second) is disconnected: a client that does not slow down when told is a script.
         public var refusalsBeforeDisconnect = 100
+        /// Sockets one user may have connected at once (0: no cap): phones, laptops and tabs.
+        public var socketsPerUser = 20
 
         public init() {}
 
@@ -89,15 +92,23 @@ public final class EventRateLimits: Sendable {
         self.clock = clock
     }
 
-    /// The buckets of `userID` for a socket that connects; `release` them when it goes.
-    public func connect(userID: String) -> User {
+    /// Counts a socket of `userID` in and gives the user's buckets (`release` when it goes);
+    /// nil when the user already has `socketsPerUser` connected.
+    public func connect(userID: String) -> User? {
         let now = clock()
         return users.withLock { state in
             sweep(&state, now: now)
+            let sockets = state.entries[userID]?.sockets ?? 0
+            guard settings.socketsPerUser == 0 || sockets < settings.socketsPerUser else { return nil }
             let user = state.entries[userID]?.user ?? User(settings: settings, now: now)
-            state.entries[userID] = (user, (state.entries[userID]?.sockets ?? 0) + 1)
+            state.entries[userID] = (user, sockets + 1)
             return user
         }
+    }
+
+    /// The buckets of a user with a socket connected.
+    public func buckets(of userID: String) -> User? {
+        users.withLock { $0.entries[userID]?.user }
     }
 
     public func release(userID: String) {

@@ -46,7 +46,8 @@ struct ChatSocketApp: Sendable {
         SocketIONamespace(name: "/", authorize: { authorize($0, handshake: $1, answer: $2) }, onConnect: { connected($0, auth: $1) },
                           recovery: SocketIORecovery(scope: recoveryForEverySocket ? .everySocket : .whenAsked,
                                                      newSession: { newSession(for: $0) },
-                                                     resume: { resume($0, pid: $1, offset: $2, completion: $3) }))
+                                                     resume: { resume($0, pid: $1, offset: $2, completion: $3) }),
+                          admit: { userID in userID.flatMap { rateLimiter.admit(userID: $0) } })
     }
 
     func authorize(_ auth: JSONValue?, handshake: EngineIOHandshake, answer: @escaping @Sendable (SocketIOAuthorization) -> Void) {

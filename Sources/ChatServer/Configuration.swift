@@ -40,8 +40,10 @@ struct Configuration {
     var connectionStateRecovery = false
     /// Limits on password guessing and mass registration.
     var loginThrottle = LoginThrottle.Settings()
-    /// Per-user limits on what sockets send.
+    /// Per-user limits on sockets: how many, and what they send.
     var eventRateLimits = EventRateLimits.Settings()
+    /// Engine.IO sessions per client address: open at once, and new ones a second.
+    var connectionCaps = ConnectionCaps.Settings()
     /// Which web pages may use the server (`ALLOWED_ORIGINS`); every one by default.
     var allowedOrigins = OriginPolicy.any
     var maxHeaderBytes = 16_384
@@ -105,6 +107,12 @@ struct Configuration {
             if let rate = try integer("\(name)S_PER_SECOND", 1...100_000_000) { eventRateLimits[kind].perSecond = Double(rate) }
         }
         if let count = try integer("REFUSED_EVENTS_BEFORE_DISCONNECT", 1...100_000_000) { eventRateLimits.refusalsBeforeDisconnect = count }
+        if let count = try integer("SOCKETS_PER_USER", 0...100_000_000) { eventRateLimits.socketsPerUser = count }
+        if let count = try integer("CONNECTIONS_PER_ADDRESS", 1...100_000_000) { connectionCaps.openPerAddress = count }
+        if let rate = try integer("NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND", 1...10_000_000) {
+            connectionCaps.newPerSecond = rate
+            connectionCaps.newBurst = rate * 10
+        }
         if let origins = value("ALLOWED_ORIGINS") {
             do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }

@@ -59,7 +59,9 @@ final class Server {
                                  presence: PresenceTracker(store: store, rooms: rooms, blocks: blocks, graceMilliseconds: configuration.presenceGraceMilliseconds),
                                  rateLimiter: SocketRateLimiter(limits: EventRateLimits(settings: configuration.eventRateLimits)), blocks: blocks)
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
-        let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions()) { session in socketIO.makeConnection(for: session) }
+        let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions(), caps: ConnectionCaps(settings: configuration.connectionCaps)) { session in
+            socketIO.makeConnection(for: session)
+        }
         let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, blocks: blocks, store: store,
                             announceRead: { reader, peer, readSeq, position in
                                 ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)

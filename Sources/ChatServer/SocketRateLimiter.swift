@@ -1,5 +1,6 @@
 import ChatCore
 import JSON
+import ServerRuntime
 import SocketIO
 import SocketIOServer
 
@@ -25,8 +26,17 @@ struct SocketRateLimiter: Sendable {
         init(_ bucket: TokenBucket) { self.bucket = bucket }
     }
 
+    /// At CONNECT, once the token is checked and before the socket exists: nil to let it in
+    /// (it is then counted, and `attach` follows at once), or why not.
+    func admit(userID: String) -> String? {
+        guard limits.connect(userID: userID) == nil else { return nil }
+        return "too many connections for this user (\(limits.settings.socketsPerUser) open); close one first"
+    }
+
+    /// The socket `admit` counted in: its events are limited from now on, and it is counted
+    /// out when it goes.
     func attach(to socket: SocketIOSocket, userID: String) {
-        let user = limits.connect(userID: userID)
+        guard let user = limits.buckets(of: userID) else { return }
         let allowance = limits.settings.refusalsBeforeDisconnect
         let refusals = Refusals(TokenBucket(burst: allowance, perSecond: Double(allowance) / 10, now: socket.loop.now))
         socket.eventGate = { [limits] event, arguments, ack in

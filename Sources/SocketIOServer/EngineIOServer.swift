@@ -36,10 +36,14 @@ public final class EngineIOServer: HTTPHandler {
     /// within a second, gets the noop that ends it (the reference server's `shouldClose`).
     private let closingPolls = Mutex<[String: Int64]>([:])
     private let makeDelegate: @Sendable (EngineIOSession) -> EngineIOSessionDelegate
+    /// Sessions per client address, open and new a second; nil: no caps.
+    private let caps: ConnectionCaps?
 
-    public init(path: String, options: EngineIOOptions, makeDelegate: @escaping @Sendable (EngineIOSession) -> EngineIOSessionDelegate) {
+    public init(path: String, options: EngineIOOptions, caps: ConnectionCaps? = nil,
+                makeDelegate: @escaping @Sendable (EngineIOSession) -> EngineIOSessionDelegate) {
         self.path = path.hasSuffix("/") ? path : path + "/"
         self.options = options
+        self.caps = caps
         self.makeDelegate = makeDelegate
     }
 
@@ -47,6 +51,15 @@ public final class EngineIOServer: HTTPHandler {
 
     func remove(_ session: EngineIOSession) {
         sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+        caps?.release(session.clientAddress)
+    }
+
+    /// A handshake past its address's caps: 429 with the reason and `Retry-After`, before any
+    /// session exists (open sessions are untouched).
+    private func overCaps(_ request: HTTPRequest) -> HTTPResponse? {
+        guard let refusal = caps?.admit(request.clientAddress) else { return nil }
+        return .json(429, ["code": 429, "message": .string(refusal.message)],
+                     headers: [("Retry-After", String(refusal.retryAfterSeconds)), ("Access-Control-Allow-Origin", "*")])
     }
 
     func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
@@ -102,6 +115,7 @@ public final class EngineIOServer: HTTPHandler {
         case "polling":
             guard let sid else {
                 guard request.method == "GET" else { return respond(Self.refusal(2, "Bad handshake method")) }
+                if let refusal = overCaps(request) { return respond(refusal) }
                 let session = open(on: loop, handshake: request)
                 return respond(Self.pollingResponse(EngineIOPacket.encode(payload: [session.openPacket(upgrades: ["websocket"])])))
             }
@@ -115,12 +129,14 @@ public final class EngineIOServer: HTTPHandler {
         case "websocket":
             let maxPayload = options.maxPayload
             guard let sid else {
-                return respond(.webSocketUpgrade(request) { [self] fd, leftover in
+                let upgrade = HTTPResponse.webSocketUpgrade(request) { [self] fd, leftover in
                     let connection = WebSocketConnection(fd: fd, loop: loop, leftover: leftover, maxMessageBytes: maxPayload)
                     let session = open(on: loop, handshake: request)
                     session.attachWebSocket(connection)
                     connection.send(text: session.openPacket(upgrades: []).encodedText())
-                })
+                }
+                if upgrade.status == 101, let refusal = overCaps(request) { return respond(refusal) }
+                return respond(upgrade)
             }
             let session = lookup(sid)
             respond(.webSocketUpgrade(request) { fd, leftover in
@@ -141,8 +157,9 @@ public final class EngineIOServer: HTTPHandler {
 
     private func open(on loop: EventLoop, handshake: HTTPRequest) -> EngineIOSession {
         let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options,
-                                      handshake: EngineIOHandshake(target: handshake.target))
+                                      handshake: EngineIOHandshake(target: handshake.target), clientAddress: handshake.clientAddress)
         sessions.withLock { $0[session.id] = session }
+        caps?.opened(session.clientAddress)
         session.delegate = makeDelegate(session)
         session.startHeartbeat()
         return session

@@ -23,7 +23,6 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var upgrading = false
     private var queue: [EngineIOPacket] = []
     private var pendingPoll: (@Sendable (HTTPResponse) -> Void)?
-    /// Shutting down: answer polls with what is queued, then close.
     /// Why the session ends once a polling client has collected what is queued for it.
     private var draining: String?
     static let maxPacketsPerPoll = 16
@@ -35,9 +34,12 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var pongTimer: LoopTimer?
 
     public let handshake: EngineIOHandshake
+    /// Where the client connected from (counted against its address's caps while open).
+    let clientAddress: String
 
-    init(id: String, loop: EventLoop, server: EngineIOServer, options: EngineIOOptions, handshake: EngineIOHandshake) {
+    init(id: String, loop: EventLoop, server: EngineIOServer, options: EngineIOOptions, handshake: EngineIOHandshake, clientAddress: String = "") {
         self.id = id
+        self.clientAddress = clientAddress
         self.handshake = handshake
         self.loop = loop
         self.server = server

@@ -87,6 +87,8 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
     private func authorized(_ packet: SocketIOPacket, namespace: SocketIONamespace, _ answer: SocketIOAuthorization) {
         authorizing.remove(packet.namespace)
         guard !closed else { return }
+        var answer = answer
+        if case .accepted(let userID) = answer, let refusal = namespace.admit?(userID) { answer = .refused(message: refusal) }
         switch answer {
         case .refused(let message, let data):
             var payload = JSONObject([("message", .string(message))])

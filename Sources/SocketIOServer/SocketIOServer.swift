@@ -28,13 +28,18 @@ public struct SocketIONamespace: Sendable {
     /// CONNECT reply leaves: what the socket sends meanwhile follows the reply.
     public let onConnect: @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void
     public let recovery: SocketIORecovery?
+    /// Asked on the socket's loop once `authorize` accepted, just before the socket is made
+    /// (and `onConnect` runs, in the same turn): a refusal's message, or nil to go on.
+    public let admit: (@Sendable (_ userID: String?) -> String?)?
 
     public init(name: String, authorize: @escaping Authorize,
-                onConnect: @escaping @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void, recovery: SocketIORecovery? = nil) {
+                onConnect: @escaping @Sendable (_ socket: SocketIOSocket, _ auth: JSONValue) -> Void, recovery: SocketIORecovery? = nil,
+                admit: (@Sendable (_ userID: String?) -> String?)? = nil) {
         self.name = name
         self.authorize = authorize
         self.onConnect = onConnect
         self.recovery = recovery
+        self.admit = admit
     }
 }
 

@@ -1,4 +1,5 @@
 import ChatCore
+import ServerRuntime
 import Synchronization
 import XCTest
 
@@ -42,7 +43,7 @@ final class EventRateLimitsTests: XCTestCase {
         settings.typing = .init(burst: 2, perSecond: 1)
         let clock = FakeClock()
         let limits = EventRateLimits(settings: settings, clock: { clock.value })
-        let phone = limits.connect(userID: "ann"), laptop = limits.connect(userID: "ann"), bob = limits.connect(userID: "bob")
+        let phone = limits.connect(userID: "ann")!, laptop = limits.connect(userID: "ann")!, bob = limits.connect(userID: "bob")!
         XCTAssertNil(phone.admit(.message, now: clock.value))
         XCTAssertNil(laptop.admit(.message, now: clock.value))
         XCTAssertNil(phone.admit(.message, now: clock.value))
@@ -61,18 +62,18 @@ final class EventRateLimitsTests: XCTestCase {
         settings.messages = .init(burst: 2, perSecond: 0.01)  // one every 100 s
         let clock = FakeClock()
         let limits = EventRateLimits(settings: settings, clock: { clock.value })
-        let first = limits.connect(userID: "ann")
+        let first = limits.connect(userID: "ann")!
         XCTAssertNil(first.admit(.message, now: clock.value))
         XCTAssertNil(first.admit(.message, now: clock.value))
         limits.release(userID: "ann")
         clock.advance(61_000)
-        _ = limits.connect(userID: "bob")  // a sweep runs
-        let again = limits.connect(userID: "ann")
+        _ = limits.connect(userID: "bob")!  // a sweep runs
+        let again = limits.connect(userID: "ann")!
         XCTAssertNotNil(again.admit(.message, now: clock.value), "a reconnect finds the bucket it left, not a full one")
         limits.release(userID: "ann")
         limits.release(userID: "bob")
         clock.advance(400_000)  // every bucket full again
-        _ = limits.connect(userID: "carol")
+        _ = limits.connect(userID: "carol")!
         XCTAssertEqual(limits.trackedUsers, 1, "only carol, who is connected")
     }
 
@@ -85,7 +86,22 @@ final class EventRateLimitsTests: XCTestCase {
         var settings = EventRateLimits.Settings()
         settings.messages = .init(burst: 0, perSecond: 1)
         let limits = EventRateLimits(settings: settings, clock: { 0 })
-        let user = limits.connect(userID: "ann")
+        let user = limits.connect(userID: "ann")!
         for _ in 0..<10_000 { XCTAssertNil(user.admit(.message, now: 0)) }
+    }
+
+    func testAUserHasAtMostSocketsPerUserConnectedAndAReleaseMakesRoom() {
+        var settings = EventRateLimits.Settings()
+        settings.socketsPerUser = 3
+        let limits = EventRateLimits(settings: settings, clock: { 0 })
+        for _ in 0..<3 { XCTAssertNotNil(limits.connect(userID: "ann")) }
+        XCTAssertNil(limits.connect(userID: "ann"), "a fourth")
+        XCTAssertNotNil(limits.connect(userID: "bob"), "others are counted apart")
+        XCTAssertNotNil(limits.buckets(of: "ann"))
+        limits.release(userID: "ann")
+        XCTAssertNotNil(limits.connect(userID: "ann"))
+        settings.socketsPerUser = 0
+        let uncapped = EventRateLimits(settings: settings, clock: { 0 })
+        for _ in 0..<1_000 { XCTAssertNotNil(uncapped.connect(userID: "ann")) }
     }
 }

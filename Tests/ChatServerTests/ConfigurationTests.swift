@@ -1,5 +1,6 @@
 import ChatCore
 import HTTPServer
+import ServerRuntime
 import XCTest
 @testable import ChatServer
 
@@ -41,7 +42,13 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(limits.receipts, .init(burst: 7, perSecond: 3))
         XCTAssertEqual(limits.other, .init(burst: 11, perSecond: 4))
         XCTAssertEqual(limits.refusalsBeforeDisconnect, 12)
-        for (key, value) in [("MESSAGES_PER_SECOND", "0"), ("MESSAGE_BURST", "-1"), ("REFUSED_EVENTS_BEFORE_DISCONNECT", "0"), ("RECEIPTS_PER_SECOND", "1.5")] {
+        let caps = try Configuration(["SOCKETS_PER_USER": "0", "CONNECTIONS_PER_ADDRESS": "7", "NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND": "3"])
+        XCTAssertEqual(caps.eventRateLimits.socketsPerUser, 0)
+        XCTAssertEqual(caps.connectionCaps.openPerAddress, 7)
+        XCTAssertEqual(caps.connectionCaps.newPerSecond, 3)
+        XCTAssertEqual(caps.connectionCaps.newBurst, 30)
+        XCTAssertEqual(try Configuration([:]).connectionCaps, ConnectionCaps.Settings())
+        for (key, value) in [("MESSAGES_PER_SECOND", "0"), ("MESSAGE_BURST", "-1"), ("REFUSED_EVENTS_BEFORE_DISCONNECT", "0"), ("RECEIPTS_PER_SECOND", "1.5"), ("CONNECTIONS_PER_ADDRESS", "0"), ("NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND", "0")] {
             XCTAssertThrowsError(try Configuration([key: value])) { XCTAssertTrue("\($0)".contains(key), "\($0)") }
         }
     }

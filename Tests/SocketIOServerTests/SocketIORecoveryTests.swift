@@ -58,6 +58,7 @@ final class SocketIORecoveryTests: XCTestCase {
         let sid = try XCTUnwrap(JSONParser.parse(open[0].data)["sid"]?.stringValue)
         XCTAssertEqual(request("POST", "transport=polling&sid=\(sid)", body: "40\(auth)").status, 200)
         onLoop {}  // the POST is answered before its packets are handled, in the same task
+        onLoop {}  // the CONNECT check's answer comes back to the loop as a task of its own
         return sid
     }
 

@@ -20,9 +20,12 @@ final class ServerProcess: @unchecked Sendable {
         environment["HOST"] = "127.0.0.1"
         environment["BCRYPT_COST"] = "4"
         environment["WORKERS"] = "2"
-        // The tests register many users and fail logins on purpose, all from 127.0.0.1.
+        // The tests register many users, fail logins on purpose and open connections quickly,
+        // all from 127.0.0.1.
         environment["REGISTRATIONS_PER_ADDRESS_PER_HOUR"] = "100000000"
         environment["LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE"] = "100000000"
+        environment["CONNECTIONS_PER_ADDRESS"] = "100000000"
+        environment["NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND"] = "10000000"
         for (key, value) in extra { environment[key] = value.isEmpty ? nil : value }
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve"]

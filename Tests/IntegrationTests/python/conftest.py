@@ -29,9 +29,11 @@ class Server:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ENV_FILE": "/nonexistent/.env", "DATABASE_URL": database_url,
                "JWT_SECRET": "python-test-secret", "PORT": "0", "HOST": "127.0.0.1", "BCRYPT_COST": "4", "WORKERS": "2",
                "LOG_LEVEL": "warning",
-               # The tests register hundreds of users and fail logins on purpose, all from 127.0.0.1;
-               # test_login_throttle.py runs its own server with the limits as shipped.
-               "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "100000000", "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE": "100000000"}
+               # The tests register hundreds of users, fail logins on purpose and open connections
+               # quickly, all from 127.0.0.1; test_login_throttle.py and test_connection_caps.py run
+               # their own servers with the per-address limits as shipped.
+               "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "100000000", "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE": "100000000",
+               "CONNECTIONS_PER_ADDRESS": "100000000", "NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND": "10000000"}
         env.update(extra or {})
         self.database_url = database_url
         self.process = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
