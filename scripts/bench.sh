@@ -2,13 +2,16 @@
 # make bench: builds in release, starts a throw-away (durable, fsync on) PostgreSQL and the
 # server, and runs chat-bench: saturation (closed loop), a steady 2,500 msg/s (open loop),
 # both again with connection state recovery on every connection, the same steady rate with 8
-# clients logging in without pause (bcrypt-bound), 10,000 idle connections, the reconnect
+# clients logging in without pause (bcrypt-bound), those logins alone (the chat quiet), the
+# logins and the chat during a password-guessing storm at one account and at many (4
+# guessers, each from its own 127.0.0.x), 10,000 idle connections, the reconnect
 # storm (10,000 recovering sockets drop at once and resume while 2,500 msg/s flow to them),
 # and overload (twice the measured saturation for 60 s, then 2,500 msg/s to show the
 # recovery), checking that every acknowledged message was stored.
 #
 #   BENCH_PHASES   which phases (default "saturation saturation-recovery saturation-receipts steady
-#                  steady-recovery steady-receipts typing logins idle storm conversations overload")
+#                  steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many
+#                  idle storm conversations overload")
 #   BENCH_CONVERSATION_MESSAGES   messages written for the conversations phase (default 10,000,000)
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
@@ -26,7 +29,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins idle storm conversations overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle storm conversations overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -155,6 +158,13 @@ SQL
         logins)
             echo "== $name: steady 2,500 msg/s while 8 clients log in without pause"
             bench "$name" logins "$port" "$pid" --users 200 --rate 2500 --seconds 10 --logins 8 ;;
+        logins-quiet)
+            echo "== $name: 8 clients log in without pause, no chat"
+            bench "$name" logins-quiet "$port" "$pid" --users 200 --window 0 --seconds 10 --logins 8 ;;
+        guess-one|guess-many)
+            [ "$name" = ours ] || continue
+            echo "== $name: steady 2,500 msg/s, 8 clients log in, and 4 guessers (each its own 127.0.0.x) post wrong passwords at ${phase#guess-} account(s)"
+            bench "$name" "$phase" "$port" "$pid" --users 200 --rate 2500 --seconds 10 --logins 8 --guessers 4 --guess-accounts "${phase#guess-}" ;;
         idle)
             echo "== $name: 10,000 idle Socket.IO connections"
             bench "$name" idle "$port" "$pid" --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
@@ -235,6 +245,11 @@ row "ack p99 ms at 2,500 msg/s, recovery on" "" "$(figure ours steady-recovery a
 row "ack p99 ms at 2,500 msg/s in a typing storm" "" "$(figure ours typing ack_p99_ms)"
 row "logins/s (8 clients, bcrypt cost 10)" "$(figure node logins logins_per_s)" "$(figure ours logins logins_per_s)"
 row "ack p99 ms at 2,500 msg/s during those logins" "$(figure node logins ack_p99_ms)" "$(figure ours logins ack_p99_ms)"
+row "logins/s (8 clients), no chat" "$(figure node logins-quiet logins_per_s)" "$(figure ours logins-quiet logins_per_s)"
+row "guessing one account: guesses/s answered" "" "$(figure ours guess-one guesses_per_s)"
+row "  honest logins/s, ack p99 ms" "" "$(figure ours guess-one logins_per_s), $(figure ours guess-one ack_p99_ms)"
+row "guessing many accounts: guesses/s answered" "" "$(figure ours guess-many guesses_per_s)"
+row "  honest logins/s, ack p99 ms" "" "$(figure ours guess-many logins_per_s), $(figure ours guess-many ack_p99_ms)"
 row "KiB per idle Socket.IO connection" "$(figure node idle idle_kib_per_connection)" "$(figure ours idle idle_kib_per_connection)"
 row "storm: s until 10,000 sockets recovered" "" "$(figure ours storm storm_recovered_s)"
 row "storm: s until every missed message arrived" "" "$(figure ours storm storm_caught_up_s)"

@@ -69,6 +69,7 @@ public struct ChatAPI: Sendable {
         case unreachable(String)
         case invalidCredentials
         case cannotRegister(String)
+        case alreadyRegistered
         case notFound(String)
         case refused(Int, String)
 
@@ -77,6 +78,7 @@ public struct ChatAPI: Sendable {
             case .unreachable(let why): return "cannot reach the server: \(why)"
             case .invalidCredentials: return "wrong email or password"
             case .cannotRegister(let why): return "cannot register: \(why)"
+            case .alreadyRegistered: return "an account with this email exists already"
             case .notFound(let what): return "\(what) not found"
             case .refused(let status, let why): return "the server refused (HTTP \(status)): \(why)"
             }
@@ -113,15 +115,24 @@ public struct ChatAPI: Sendable {
             return (token, try? ChatUser(json?["user"]))
         }
         if status == 401, let username {
-            let (registered, answer) = try call("POST", "/api/auth/register",
-                                                body: ["username": .string(username), "email": .string(email), "password": .string(password)])
-            if registered == 409 { throw .invalidCredentials }  // the account exists: the password is wrong
-            if registered == 400 { throw .cannotRegister(Self.reason(answer)) }
-            guard registered == 200 else { throw .refused(registered, Self.reason(answer)) }
+            do {
+                try register(username: username, email: email, password: password)
+            } catch .alreadyRegistered {
+                throw .invalidCredentials  // the account exists: the password is wrong
+            }
             return try login(email: email, password: password)
         }
         if status == 401 { throw .invalidCredentials }
         throw .refused(status, Self.reason(json))
+    }
+
+    /// `POST /api/auth/register`.
+    public func register(username: String, email: String, password: String) throws(Failure) {
+        let (status, answer) = try call("POST", "/api/auth/register",
+                                        body: ["username": .string(username), "email": .string(email), "password": .string(password)])
+        if status == 409 { throw .alreadyRegistered }
+        if status == 400 { throw .cannotRegister(Self.reason(answer)) }
+        guard status == 200 else { throw .refused(status, Self.reason(answer)) }
     }
 
     /// The user with this email (`GET /api/users?email=`).

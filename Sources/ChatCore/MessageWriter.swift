@@ -116,6 +116,13 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let maxQueued: Int
     @usableFromInline let report: @Sendable ([Outcome]) -> Void
     @usableFromInline let state: Mutex<State>
+    /// When the last batch went to the store (monotonic milliseconds): one store per batch.
+    @usableFromInline let lastBatchAt = Atomic<Int64>(0)
+
+    /// No batch for `milliseconds`: the chat is quiet (then logins may take every core).
+    public func isQuiet(forMilliseconds milliseconds: Int64 = 250) -> Bool {
+        MonotonicClock.milliseconds() - lastBatchAt.load(ordering: .relaxed) > milliseconds
+    }
 
     /// `report` runs on the thread that completed the batch (the database pool's) with each
     /// batch's outcomes, in the order written. `maxQueued` bounds memory and the wait of a
@@ -224,6 +231,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
 
     @inlinable
     func send(_ batch: Batch) {
+        lastBatchAt.store(MonotonicClock.milliseconds(), ordering: .relaxed)
         let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in
             // The next batch goes to the store first; this one is reported while it runs.
             let next = state.withLock { state in

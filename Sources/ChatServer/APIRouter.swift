@@ -36,14 +36,14 @@ struct APIRouter: HTTPHandler {
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
             withJSONBody(request, reply) { body in
                 accounts.register(body, from: request.clientAddress) { result in
-                    reply(answer(result) { user in .json(200, ["message": "User registered", "user": userJSON(user)]) })
+                    Self.tarpit(result, on: loop, reply) { user in .json(200, ["message": "User registered", "user": userJSON(user)]) }
                 }
             }
         case ["api", "auth", "login"]:
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
             withJSONBody(request, reply) { body in
                 accounts.login(body, from: request.clientAddress) { result in
-                    reply(answer(result) { session in .json(200, ["token": .string(session.token), "user": userJSON(session.user)]) })
+                    Self.tarpit(result, on: loop, reply) { session in .json(200, ["token": .string(session.token), "user": userJSON(session.user)]) }
                 }
             }
         case ["api", "auth", "logout"]:
@@ -182,6 +182,20 @@ struct APIRouter: HTTPHandler {
             }
             reply(.error(404, "Not found: \(request.method) \(request.path)"))
         }
+    }
+
+    /// How long a throttled login or registration waits for its 429. The connection is not
+    /// read meanwhile (one request at a time), so a client that keeps guessing gets one answer
+    /// a second per connection and the server spends almost nothing on it: answered at once,
+    /// a guessing storm at a locked account took most of a core in 429s (`make bench`).
+    static let throttledAnswerDelayMilliseconds: Int64 = 1_000
+
+    /// Answers as `answer` does; a throttled refusal only after `throttledAnswerDelayMilliseconds`.
+    private static func tarpit<T>(_ result: Result<T, ServiceError>, on loop: EventLoop, _ reply: @escaping @Sendable (HTTPResponse) -> Void,
+                                  _ success: (T) -> HTTPResponse) {
+        let response = answer(result, success)
+        guard case .failure(let error) = result, case .tooManyRequests = error.kind else { return reply(response) }
+        loop.execute { _ = loop.schedule(after: throttledAnswerDelayMilliseconds) { reply(response) } }
     }
 
     /// What the `cors` npm package answers to a preflight: 204, the allowed methods, and the

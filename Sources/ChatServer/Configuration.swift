@@ -28,6 +28,9 @@ struct Configuration {
     /// Threads hashing passwords. One core is left to the chat: with bcrypt on every core,
     /// commits waited up to a second (README, Performance, "Logins").
     var bcryptThreads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)
+    /// Threads hashing passwords only while no message has been written for a quarter of a
+    /// second: with the chat quiet, logins have every core; busy, they give the extra back.
+    var bcryptQuietThreads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) > 1 ? 1 : 0
     var maxMessageBytes = 16_384
     /// How long a login's token is valid (`exp` − `iat`), as the Node server: one hour.
     var tokenLifetimeSeconds: Int64 = 3600
@@ -82,6 +85,7 @@ struct Configuration {
         if let size = try integer("DB_POOL_SIZE", 1...64) { databasePoolSize = size }
         if let cost = try integer("BCRYPT_COST", Bcrypt.costRange.lowerBound...Bcrypt.costRange.upperBound) { bcryptCost = cost }
         if let threads = try integer("BCRYPT_THREADS", 1...256) { bcryptThreads = threads }
+        if let threads = try integer("BCRYPT_QUIET_THREADS", 0...256) { bcryptQuietThreads = threads }
         if let bytes = try integer("MAX_MESSAGE_BYTES", 1...1_000_000) { maxMessageBytes = bytes }
         if let seconds = try integer("TOKEN_LIFETIME_SECONDS", 1...31_536_000) { tokenLifetimeSeconds = Int64(seconds) }
         if let seconds = try integer("SESSION_LIFETIME_SECONDS", 1...315_360_000) { sessionLifetimeSeconds = Int64(seconds) }

@@ -38,17 +38,18 @@ final class Server {
         let pool = PostgresPool(options: configuration.database, configuration: poolConfiguration)
         let poolThread = PlatformThread.start(name: "postgres-pool") { pool.run() }
         let store = PostgresChatStore(pool: pool)
-        let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads)
+        let rooms = SocketIORooms()
+        let streamHead = StreamHead()
+        let writer = ChatSocketApp.Writer(store: store) { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) }
+        let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads,
+                                quietThreads: configuration.bcryptQuietThreads, isQuiet: { writer.isQuiet() })
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) }, tokenLifetime: configuration.tokenLifetimeSeconds,
                                       throttle: LoginThrottle(settings: configuration.loginThrottle),
                                       sessionLifetime: configuration.sessionLifetimeSeconds)
-        let rooms = SocketIORooms()
-        let streamHead = StreamHead()
         // Until this answers (at once, normally) or a batch is delivered, the head is unknown
         // (see ChatSocketApp.newSession).
         store.latestSequence { if case .success(let seq) = $0 { streamHead.advance(to: seq) } }
-        let writer = ChatSocketApp.Writer(store: store) { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) }
         let messages = MessageService(store: store)
         let blocks = BlockList(store: store)
         blocks.load()

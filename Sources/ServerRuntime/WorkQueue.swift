@@ -11,18 +11,38 @@ import Glibc
 /// instead of queueing without end. The threads run at a lower priority (nice 10) so the
 /// event loops preempt them. That alone does not protect chat latency when they fill every
 /// core, whatever their priority; leaving a core free does, hence the server's default of
-/// cores − 1 threads (README, Performance, "Logins").
+/// cores − 1 threads (README, Performance, "Logins"). `quietThreads` more take work only
+/// while `isQuiet()` says the rest of the process has nothing to do: the work then has every
+/// core while nothing else needs one, and gives the extra ones back as soon as something does.
 public final class WorkQueue: Sendable {
     private final class Shared: Sendable {
         let jobs = Mutex<(queue: [@Sendable () -> Void], head: Int)>(([], 0))
         let available = DispatchSemaphore(value: 0)
         let pending = Atomic<Int>(0)
+        let stopping = Atomic<Bool>(false)
 
         /// The next job, or nil when the thread is to stop. Every signal stands for one job or,
         /// once the queue is gone, for one thread to stop: a wake-up that finds no job is a stop.
         func take() -> (@Sendable () -> Void)? {
             available.wait()
-            return jobs.withLock { state in
+            return pop()
+        }
+
+        /// As `take`, for a thread that works only while `isQuiet()`: a job it may not run yet
+        /// stays queued (its signal given back for another thread), and it looks again a
+        /// little later.
+        func takeWhenQuiet(_ isQuiet: () -> Bool) -> (@Sendable () -> Void)? {
+            while true {
+                available.wait()
+                if stopping.load(ordering: .relaxed) { return pop() }
+                if isQuiet() { return pop() }
+                available.signal()
+                usleep(20_000)
+            }
+        }
+
+        private func pop() -> (@Sendable () -> Void)? {
+            jobs.withLock { state in
                 guard state.head < state.queue.count else { return nil }
                 let job = state.queue[state.head]
                 state.head += 1
@@ -36,16 +56,18 @@ public final class WorkQueue: Sendable {
     private let threadCount: Int
     public let limit: Int
 
-    public init(label: String, limit: Int, threads: Int, niceness: Int32 = 10) {
+    public init(label: String, limit: Int, threads: Int, niceness: Int32 = 10, quietThreads: Int = 0,
+                isQuiet: @escaping @Sendable () -> Bool = { false }) {
         self.limit = limit
-        threadCount = max(1, threads)
+        threadCount = max(1, threads) + max(0, quietThreads)
         for index in 0..<threadCount {
             let shared = self.shared
             let name = "\(label)-\(index)"
+            let onlyWhenQuiet = index >= max(1, threads)
             PlatformThread.start(name: name) {
                 // On Linux a thread's nice value is its own (setpriority on its thread id).
                 _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()), niceness)
-                while let job = shared.take() {
+                while let job = onlyWhenQuiet ? shared.takeWhenQuiet(isQuiet) : shared.take() {
                     job()
                     shared.pending.subtract(1, ordering: .relaxed)
                 }
@@ -54,6 +76,7 @@ public final class WorkQueue: Sendable {
     }
 
     deinit {
+        shared.stopping.store(true, ordering: .relaxed)
         for _ in 0..<threadCount { shared.available.signal() }
     }
 

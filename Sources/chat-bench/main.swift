@@ -17,6 +17,8 @@ import ServerRuntime
 //   --then-rate R --then-seconds S   an open-loop phase after the measured one (recovery)
 //   --timeline                  one line per second
 //   --logins N                  N threads logging in non-stop during the run
+//   --guessers N --guess-accounts one|many   a password-guessing storm beside it: N threads
+//                               posting wrong passwords, each from its own 127.0.0.x (GuessStorm.swift)
 //   --idle N                    first hold N idle connections and report KiB per connection
 //   --typing-rate R             besides the messages, R typing events/s in all, round-robin (a typing storm)
 //   --read-receipts MS          every user marks read what arrived, at most once per MS ms on a clock
@@ -51,6 +53,8 @@ struct Options {
     var storm = 0
     var stormUsers: String?
     var jwtSecret: String?
+    var guessers = 0
+    var guessOneAccount = true
 }
 
 func parseOptions() -> Options {
@@ -84,6 +88,10 @@ func parseOptions() -> Options {
         case "--probe-user": options.probeUser = value
         case "--storm-users": options.stormUsers = value
         case "--jwt-secret": options.jwtSecret = value
+        case "--guessers": options.guessers = Int(value)!
+        case "--guess-accounts":
+            guard value == "one" || value == "many" else { fatalError("--guess-accounts is one or many") }
+            options.guessOneAccount = value == "one"
 
         default: fatalError("unknown option \(name); see the README's Performance section")
         }
@@ -169,7 +177,9 @@ final class Slots<T>: @unchecked Sendable {
 let sessions = Slots<BenchUser>(missing)
 DispatchQueue.concurrentPerform(iterations: missing) { index in
     let email = "bench-\(run)-\(index)@bench.chat"
-    guard let session = try? api.login(email: email, password: options.password, registerAs: "bench \(index)") else { return }
+    // Registered first, then logged in: no failed login counts against 127.0.0.1.
+    guard (try? api.register(username: "bench \(index)", email: email, password: options.password)) != nil,
+          let session = try? api.login(email: email, password: options.password) else { return }
     let id = session.user?.id ?? ChatAPI.userID(fromToken: session.token) ?? ""
     sessions.set(index, BenchUser(token: session.token, id: id, email: email))
 }
@@ -248,6 +258,8 @@ if options.logins > 0 {
     }
 }
 
+let guessStorm = options.guessers > 0 ? GuessStorm(threads: options.guessers, port: address.port, oneAccount: options.guessOneAccount) : nil
+
 // MARK: - Load
 
 let connections = try users.enumerated().map { index, user in
@@ -322,6 +334,7 @@ while true {
         loginLoad.lock.lock()
         loginLoad.measuredFrom = loginLoad.succeeded
         loginLoad.lock.unlock()
+        guessStorm?.startMeasuring()
     }
     let rate = now < stopAt ? options.rate : options.thenRate
     if now >= stopAt, scheduledSince < stopAt { (scheduledSince, scheduled) = (stopAt, 0) }
@@ -414,6 +427,7 @@ loginLoad.stop = true
 let loginsMeasured = loginLoad.succeeded - loginLoad.measuredFrom
 let loginsFailed = loginLoad.failed
 loginLoad.lock.unlock()
+let guesses = guessStorm?.stop() ?? [:]
 let benchCPUAfter = selfCPU()
 let machineBusy = machineBusyCPU() - machineBusyBefore
 let benchUser = benchCPUAfter.user - benchCPUBefore.user
@@ -473,6 +487,12 @@ if options.readReceiptsMilliseconds > 0 {
 if options.logins > 0 {
     print(String(format: "logins: %.1f per second from %d threads (%d failed)", Double(loginsMeasured) / elapsed, options.logins, loginsFailed))
 }
+if options.guessers > 0 {
+    let answered = guesses.values.reduce(0, +)
+    let byStatus = guesses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+    print(String(format: "guesses: %.0f per second answered from %d threads at %@ (%@)", Double(answered) / elapsed, options.guessers,
+                 options.guessOneAccount ? "one account" : "a new account each", byStatus))
+}
 print("whole run: acknowledged \(acknowledged), refused \(refused), unanswered \(unanswered), held back by TCP back-pressure \(heldBack)")
 if let before = serverBefore, let after = serverAfter {
     let cpu = after.cpu - before.cpu
@@ -488,6 +508,10 @@ var summary = String(format: "summary: logins_per_s=%.1f persisted_per_s=%.0f ac
                      Double(loginsMeasured) / elapsed, Double(measuredSent) / elapsed, percentile(sentLatencies, 0.5), percentile(sentLatencies, 0.99), acknowledged, refused, unanswered)
 if let before = serverBefore, let after = serverAfter {
     summary += String(format: " server_cpu_us=%.1f server_rss_max_kib=%d", (after.cpu - before.cpu) / Double(max(1, measuredSent)) * 1e6, max(maxRSS, after.rssKB))
+}
+if options.guessers > 0 {
+    summary += String(format: " guesses_per_s=%.0f guesses_429=%d guesses_401=%d", Double(guesses.values.reduce(0, +)) / elapsed,
+                      guesses[429] ?? 0, guesses[401] ?? 0)
 }
 if options.readReceiptsMilliseconds > 0 { summary += " receipts_sent=\(receiptsSent) receipts_received=\(receiptsReceived)" }
 let perMessage = 1e6 / Double(max(1, measuredSent))

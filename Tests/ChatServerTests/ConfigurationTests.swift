@@ -27,6 +27,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(configuration.workers, 1)
         XCTAssertEqual(configuration.bcryptThreads, max(1, configuration.workers - 1), "one core left to the chat")
         XCTAssertEqual(try Configuration(["BCRYPT_THREADS": "3"]).bcryptThreads, 3)
+        XCTAssertEqual(configuration.bcryptQuietThreads, configuration.workers > 1 ? 1 : 0, "the core left to the chat, while it is quiet")
+        XCTAssertEqual(try Configuration(["BCRYPT_QUIET_THREADS": "0"]).bcryptQuietThreads, 0)
         XCTAssertEqual(configuration.allowedOrigins, .any, "every page, as the Node server")
         XCTAssertEqual(try Configuration(["ALLOWED_ORIGINS": "https://chat.example.com"]).allowedOrigins, .only(["https://chat.example.com"]))
     }

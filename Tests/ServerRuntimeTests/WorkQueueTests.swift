@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import ServerRuntime
+import Synchronization
 import XCTest
 
 final class WorkQueueTests: XCTestCase {
@@ -30,5 +31,33 @@ final class WorkQueueTests: XCTestCase {
         usleep(50_000)
         XCTAssertTrue(queue.submit { again.signal() })
         XCTAssertEqual(again.wait(timeout: .now() + 5), .success)
+    }
+
+    func testQuietThreadsWorkOnlyWhileTheProcessIsQuiet() {
+        final class Flags: Sendable {
+            let quiet = Atomic<Bool>(false)
+            let running = Atomic<Int>(0)
+        }
+        let flags = Flags()
+        let queue = WorkQueue(label: "test-quiet", limit: 8, threads: 1, quietThreads: 1, isQuiet: { flags.quiet.load(ordering: .relaxed) })
+        let gate = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        for _ in 0..<2 {
+            XCTAssertTrue(queue.submit {
+                flags.running.add(1, ordering: .relaxed)
+                gate.wait()
+                flags.running.subtract(1, ordering: .relaxed)
+                done.signal()
+            })
+        }
+        usleep(150_000)
+        XCTAssertEqual(flags.running.load(ordering: .relaxed), 1, "busy: the second job waits for the one thread")
+        flags.quiet.store(true, ordering: .relaxed)
+        let deadline = Date().addingTimeInterval(5)
+        while flags.running.load(ordering: .relaxed) < 2 && Date() < deadline { usleep(5_000) }
+        XCTAssertEqual(flags.running.load(ordering: .relaxed), 2, "quiet: the quiet thread takes it")
+        gate.signal()
+        gate.signal()
+        for _ in 0..<2 { XCTAssertEqual(done.wait(timeout: .now() + 5), .success) }
     }
 }
