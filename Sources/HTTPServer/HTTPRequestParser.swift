@@ -99,8 +99,11 @@ public struct HTTPRequestParser {
         var start = 0
         while start < bytes.count, bytes[start] == 0x0D || bytes[start] == 0x0A { start += 1 }
         try checkMethodPrefix(bytes, from: start)
+        // Nothing past the limit is looked at (one byte past it proves the head too large):
+        // the verdict is the same whether the bytes came at once or one at a time.
+        let scanEnd = min(bytes.count, limits.maxHeaderBytes + 1)
         var index = max(scanOffset, start)
-        while index < bytes.count {
+        while index < scanEnd {
             if bytes[index] == 0x0A {
                 if !requestLineChecked {
                     // Judge the request line as soon as it is whole, not when the head is.
@@ -108,10 +111,10 @@ public struct HTTPRequestParser {
                     _ = try parseRequestLine(UnsafeBufferPointer(rebasing: bytes[start..<end]))
                     requestLineChecked = true
                 }
-                if index + 1 >= bytes.count { break }
+                if index + 1 >= scanEnd { break }
                 if bytes[index + 1] == 0x0A { return try checkedHeadEnd(index + 2) }
                 if bytes[index + 1] == 0x0D {
-                    if index + 2 >= bytes.count { break }
+                    if index + 2 >= scanEnd { break }
                     if bytes[index + 2] == 0x0A { return try checkedHeadEnd(index + 3) }
                 }
             }

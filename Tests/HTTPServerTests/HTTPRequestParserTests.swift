@@ -101,6 +101,17 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(feed(many + "\r\n").1?.status, 431)
     }
 
+    /// Found by the fuzzer (Fuzz/corpus/FuzzHTTPRequest/crash-head-past-limit): a bad request
+    /// line ending past the limit was 400 when it came at once and 431 when it trickled in.
+    func testAHeadPastTheLimitGetsOneAnswerHoweverItArrives() {
+        var limits = HTTPRequestParser.Limits()
+        limits.maxHeaderBytes = 64
+        let line = "GET /" + String(repeating: "a", count: 70) + "\u{0} HTTP/1.1\r\n\r\n"
+        for step in [Int.max, 1, 7] {
+            XCTAssertEqual(feed(line, step: step, limits: limits).1?.status, 431, "step \(step)")
+        }
+    }
+
     func testBodiesOverTheLimitAre413BeforeAnyByteOfThem() {
         XCTAssertEqual(feed("POST / HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n").1?.status, 413)
         XCTAssertEqual(feed("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").1?.status, 400)
