@@ -7,7 +7,8 @@ import HTTPServer
 /// Reads `.env` files the way the `dotenv` npm package does for the lines people write:
 /// `KEY=value`, `export KEY=value`, `#` comments (whole-line, or after an unquoted value
 /// following a space), single quotes taken literally, double quotes with `\n` escapes,
-/// backticks, and quoted values spanning lines.
+/// backticks, and quoted values spanning lines. Quotes, `=`, `#` and backslashes are found
+/// among Unicode scalars, not characters: one followed by a combining mark still counts.
 public enum DotEnv {
     public static func parse(_ text: String) -> [(key: String, value: String)] {
         var result: [(key: String, value: String)] = []
@@ -16,21 +17,21 @@ public enum DotEnv {
         while index < lines.count {
             var line = lines[index].trimmingSpaces()
             index += 1
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("export ") { line = line.dropFirst(7).trimmingSpaces() }
-            guard let equals = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
-            let key = line[..<equals].trimmingSpaces()
+            if line.isEmpty || line.unicodeScalars.first == "#" { continue }
+            if line.unicodeScalars.starts(with: "export ".unicodeScalars) { line = String(line.unicodeScalars.dropFirst(7)).trimmingSpaces() }
+            guard let equals = line.unicodeScalars.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
+            let key = String(line.unicodeScalars[..<equals]).trimmingSpaces()
             guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }) else { continue }
-            let rest = line[line.index(after: equals)...].trimmingSpaces()
-            if let quote = rest.first, quote == "\"" || quote == "'" || quote == "`" {
+            let rest = String(line.unicodeScalars[line.unicodeScalars.index(after: equals)...]).trimmingSpaces()
+            if let quote = rest.unicodeScalars.first, quote == "\"" || quote == "'" || quote == "`" {
                 // A quoted value may continue over the following lines until its closing quote.
-                var body = String(rest.dropFirst())
+                var body = String(rest.unicodeScalars.dropFirst())
                 while !body.containsUnescapedQuote(quote), index < lines.count {
                     body += "\n" + lines[index]
                     index += 1
                 }
                 if let close = body.lastUnescapedQuote(quote) {
-                    var value = String(body[..<close])
+                    var value = String(body.unicodeScalars[..<close])
                     if quote == "\"" { value = value.expandingDoubleQuoteEscapes() }
                     result.append((key, value))
                     continue
@@ -46,10 +47,11 @@ public enum DotEnv {
 private extension String {
     /// Drops a ` #…` or tab-`#…` comment after an unquoted value.
     func removingInlineComment() -> String {
-        var previous: Character = "x"
-        for index in indices {
-            if self[index] == "#" && (previous == " " || previous == "\t") { return String(self[..<index]) }
-            previous = self[index]
+        var previous: Unicode.Scalar = "x"
+        for index in unicodeScalars.indices {
+            let scalar = unicodeScalars[index]
+            if scalar == "#" && (previous == " " || previous == "\t") { return String(unicodeScalars[..<index]) }
+            previous = scalar
         }
         return self
     }
@@ -67,13 +69,13 @@ private extension String {
         return out
     }
 
-    func containsUnescapedQuote(_ quote: Character) -> Bool { lastUnescapedQuote(quote) != nil }
+    func containsUnescapedQuote(_ quote: Unicode.Scalar) -> Bool { lastUnescapedQuote(quote) != nil }
 
-    func lastUnescapedQuote(_ quote: Character) -> String.Index? {
+    func lastUnescapedQuote(_ quote: Unicode.Scalar) -> String.Index? {
         var found: String.Index?
         var escaped = false
-        for index in indices {
-            let c = self[index]
+        for index in unicodeScalars.indices {
+            let c = unicodeScalars[index]
             if escaped { escaped = false; continue }
             if c == "\\" && quote == "\"" { escaped = true; continue }
             if c == quote { found = index }
@@ -84,24 +86,24 @@ private extension String {
     func expandingDoubleQuoteEscapes() -> String {
         var out = ""
         var escaped = false
-        for c in self {
+        for c in unicodeScalars {
             if escaped {
                 switch c {
-                case "n": out.append("\n")
-                case "r": out.append("\r")
-                case "t": out.append("\t")
-                case "\"": out.append("\"")
-                case "\\": out.append("\\")
-                default: out.append("\\"); out.append(c)
+                case "n": out.unicodeScalars.append("\n")
+                case "r": out.unicodeScalars.append("\r")
+                case "t": out.unicodeScalars.append("\t")
+                case "\"": out.unicodeScalars.append("\"")
+                case "\\": out.unicodeScalars.append("\\")
+                default: out.unicodeScalars.append("\\"); out.unicodeScalars.append(c)
                 }
                 escaped = false
             } else if c == "\\" {
                 escaped = true
             } else {
-                out.append(c)
+                out.unicodeScalars.append(c)
             }
         }
-        if escaped { out.append("\\") }
+        if escaped { out.unicodeScalars.append("\\") }
         return out
     }
 }

@@ -32,6 +32,17 @@ final class DotEnvTests: XCTestCase {
         XCTAssertEqual(pairs.count, 9)
     }
 
+    /// Found by the fuzzer (Fuzz/corpus/FuzzDotEnv/crash-combining-mark): a quote or backslash
+    /// followed by a combining mark is one Character with it, and was then not seen as one.
+    func testQuotesAndEscapesBeforeACombiningMarkStillCount() {
+        let text = "ESCAPED=\"a\\\"\u{0B63}b\"\nOPENING=\"\u{301}x\"\nCOMMENT=v #\u{301} no\nEQUALS=\u{301}y\n"
+        let pairs = DotEnv.parse(text)
+        XCTAssertEqual(pairs.map(\.key), ["ESCAPED", "OPENING", "COMMENT", "EQUALS"])
+        XCTAssertEqual(pairs.map { Array($0.value.unicodeScalars) }, [
+            Array("a\"\u{0B63}b".unicodeScalars), Array("\u{301}x".unicodeScalars), Array("v".unicodeScalars), Array("\u{301}y".unicodeScalars),
+        ])
+    }
+
     func testTheNodeOriginalsEnvFile() {
         let text = "PORT=5001\nDB_USER=postgres\nDB_PASSWORD=Sukrit@123\nDB_HOST=localhost\nDB_PORT=5432\nDB_NAME=chat_app\nJWT_SECRET=supersecretkey\n"
         let configuration = try? Configuration(Configuration.variables(environment: [:], dotEnvText: text))
