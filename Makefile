@@ -1,6 +1,6 @@
 # The two commands (see README.md). Both install what is missing, build, and bring up a
 # private PostgreSQL when no database is configured.
-.PHONY: run test build conformance chat-a chat-b bench
+.PHONY: run test build conformance chat-a chat-b bench sanitize
 
 run:
 	@scripts/run.sh
@@ -25,3 +25,7 @@ chat-b:
 # Performance figures (see README "Performance").
 bench:
 	@scripts/bench.sh
+
+# Every test under ThreadSanitizer, then AddressSanitizer (see README "Tests").
+sanitize:
+	@scripts/sanitize.sh

@@ -23,8 +23,20 @@ check_build() {
         exit 1
     fi
 }
-check_build swift build --build-tests
-[ "${CI:-}" != true ] || check_build swift build -c release
+# SANITIZE=thread|address (make sanitize): everything built with that sanitizer in a build
+# folder of its own, every test run against it, and any report the sanitizer writes (the
+# tests' processes and every server they start) fails the run.
+swift_args=()
+if [ -n "${SANITIZE:-}" ]; then
+    swift_args=(--sanitize="$SANITIZE" --build-path ".build/sanitize-$SANITIZE")
+    reports=$(mktemp -d /tmp/chat-sanitizer.XXXXXX)
+    # halt_on_error=0: a report does not stop the server mid-test; the reports are read at the end.
+    export TSAN_OPTIONS="log_path=$reports/tsan halt_on_error=0 second_deadlock_stack=1"
+    export ASAN_OPTIONS="log_path=$reports/asan halt_on_error=0 detect_leaks=1"
+    export LSAN_OPTIONS="log_path=$reports/lsan"
+fi
+check_build swift build --build-tests ${swift_args[@]+"${swift_args[@]}"}
+[ "${CI:-}" != true ] || [ -n "${SANITIZE:-}" ] || check_build swift build -c release
 
 cluster=$(pwd)/.pgtest
 if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(pwd)" 2>/dev/null; then
@@ -41,7 +53,7 @@ start_cluster "$cluster" "" --throwaway
 
 export TEST_DATABASE_URL="$DATABASE_URL"
 unset DATABASE_URL
-export CHAT_SERVER_BIN="$(swift build --show-bin-path)/ChatServer"
+export CHAT_SERVER_BIN="$(swift build ${swift_args[@]+"${swift_args[@]}"} --show-bin-path)/ChatServer"
 export CHAT_SCHEMA_FILE="$(pwd)/schema.sql"
 
 # The independent client: python-socketio, pinned, in a venv of its own, made once per
@@ -62,7 +74,7 @@ trap 'cleanup; rm -f "$log" "$ab_log"' EXIT
 scripts/conformance.sh > "$ab_log" 2>&1 &
 ab_pid=$!
 xc_status=0 py_status=0 ab_status=0
-swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee -a "$log" || xc_status=$?
+swift test --skip-build --disable-swift-testing ${swift_args[@]+"${swift_args[@]}"} "$@" 2>&1 | tee -a "$log" || xc_status=$?
 (cd Tests/IntegrationTests/python && "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=5) 2>&1 | tee -a "$log" || py_status=$?
 wait "$ab_pid" || ab_status=$?
 tee -a "$log" < "$ab_log"
@@ -86,5 +98,16 @@ ab_failed=$(sed -E 's/.*failed=([0-9]+).*/\1/' <<< "${ab:-failed=0}")
 [ "$xc_status" = 0 ] || [ "${xc_failed:-0}" != 0 ] || xc_failed=1
 [ "$py_status" = 0 ] || [ "$py_failed" != 0 ] || py_failed=1
 [ "$ab_status" = 0 ] || [ "${ab_failed:-0}" != 0 ] || ab_failed=1
-echo "tests: $(( ${xc_run:-0} - ${xc_failed:-0} + py_passed + ab_passed )) passed, $(( ${xc_failed:-0} + py_failed + ab_failed )) failed"
-[ "$xc_status$py_status$ab_status" = 000 ]
+# Under a sanitizer, each process that reported counts as one failure; the reports are shown.
+san_failed=0
+if [ -n "${SANITIZE:-}" ]; then
+    san_failed=$(find "$reports" -type f | wc -l)
+    for report in "$reports"/*; do
+        [ -f "$report" ] || continue
+        echo "== $SANITIZE sanitizer report $report"
+        head -c 30000 "$report"
+    done
+    echo "$SANITIZE sanitizer: $san_failed processes reported"
+fi
+echo "tests: $(( ${xc_run:-0} - ${xc_failed:-0} + py_passed + ab_passed )) passed, $(( ${xc_failed:-0} + py_failed + ab_failed + san_failed )) failed"
+[ "$xc_status$py_status$ab_status" = 000 ] && [ "$san_failed" = 0 ]

@@ -87,6 +87,8 @@ final class ServerProcess: @unchecked Sendable {
         let outer = ProcessInfo.processInfo.environment
         var environment = ["PATH": outer["PATH"] ?? "/usr/bin:/bin", "ENV_FILE": "/nonexistent/.env", "LOG_LEVEL": "warning"]
         if let home = outer["HOME"] { environment["HOME"] = home }
+        // make sanitize: the server reports where the tests' own process does.
+        for name in ["TSAN_OPTIONS", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"] { environment[name] = outer[name] }
         return environment
     }
 

@@ -34,6 +34,8 @@ class Server:
                # their own servers with the per-address limits as shipped.
                "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "100000000", "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE": "100000000",
                "CONNECTIONS_PER_ADDRESS": "100000000", "NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND": "10000000"}
+        # make sanitize: the server reports where the suite says.
+        env.update({name: os.environ[name] for name in ("TSAN_OPTIONS", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS") if name in os.environ})
         env.update(extra or {})
         self.database_url = database_url
         self.process = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
