@@ -274,6 +274,12 @@ public final class ChatCommandLine: @unchecked Sendable {
             guard let self, let from = arguments.first?["from"]?.stringValue, let typing = arguments.first?["typing"]?.boolValue else { return }
             self.peerTyping(from: from, typing)
         }
+        // The server says why before it disconnects this client (logged out elsewhere, a
+        // password change, too many events): shown, then the reconnect logs in again if it can.
+        connection.on("session_closed") { [weak self] arguments in
+            guard let self, let reason = arguments.first?["reason"]?.stringValue else { return }
+            self.notice(self.terminal.styled("the server ended this session: \(reason)", .yellow))
+        }
         connection.onDisconnect = { [weak self] reason in self?.lost(connection, reason) }
         state.lock()
         var auth = JSONObject([("token", .string(token)), ("recover", true)])
