@@ -108,6 +108,8 @@ public struct JWTSigner: Sendable {
         guard let expValue = claims["exp"] else { throw .missingExpiry }
         guard let exp = expValue.numberValue else { throw .invalidClaim("exp is not a number") }
         guard Double(now) < exp else { throw .expired }
+        // A number past Int64 (signed with the secret, never by this server) is refused, not a crash.
+        guard let expiresAt = Int64(exactly: exp.rounded(.down)) else { throw .invalidClaim("exp is out of range") }
         if let nbfValue = claims["nbf"] {
             guard let nbf = nbfValue.numberValue else { throw .invalidClaim("nbf is not a number") }
             guard Double(now) >= nbf else { throw .notYetValid }
@@ -115,7 +117,8 @@ public struct JWTSigner: Sendable {
         var issuedAt: Int64?
         if let iatValue = claims["iat"] {
             guard let iat = iatValue.numberValue else { throw .invalidClaim("iat is not a number") }
-            issuedAt = Int64(iat.rounded(.down))
+            guard let seconds = Int64(exactly: iat.rounded(.down)) else { throw .invalidClaim("iat is out of range") }
+            issuedAt = seconds
         }
         guard let userID = claims["id"]?.stringValue, !userID.isEmpty else { throw .invalidClaim("id is missing") }
         var generation: Int64 = 0
@@ -130,7 +133,7 @@ public struct JWTSigner: Sendable {
             guard let auth = authValue.numberValue, auth.isFinite, abs(auth) < 1e15 else { throw .invalidClaim("auth_time is not a time") }
             authenticatedAt = Int64(auth.rounded(.down))
         }
-        return JWTClaims(userID: userID, issuedAt: issuedAt, expiresAt: Int64(exp.rounded(.down)), generation: generation,
+        return JWTClaims(userID: userID, issuedAt: issuedAt, expiresAt: expiresAt, generation: generation,
                          authenticatedAt: authenticatedAt)
     }
 }

@@ -88,6 +88,17 @@ final class JWTTests: XCTestCase {
         XCTAssertThrowsError(try signer.verify(noID, now: issuedAt)) { XCTAssertEqual($0 as? JWTError, .invalidClaim("id is missing")) }
     }
 
+    /// Found by the fuzzer (Fuzz/corpus/FuzzJWT/crash-exp-past-int64): an `exp` or `iat` past
+    /// Int64, in a token signed with the secret, crashed the process converting it.
+    func testRefusesTimesPastInt64() {
+        for (exp, iat) in [(1.7e19, Double(issuedAt)), (9.3e18, Double(issuedAt)), (Double(issuedAt + 60), -1e19), (Double(issuedAt + 60), 1e300)] {
+            let token = signer.sign(payload: ["id": .string(userID), "iat": .number(iat), "exp": .number(exp)])
+            XCTAssertThrowsError(try signer.verify(token, now: issuedAt), "exp \(exp) iat \(iat)") {
+                XCTAssertEqual($0 as? JWTError, .invalidClaim(exp > 1e18 ? "exp is out of range" : "iat is out of range"))
+            }
+        }
+    }
+
     func testTheGenerationAndLoginTimeClaimsRoundTripAndAreZeroAndNilWithoutThem() throws {
         let token = signer.sign(userID: "u", issuedAt: issuedAt, lifetime: 60, generation: 7, authenticatedAt: issuedAt - 100)
         let claims = try signer.verify(token, now: issuedAt)
