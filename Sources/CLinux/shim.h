@@ -14,3 +14,8 @@ extern int accept4(int fd, struct sockaddr *addr, socklen_t *addr_len, int flags
 extern int pthread_setname_np(pthread_t thread, const char *name);
 #include <sys/types.h>
 extern pid_t gettid(void);
+
+// ThreadSanitizer's annotations, called only in `make sanitize`'s thread build (-DCHAT_TSAN,
+// where the TSan runtime defines them): see ServerRuntime's Locked.
+extern void __tsan_acquire(void *addr);
+extern void __tsan_release(void *addr);

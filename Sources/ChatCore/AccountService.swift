@@ -17,13 +17,13 @@ public final class AccountService: Sendable {
     private let tokenLifetime: Int64
     /// A hash at the configured cost, compared against when an email is unknown, so a login
     /// for an unknown email takes as long as one with a wrong password.
-    private let decoyHash = Mutex<String?>(nil)
+    private let decoyHash = Locked<String?>(nil)
     /// Limits on guessing and mass registration; nil: none.
     private let throttle: LoginThrottle?
     /// How long after a password was given its session's tokens can still be refreshed.
     private let sessionLifetime: Int64
     /// Each user's token generation as last read or moved by this process (see `remember`).
-    private let generations = Mutex<(byUser: [String: Int64], evictions: Int)>(([:], 0))
+    private let generations = Locked<(byUser: [String: Int64], evictions: Int)>(([:], 0))
     /// Users whose generation is kept in memory, at most; past it the memory is cleared.
     public static let maxRememberedGenerations = 100_000
 

@@ -1,4 +1,5 @@
 import Dispatch
+import ServerRuntime
 import Synchronization
 
 /// Who blocks whom. A blocked user's messages to the blocker are refused (with a neutral
@@ -12,7 +13,7 @@ public final class BlockList: Sendable {
         var loaded = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let store: any ChatStore
 
     public init(store: any ChatStore) {

@@ -63,12 +63,12 @@ public final class EventRateLimits: Sendable {
 
     /// One user's buckets, held by each of their sockets.
     public final class User: Sendable {
-        fileprivate let buckets: Mutex<[TokenBucket]>
+        fileprivate let buckets: Locked<[TokenBucket]>
         fileprivate let settings: Settings
 
         fileprivate init(settings: Settings, now: Int64) {
             self.settings = settings
-            buckets = Mutex(Kind.allCases.map { TokenBucket(burst: settings[$0].burst, perSecond: settings[$0].perSecond, now: now) })
+            buckets = Locked(Kind.allCases.map { TokenBucket(burst: settings[$0].burst, perSecond: settings[$0].perSecond, now: now) })
         }
 
         /// Admits one event of `kind`: nil, or the milliseconds until one would be admitted.
@@ -83,7 +83,7 @@ public final class EventRateLimits: Sendable {
     }
 
     public let settings: Settings
-    private let users = Mutex<(entries: [String: (user: User, sockets: Int)], lastSweep: Int64)>(([:], 0))
+    private let users = Locked<(entries: [String: (user: User, sockets: Int)], lastSweep: Int64)>(([:], 0))
     private let clock: @Sendable () -> Int64
 
     /// `clock` gives milliseconds (monotonic; tests pass their own).

@@ -48,7 +48,7 @@ public final class LoginThrottle: Sendable {
     }
 
     public let settings: Settings
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let clock: @Sendable () -> Int64
 
     /// `clock` gives milliseconds (monotonic; tests pass their own).

@@ -115,7 +115,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let maxBatch: Int
     @usableFromInline let maxQueued: Int
     @usableFromInline let report: @Sendable ([Outcome]) -> Void
-    @usableFromInline let state: Mutex<State>
+    @usableFromInline let state: Locked<State>
     /// When the last batch went to the store (monotonic milliseconds): one store per batch.
     @usableFromInline let lastBatchAt = Atomic<Int64>(0)
 
@@ -136,7 +136,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.report = report
-        state = Mutex(State(ids: ids))
+        state = Locked(State(ids: ids))
     }
 
     /// Queues one message; its outcome is reported after commit (or failure). False, and

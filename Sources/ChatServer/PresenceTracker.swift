@@ -26,7 +26,7 @@ final class PresenceTracker: Sendable {
         var writeScheduled = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let store: any ChatStore
     private let rooms: SocketIORooms
     private let blocks: BlockList
@@ -120,7 +120,7 @@ final class PresenceTracker: Sendable {
             return users.map { (userID: $0.key, time: $0.value) }
         }
         guard !times.isEmpty else { return true }
-        let done = Mutex(false)
+        let done = Locked(false)
         store.recordLastSeen(times) { result in
             if case .failure(let error) = result { Log.warning("last_seen of \(times.count) users not stored at shutdown: \(error)") }
             done.withLock { $0 = true }

@@ -68,7 +68,7 @@ public final class PostgresPool: @unchecked Sendable {
 
     private let options: PostgresConnectionOptions
     private let configuration: Configuration
-    private let inbox = Mutex(Inbox())
+    private let inbox = Locked(Inbox())
     private let wakeReadFD: Int32
     private let wakeWriteFD: Int32
     private var slots: [Slot] = []

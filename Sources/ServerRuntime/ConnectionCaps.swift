@@ -32,7 +32,7 @@ public final class ConnectionCaps: Sendable {
     }
 
     public let settings: Settings
-    private let state = Mutex<(entries: [String: Entry], lastSweep: Int64)>(([:], 0))
+    private let state = Locked<(entries: [String: Entry], lastSweep: Int64)>(([:], 0))
     private let clock: @Sendable () -> Int64
 
     /// `clock` gives milliseconds (monotonic; tests pass their own).

@@ -27,7 +27,7 @@ public final class EventLoop: @unchecked Sendable {
     public let index: Int
     private let epollFD: Int32
     private let wakeFD: Int32
-    private let queue = Mutex<[@Sendable () -> Void]>([])
+    private let queue = Locked<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
     private var selectables: [Selectable?] = []
     private var registeredCount = 0

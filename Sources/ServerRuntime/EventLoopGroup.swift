@@ -4,7 +4,7 @@ import Synchronization
 public final class EventLoopGroup: Sendable {
     public let loops: [EventLoop]
     private let finished = Atomic<Int>(0)
-    private let threads = Mutex<[PlatformThread]>([])
+    private let threads = Locked<[PlatformThread]>([])
 
     /// `count` loops, not yet running: register their listeners first, then `start()`.
     public init(count: Int) {

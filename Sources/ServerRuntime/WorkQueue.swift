@@ -16,7 +16,7 @@ import Glibc
 /// core while nothing else needs one, and gives the extra ones back as soon as something does.
 public final class WorkQueue: Sendable {
     private final class Shared: Sendable {
-        let jobs = Mutex<(queue: [@Sendable () -> Void], head: Int)>(([], 0))
+        let jobs = Locked<(queue: [@Sendable () -> Void], head: Int)>(([], 0))
         let available = DispatchSemaphore(value: 0)
         let pending = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)

@@ -31,10 +31,10 @@ public final class EngineIOServer: HTTPHandler {
     /// Where it is mounted, e.g. `/socket.io/` (also answered without the final slash).
     public let path: String
     let options: EngineIOOptions
-    private let sessions = Mutex<[String: EngineIOSession]>([:])
+    private let sessions = Locked<[String: EngineIOSession]>([:])
     /// Sessions a client closed by POST while no poll was pending: the next poll, if it comes
     /// within a second, gets the noop that ends it (the reference server's `shouldClose`).
-    private let closingPolls = Mutex<[String: Int64]>([:])
+    private let closingPolls = Locked<[String: Int64]>([:])
     private let makeDelegate: @Sendable (EngineIOSession) -> EngineIOSessionDelegate
     /// Sessions per client address, open and new a second; nil: no caps.
     private let caps: ConnectionCaps?

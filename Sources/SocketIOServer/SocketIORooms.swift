@@ -1,9 +1,10 @@
+import ServerRuntime
 import Synchronization
 
 /// Rooms across loops: a room's members may live on any loop; whoever broadcasts encodes the
 /// packet once and hands it to each member's loop.
 public final class SocketIORooms: Sendable {
-    private let members = Mutex<[String: [ObjectIdentifier: SocketIOSocket]]>([:])
+    private let members = Locked<[String: [ObjectIdentifier: SocketIOSocket]]>([:])
 
     public init() {}
 

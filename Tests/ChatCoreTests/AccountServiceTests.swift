@@ -14,7 +14,7 @@ final class AccountServiceTests: XCTestCase {
     let signer = JWTSigner(secret: "unit-test-secret")
 
     override func setUp() {
-        let counter = Mutex(0)
+        let counter = Locked(0)
         store = InMemoryChatStore(makeID: {
             let n = counter.withLock { $0 += 1; return $0 }
             return "00000000-0000-4000-8000-\(String(repeating: "0", count: 12 - String(n).count))\(n)"
@@ -25,7 +25,7 @@ final class AccountServiceTests: XCTestCase {
 
     /// Runs a callback-style call and waits for its result.
     private func wait<T: Sendable>(_ call: (@escaping @Sendable (T) -> Void) -> Void) -> T {
-        let box = Mutex<T?>(nil)
+        let box = Locked<T?>(nil)
         let done = expectation(description: "completion")
         call { value in
             box.withLock { $0 = value }
@@ -184,7 +184,7 @@ final class AccountServiceTests: XCTestCase {
     }
 
     func testRefreshKeepsTheGenerationAndTheLoginTimeUntilTheSessionIsTooOld() throws {
-        let clock = Mutex(now)
+        let clock = Locked(now)
         accounts = AccountService(store: store, signer: signer, bcryptCost: 4, hashing: WorkQueue(label: "t4", limit: 16, threads: 2),
                                   now: { clock.withLock { $0 } }, sessionLifetime: 86_400)
         let user = try register(["username": "a", "email": "a@x.com", "password": "password1"]).get()

@@ -1,5 +1,6 @@
 import ChatCore
 import ChatTestSupport
+import ServerRuntime
 import Synchronization
 import XCTest
 
@@ -14,7 +15,7 @@ final class BlockListTests: XCTestCase {
     }
 
     private func set(_ list: BlockList, _ blocker: String, _ target: String?, _ blocking: Bool) -> Result<Void, ServiceError> {
-        let box = Mutex<Result<Void, ServiceError>?>(nil)
+        let box = Locked<Result<Void, ServiceError>?>(nil)
         list.set(blocker: blocker, target: target, blocking: blocking) { result in box.withLock { $0 = result } }
         return box.withLock { $0! }  // the in-memory store answers at once
     }
@@ -61,7 +62,7 @@ final class BlockListTests: XCTestCase {
         while !restarted.isLoaded && Date() < deadline { usleep(5_000) }
         XCTAssertTrue(restarted.isLoaded, "retried until the store answered")
         XCTAssertTrue(restarted.isBlocked(ann, by: carol))
-        let listed = Mutex<[(user: User, since: String)]>([])
+        let listed = Locked<[(user: User, since: String)]>([])
         restarted.list(blocker: carol) { result in listed.withLock { $0 = (try? result.get()) ?? [] } }
         XCTAssertEqual(listed.withLock { $0.map(\.user.id) }, [ann])
     }

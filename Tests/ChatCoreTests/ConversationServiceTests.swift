@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 import ChatTestSupport
+import ServerRuntime
 import Synchronization
 import XCTest
 
@@ -26,7 +27,7 @@ final class ConversationServiceTests: XCTestCase {
     }
 
     private func markRead(_ userID: String, with peer: String?, upTo: String?) -> Result<ReadMark, ServiceError> {
-        let box = Mutex<Result<ReadMark, ServiceError>?>(nil)
+        let box = Locked<Result<ReadMark, ServiceError>?>(nil)
         service.markRead(userID: userID, peer: peer, upTo: upTo) { result in box.withLock { $0 = result } }
         // A receipt waits up to MessageWriter.readDelayNanoseconds for company.
         let deadline = Date().addingTimeInterval(5)
@@ -45,7 +46,7 @@ final class ConversationServiceTests: XCTestCase {
         let sync = MessageService(store: store)
         for (user, expected) in [(me, ReceiptState(peerID: you, readSeq: 3, peerReadSeq: 0, position: 6)),
                                  (you, ReceiptState(peerID: me, readSeq: 0, peerReadSeq: 3, position: 6))] {
-            let box = Mutex<Result<MessageService.SyncPage, ServiceError>?>(nil)
+            let box = Locked<Result<MessageService.SyncPage, ServiceError>?>(nil)
             sync.sync(callerID: user, after: StreamCursor.encode(2), limit: nil) { result in box.withLock { $0 = result } }
             let page = try XCTUnwrap(box.withLock { $0 }).get()
             XCTAssertEqual(page.events.last, .receipt(expected), "the latest receipt, after the messages, for both sides")
@@ -66,7 +67,7 @@ final class ConversationServiceTests: XCTestCase {
     func testReceiptsWaitingTogetherGoInOneWrite() throws {
         store.holdWrites()
         XCTAssertTrue(writer.write(senderID: me, receiverID: you, content: "in flight", context: 0))
-        let answers = Mutex<[Result<ReadMark, ServiceError>]>([])
+        let answers = Locked<[Result<ReadMark, ServiceError>]>([])
         for upTo in ["c2", "c3", "c1"] {
             service.markRead(userID: me, peer: you, upTo: upTo) { result in answers.withLock { $0.append(result) } }
         }

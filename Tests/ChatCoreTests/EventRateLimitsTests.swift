@@ -32,7 +32,7 @@ final class EventRateLimitsTests: XCTestCase {
     }
 
     private final class FakeClock: Sendable {
-        let now = Mutex<Int64>(5_000_000)
+        let now = Locked<Int64>(5_000_000)
         func advance(_ milliseconds: Int64) { now.withLock { $0 += milliseconds } }
         var value: Int64 { now.withLock { $0 } }
     }

@@ -1,11 +1,12 @@
 import ChatCore
+import ServerRuntime
 import Synchronization
 import XCTest
 
 /// The throttle's arithmetic on a clock the test moves.
 final class LoginThrottleTests: XCTestCase {
     private final class FakeClock: Sendable {
-        let now = Mutex<Int64>(1_000_000)
+        let now = Locked<Int64>(1_000_000)
         func advance(seconds: Double) { now.withLock { $0 += Int64(seconds * 1000) } }
     }
 

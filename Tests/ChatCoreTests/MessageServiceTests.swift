@@ -2,6 +2,7 @@ import CLinux
 import ChatCore
 import JSON
 import JWT
+import ServerRuntime
 import Synchronization
 import XCTest
 import ChatTestSupport
@@ -34,7 +35,7 @@ final class MessageServiceTests: XCTestCase {
 
     /// The contents of a page, or the error's message.
     private func page(_ service: MessageService, _ query: MessageService.HistoryQuery, other: String? = nil) -> [String] {
-        let box = Mutex<[String]>([])
+        let box = Locked<[String]>([])
         service.history(callerID: me, otherID: other ?? you.uppercased(), query: query) { result in
             box.withLock {
                 switch result {
@@ -106,7 +107,7 @@ final class SyncTests: XCTestCase {
     }
 
     private func sync(_ service: MessageService, after: String?, limit: Int?) -> Result<MessageService.SyncPage, ServiceError> {
-        let box = Mutex<Result<MessageService.SyncPage, ServiceError>?>(nil)
+        let box = Locked<Result<MessageService.SyncPage, ServiceError>?>(nil)
         service.sync(callerID: me, after: after, limit: limit) { result in box.withLock { $0 = result } }
         return box.withLock { $0! }
     }

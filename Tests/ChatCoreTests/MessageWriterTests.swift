@@ -1,6 +1,7 @@
 import ChatCore
 import ChatTestSupport
 import Foundation
+import ServerRuntime
 import Synchronization
 import XCTest
 
@@ -126,7 +127,7 @@ final class MessageWriterTests: XCTestCase {
         // written and reported, and the wait lasts until it is.
         XCTAssertFalse(writer.waitUntilIdle(timeoutMilliseconds: 0), "a batch is in flight")
         XCTAssertFalse(writer.write(senderID: alice, receiverID: bob, content: "late", context: 99))
-        let idle = Mutex<Bool?>(nil)
+        let idle = Locked<Bool?>(nil)
         let finished = expectation(description: "waitUntilIdle returned")
         Thread.detachNewThread {
             let result = writer.waitUntilIdle(timeoutMilliseconds: 5000)
@@ -225,7 +226,7 @@ final class MessageWriterTests: XCTestCase {
         usleep(10_000)
         XCTAssertEqual(log.lines, ["read 1: 1"])
         store.setAvailable(false)
-        let failure = Mutex<StoreError?>(nil)
+        let failure = Locked<StoreError?>(nil)
         XCTAssertTrue(writer.markRead(ReadRequest(userID: bob, peerID: alice, upTo: .position(1))) { result in
             if case .failure(let error) = result { failure.withLock { $0 = error } }
         })
@@ -245,14 +246,14 @@ final class MessageWriterTests: XCTestCase {
 
 /// Lines logged from any thread, in order.
 private final class Lines: Sendable {
-    private let storage = Mutex<[String]>([])
+    private let storage = Locked<[String]>([])
     func append(_ line: String) { storage.withLock { $0.append(line) } }
     var lines: [String] { storage.withLock { $0 } }
 }
 
 /// What the writer reported, batch by batch.
 private final class Reports: Sendable {
-    let batches = Mutex<[[MessageWriter<Int>.Outcome]]>([])
+    let batches = Locked<[[MessageWriter<Int>.Outcome]]>([])
 }
 
 private extension Result {

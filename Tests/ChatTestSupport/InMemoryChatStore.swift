@@ -1,5 +1,6 @@
 import ChatCore
 import Dispatch
+import ServerRuntime
 import Synchronization
 
 /// A `ChatStore` in memory, for unit tests of the services and the message writer: the same
@@ -27,7 +28,7 @@ public final class InMemoryChatStore: ChatStore {
         var completionQueue: DispatchQueue?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let makeID: @Sendable () -> String
     /// The `created_at` every stored message gets.
     public let createdAt = "2026-01-16T17:04:58.123Z"

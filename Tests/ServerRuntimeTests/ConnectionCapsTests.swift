@@ -4,7 +4,7 @@ import XCTest
 
 final class ConnectionCapsTests: XCTestCase {
     private final class FakeClock: Sendable {
-        let now = Mutex<Int64>(1_000_000)
+        let now = Locked<Int64>(1_000_000)
         func advance(_ milliseconds: Int64) { now.withLock { $0 += milliseconds } }
         var value: Int64 { now.withLock { $0 } }
     }

@@ -1,3 +1,4 @@
+import ServerRuntime
 import Synchronization
 import XCTest
 @testable import ServerRuntime
@@ -19,7 +20,7 @@ final class EventLoopTests: XCTestCase {
     }
 
     func testTasksFromOtherThreadsRunOnTheLoopInOrder() {
-        let seen = Mutex<[Int]>([])
+        let seen = Locked<[Int]>([])
         let done = expectation(description: "all tasks ran")
         let loop = self.loop!
         for index in 0..<100 {
@@ -35,11 +36,11 @@ final class EventLoopTests: XCTestCase {
     }
 
     func testScheduledTasksRunAfterTheirDelayInDeadlineOrderAndCancelledOnesNever() {
-        let fired = Mutex<[String]>([])
+        let fired = Locked<[String]>([])
         let done = expectation(description: "the last timer fired")
         let loop = self.loop!
         let started = MonotonicClock.milliseconds()
-        let elapsed = Mutex<Int64>(0)
+        let elapsed = Locked<Int64>(0)
         loop.execute {
             loop.schedule(after: 60) {
                 fired.withLock { $0.append("60 ms") }

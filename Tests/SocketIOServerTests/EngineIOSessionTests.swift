@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import JSON
+import ServerRuntime
 import SocketIO
 import Synchronization
 import WebSocket
@@ -262,12 +263,12 @@ final class EngineIOSessionTests: XCTestCase {
 
 /// Every delegate the engine made, in order.
 private final class Delegates: Sendable {
-    let list = Mutex<[RecordingDelegate]>([])
+    let list = Locked<[RecordingDelegate]>([])
 }
 
 /// What the session reported to the application.
 private final class RecordingDelegate: EngineIOSessionDelegate, @unchecked Sendable {
-    private let state = Mutex<(texts: [String], closeReason: String?)>(([], nil))
+    private let state = Locked<(texts: [String], closeReason: String?)>(([], nil))
     var onClose: (@Sendable () -> Void)?
 
     var texts: [String] { state.withLock { $0.texts } }
@@ -288,7 +289,7 @@ private final class RecordingDelegate: EngineIOSessionDelegate, @unchecked Senda
 /// An HTTP answer that arrives on another thread.
 private final class PendingResponse: @unchecked Sendable {
     let expectation: XCTestExpectation
-    private let box = Mutex<HTTPResponse?>(nil)
+    private let box = Locked<HTTPResponse?>(nil)
 
     init(_ expectation: XCTestExpectation) { self.expectation = expectation }
 

@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import JSON
+import ServerRuntime
 import SocketIO
 import Synchronization
 import XCTest
@@ -44,7 +45,7 @@ final class SocketIORecoveryTests: XCTestCase {
 
     private func request(_ method: String, _ query: String, body: String = "") -> HTTPResponse {
         let done = expectation(description: "\(method) \(query)")
-        let box = Mutex<HTTPResponse?>(nil)
+        let box = Locked<HTTPResponse?>(nil)
         let request = HTTPRequest(method: method, target: "/socket.io/?EIO=4&\(query)", minorVersion: 1, headers: [], body: Array(body.utf8))
         let engine = self.engine!, loop = self.loop!
         loop.execute { engine.handle(request, on: loop) { response in box.withLock { $0 = response }; done.fulfill() } }
@@ -116,7 +117,7 @@ final class SocketIORecoveryTests: XCTestCase {
             socket.sendEncoded(Array("31[{}]".utf8))
         }
         let pending = expectation(description: "nothing before the replay")
-        let early = Mutex<HTTPResponse?>(nil)
+        let early = Locked<HTTPResponse?>(nil)
         let engine = self.engine!, loop = self.loop!
         let held = HTTPRequest(method: "GET", target: "/socket.io/?EIO=4&transport=polling&sid=\(sid)", minorVersion: 1, headers: [], body: [])
         loop.execute { engine.handle(held, on: loop) { response in early.withLock { $0 = response }; pending.fulfill() } }
@@ -166,7 +167,7 @@ private final class RecoveryProbe: Sendable {
         var pids = 0
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
 
     func newPID() -> String {
         state.withLock { state in

@@ -1,0 +1,28 @@
+import CLinux
+import Synchronization
+
+/// A value behind a lock: Swift's `Mutex`, which every shared state of the server uses
+/// through this type. Under ThreadSanitizer (`make sanitize` builds with `-DCHAT_TSAN`) each
+/// critical section is also announced to it: `Mutex` locks with atomics and futexes inside the
+/// Swift runtime, which ThreadSanitizer does not see, so without the announcement it reports
+/// every access under the lock as a race.
+public struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
+    @usableFromInline let mutex: Mutex<Value>
+
+    @inlinable
+    public init(_ initialValue: consuming sending Value) {
+        mutex = Mutex(initialValue)
+    }
+
+    @inlinable
+    public borrowing func withLock<Result: ~Copyable, E: Error>(_ body: (inout sending Value) throws(E) -> sending Result) throws(E) -> sending Result {
+        try mutex.withLock { (value: inout sending Value) throws(E) -> sending Result in
+            #if CHAT_TSAN
+            let address = withUnsafeMutablePointer(to: &value) { UnsafeMutableRawPointer($0) }
+            __tsan_acquire(address)
+            defer { __tsan_release(address) }
+            #endif
+            return try body(&value)
+        }
+    }
+}
