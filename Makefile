@@ -1,6 +1,6 @@
 # The two commands (see README.md). Both install what is missing, build, and bring up a
 # private PostgreSQL when no database is configured.
-.PHONY: run test build conformance chat-a chat-b bench sanitize
+.PHONY: run test build conformance chat-a chat-b bench fuzz sanitize
 
 run:
 	@scripts/run.sh
@@ -29,3 +29,8 @@ bench:
 # Every test under ThreadSanitizer, then AddressSanitizer (see README "Tests").
 sanitize:
 	@scripts/sanitize.sh
+
+# The libFuzzer targets, FUZZ_SECONDS each (default 60; FUZZ_RUNS=N for a count instead); see
+# docs/fuzzing.md. `make fuzz FUZZ_TARGETS="FuzzJSON FuzzJWT"` runs only those.
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_TARGETS)

@@ -67,3 +67,22 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer targets (Fuzz/, docs/fuzzing.md): only when CHAT_FUZZ=1, so the ordinary builds
+// never see them. scripts/fuzz.sh builds them in .build/fuzz with --sanitize fuzzer and address.
+if Context.environment["CHAT_FUZZ"] == "1" {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzHTTPRequest", ["HTTPServer"]),
+        ("FuzzWebSocket", ["WebSocket"]),
+        ("FuzzUTF8", ["WebSocket"]),
+        ("FuzzEngineIO", ["SocketIO"]),
+        ("FuzzSocketIO", ["SocketIO", "JSON"]),
+        ("FuzzJSON", ["JSON"]),
+        ("FuzzJWT", ["JWT", "JSON", "Base64"]),
+        ("FuzzDotEnv", ["DotEnv"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Sources/FuzzSupport"))
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(.executableTarget(name: name, dependencies: dependencies + ["FuzzSupport"], path: "Fuzz/Sources/\(name)"))
+    }
+}
