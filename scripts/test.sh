@@ -67,6 +67,13 @@ build_once "$venv" make_venv
 [ -L .venv ] || rm -rf .venv
 ln -sfn "$venv" .venv
 
+# --- The fuzzers (docs/fuzzing.md) -------------------------------------------------------
+# Every libFuzzer target replays its committed corpus (Fuzz/corpus/<target>: the seeds and
+# every input that ever crashed it), then fuzzes a few seconds from it; a finding fails make
+# test here. Built in .build/fuzz (debug: the shortest build).
+scripts/fuzz.sh --regress
+# --- end of the fuzzers ------------------------------------------------------------------
+
 log=$(mktemp)
 ab_log=$(mktemp)
 trap 'cleanup; rm -f "$log" "$ab_log"' EXIT
