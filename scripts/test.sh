@@ -70,8 +70,9 @@ ln -sfn "$venv" .venv
 # --- The fuzzers (docs/fuzzing.md) -------------------------------------------------------
 # Every libFuzzer target replays its committed corpus (Fuzz/corpus/<target>: the seeds and
 # every input that ever crashed it), then fuzzes a few seconds from it; a finding fails make
-# test here. Built in .build/fuzz (debug: the shortest build).
-scripts/fuzz.sh --regress
+# test here. Built in .build/fuzz (debug: the shortest build). (Not again under make sanitize:
+# the fuzzers are built with AddressSanitizer already.)
+[ -n "${SANITIZE:-}" ] || scripts/fuzz.sh --regress
 # --- end of the fuzzers ------------------------------------------------------------------
 
 log=$(mktemp)
