@@ -28,15 +28,18 @@ func doubleQuoted(_ value: String) -> String {
 
 /// The value written one of the ways that keep it, chosen by `choice`.
 func written(_ value: String, choice: UInt64) -> String {
-    let oneLine = !value.unicodeScalars.contains { $0 == "\n" || $0 == "\r" }
-    let padded = value.unicodeScalars.first.map { $0 == " " || $0 == "\t" } == true || value.unicodeScalars.last.map { $0 == " " || $0 == "\t" } == true
-    let startsQuoted = value.unicodeScalars.first.map { $0 == "\"" || $0 == "'" || $0 == "`" } == true
+    // All by Unicode scalars, as the reader looks (a quote and a combining mark after it are one Character).
+    let scalars = Array(value.unicodeScalars)
+    let oneLine = !scalars.contains { $0 == "\n" || $0 == "\r" }
+    let padded = scalars.first.map { $0 == " " || $0 == "\t" } == true || scalars.last.map { $0 == " " || $0 == "\t" } == true
+    let startsQuoted = scalars.first.map { $0 == "\"" || $0 == "'" || $0 == "`" } == true
+    let comment = zip(scalars, scalars.dropFirst()).contains { ($0 == " " || $0 == "\t") && $1 == "#" }
     switch choice % 4 {
     case 1 where oneLine:
-        if !value.contains("'") { return "'" + value + "'" }
+        if !scalars.contains("'") { return "'" + value + "'" }
     case 2 where oneLine:
-        if !value.contains("`") { return "`" + value + "`" }
-    case 3 where oneLine && !padded && !startsQuoted && !value.contains(" #") && !value.contains("\t#"):
+        if !scalars.contains("`") { return "`" + value + "`" }
+    case 3 where oneLine && !padded && !startsQuoted && !comment:
         return value
     default:
         break

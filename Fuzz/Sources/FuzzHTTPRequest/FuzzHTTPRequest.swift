@@ -47,7 +47,9 @@ func isToken(_ text: String) -> Bool { !text.isEmpty && text.utf8.allSatisfy(HTT
 
 func checkSane(_ request: HTTPRequest, consumed: Int, limits: HTTPRequestParser.Limits) {
     require(isToken(request.method), "method \(request.method.debugDescription)")
-    require(request.target.hasPrefix("/") || (request.target == "*" && request.method == "OPTIONS"), "target \(request.target.debugDescription)")
+    // (Bytes, not Characters: "/" and a combining mark after it are one Character.)
+    require(request.target.utf8.first == UInt8(ascii: "/") || (request.target == "*" && request.method == "OPTIONS"),
+            "target \(request.target.debugDescription)")
     require(!request.target.unicodeScalars.contains { $0.value <= 0x20 || $0.value == 0x7F }, "target with a space or control")
     require(request.minorVersion == 0 || request.minorVersion == 1, "version 1.\(request.minorVersion)")
     require(request.headers.count <= limits.maxHeaderCount, "\(request.headers.count) headers")
@@ -56,7 +58,8 @@ func checkSane(_ request: HTTPRequest, consumed: Int, limits: HTTPRequestParser.
     for (name, value) in request.headers {
         require(isToken(name) && name == name.lowercased(), "header name \(name.debugDescription)")
         require(!value.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }, "header value \(value.debugDescription)")
-        require(value.first != " " && value.first != "\t" && value.last != " " && value.last != "\t", "untrimmed value \(value.debugDescription)")
+        let blank: Set<UInt8> = [0x20, 0x09]
+        require(!(value.utf8.first.map(blank.contains) ?? false) && !(value.utf8.last.map(blank.contains) ?? false), "untrimmed value \(value.debugDescription)")
     }
     if let length = request.header("content-length") {
         let first = length.split(separator: ",").first.map { $0.trimmingSpaces() } ?? ""

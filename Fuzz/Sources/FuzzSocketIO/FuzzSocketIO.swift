@@ -22,7 +22,9 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     }
     let binary = packet.kind == .binaryEvent || packet.kind == .binaryAck
     require(binary ? (0...1000).contains(packet.attachments) : packet.attachments == 0, "attachments \(packet.attachments) on \(packet.kind)")
-    require(packet.namespace.hasPrefix("/") && !packet.namespace.contains(","), "namespace \(packet.namespace.debugDescription)")
+    // (By bytes: "/" and a combining mark after it are one Character.)
+    require(packet.namespace.utf8.first == UInt8(ascii: "/") && !packet.namespace.utf8.contains(UInt8(ascii: ",")),
+            "namespace \(packet.namespace.debugDescription)")
     require((packet.ackID ?? 0) >= 0, "ack id \(String(describing: packet.ackID))")
     switch packet.kind {
     case .event, .binaryEvent:
