@@ -8,6 +8,13 @@ import Synchronization
 /// every access under the lock as a race.
 public struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     @usableFromInline let mutex: Mutex<Value>
+    #if CHAT_TSAN
+    /// The address ThreadSanitizer knows this lock by (the value's own would be an access).
+    @usableFromInline let identity = Identity()
+    @usableFromInline final class Identity {
+        @usableFromInline init() {}
+    }
+    #endif
 
     @inlinable
     public init(_ initialValue: consuming sending Value) {
@@ -16,13 +23,15 @@ public struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
 
     @inlinable
     public borrowing func withLock<Result: ~Copyable, E: Error>(_ body: (inout sending Value) throws(E) -> sending Result) throws(E) -> sending Result {
-        try mutex.withLock { (value: inout sending Value) throws(E) -> sending Result in
-            #if CHAT_TSAN
-            let address = withUnsafeMutablePointer(to: &value) { UnsafeMutableRawPointer($0) }
+        #if CHAT_TSAN
+        let address = Unmanaged.passUnretained(identity).toOpaque()
+        return try mutex.withLock { (value: inout sending Value) throws(E) -> sending Result in
             __tsan_acquire(address)
             defer { __tsan_release(address) }
-            #endif
             return try body(&value)
         }
+        #else
+        return try mutex.withLock(body)
+        #endif
     }
 }
