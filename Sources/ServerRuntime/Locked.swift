@@ -8,13 +8,6 @@ import Synchronization
 /// every access under the lock as a race.
 public struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     @usableFromInline let mutex: Mutex<Value>
-    #if CHAT_TSAN
-    /// The address ThreadSanitizer knows this lock by (the value's own would be an access).
-    @usableFromInline let identity = Identity()
-    @usableFromInline final class Identity {
-        @usableFromInline init() {}
-    }
-    #endif
 
     @inlinable
     public init(_ initialValue: consuming sending Value) {
@@ -24,7 +17,8 @@ public struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     @inlinable
     public borrowing func withLock<Result: ~Copyable, E: Error>(_ body: (inout sending Value) throws(E) -> sending Result) throws(E) -> sending Result {
         #if CHAT_TSAN
-        let address = Unmanaged.passUnretained(identity).toOpaque()
+        // ThreadSanitizer knows the lock by the mutex's address (the value's would be an access).
+        let address = withUnsafePointer(to: mutex) { UnsafeMutableRawPointer(mutating: $0) }
         return try mutex.withLock { (value: inout sending Value) throws(E) -> sending Result in
             __tsan_acquire(address)
             defer { __tsan_release(address) }
