@@ -112,8 +112,9 @@ ab_failed=$(sed -E 's/.*failed=([0-9]+).*/\1/' <<< "${ab:-failed=0}")
 san_failed=0
 if [ -n "${SANITIZE:-}" ]; then
     # A file holding only the list of suppressions used is no report.
-    san_failed=$(grep -l -E "ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer" "$reports"/* 2>/dev/null | wc -l)
-    for report in $(grep -l -E "ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer" "$reports"/* 2>/dev/null); do
+    reported=$(grep -l -r -E "ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer" "$reports" || true)
+    san_failed=$(grep -c . <<< "$reported" || true)
+    for report in $reported; do
         echo "== $SANITIZE sanitizer report $report"
         head -c 30000 "$report"
     done
