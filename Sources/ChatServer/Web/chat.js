@@ -228,6 +228,7 @@ const app = {
   typingIdle: null,
   refreshTimer: null,
   tokenTimer: null,        // renews the token before it expires
+  blocked: new Set(),      // ids of the people this user blocks
 };
 
 // --- REST -------------------------------------------------------------------------------------
@@ -335,6 +336,7 @@ function logOut(message) {
   app.conversations.clear();
   app.threads.clear();
   app.presence.clear();
+  app.blocked.clear();
   app.outbox = [];
   app.current = null;
   banner("");
@@ -352,6 +354,7 @@ function start(session) {
   $("me-name").title = session.user.email;
   renderConversation();
   loadConversations();
+  loadBlocks();
   scheduleRefresh();
   app.socket = new ChatSocket(() => ({ token: app.session.token }), {
     connected: (recovered) => connected(recovered),
@@ -362,6 +365,35 @@ function start(session) {
   });
   banner("Connecting…");
   app.socket.open();
+}
+
+/** The people this user blocks (`GET /api/blocks`), for the Block/Unblock button. */
+async function loadBlocks() {
+  try {
+    const answer = await api("GET", "/api/blocks");
+    app.blocked = new Set(answer.blocked.map((entry) => entry.user.id));
+    renderConversation();
+  } catch (failure) {
+    if (app.session) banner(failure.message, "error", 5000);
+  }
+}
+
+async function toggleBlock() {
+  const peer = app.current;
+  if (!peer) return;
+  const blocking = !app.blocked.has(peer);
+  try {
+    await api(blocking ? "POST" : "DELETE", `/api/users/${encodeURIComponent(peer)}/block`);
+    if (blocking) app.blocked.add(peer); else app.blocked.delete(peer);
+    // Across a block neither sees the other online: what was shown is forgotten (and asked
+    // again after unblocking).
+    app.presence.delete(peer);
+    if (!blocking) loadPresence(peer);
+    renderConversations();
+    renderConversation();
+  } catch (failure) {
+    banner(failure.message, "error", 5000);
+  }
 }
 
 /** A fresh token five minutes before this one expires (`POST /api/auth/refresh`), so an open
@@ -615,12 +647,16 @@ function renderConversation() {
   $("pick-hint").hidden = !!conversation;
   $("composer").hidden = !conversation;
   $("messages").hidden = !conversation;
+  $("block").hidden = !conversation;
   if (!conversation) {
     $("peer-name").textContent = "";
     $("peer-status").textContent = "";
     $("typing").hidden = true;
     return;
   }
+  const blocked = app.blocked.has(conversation.peer.id);
+  $("block").textContent = blocked ? "Unblock" : "Block";
+  $("block").title = blocked ? "Let this person message you again" : "Refuse this person's messages; neither of you sees the other typing or online";
   $("peer-name").textContent = displayName(conversation.peer);
   $("peer-status").textContent = lastSeenText(app.presence.get(conversation.peer.id));
   const typing = app.typing.has(conversation.peer.id);
@@ -945,6 +981,7 @@ document.addEventListener("DOMContentLoaded", () => {
     renderConversation();
   });
   $("search").addEventListener("input", searchChanged);
+  $("block").addEventListener("click", toggleBlock);
   $("composer").addEventListener("submit", sendMessage);
   $("message-input").addEventListener("input", () => {
     autoSize();

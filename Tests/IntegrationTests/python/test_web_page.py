@@ -316,3 +316,36 @@ def test_an_open_page_renews_its_token_before_it_expires(database, browsers):
         assert driver.execute_script("return app.socket.connected")
     finally:
         assert short.stop() == 0, "".join(short.output)
+
+
+def test_blocking_from_the_conversation_header(server, browsers):
+    tag = uuid.uuid4().hex[:6]
+    ann_id, ann_email, _ = server.user(f"ann{tag}")
+    bob_id, _, bob_token = server.user(f"bob{tag}")
+    bob = connect(server, bob_token, ["websocket"])
+    try:
+        assert bob.call("send_message", {"to": ann_id, "message": "Hello from bob"}, timeout=10)["ok"]
+        page = browsers()
+        log_in(page, server, ann_email, "password1")
+        wait(page, lambda: badge(page, bob_id) == "1")
+        conversation_item(page, bob_id).click()
+        wait(page, lambda: visible(page, "#block") and text(page, "#block") == "Block")
+        page.find_element(By.ID, "block").click()
+        wait(page, lambda: text(page, "#block") == "Unblock", message="the button turned to Unblock")
+        assert text(page, "#peer-status") == "" and not conversation_item(page, bob_id).find_elements(By.CSS_SELECTOR, ".online")
+        refused = bob.call("send_message", {"to": ann_id, "message": "are you there?"}, timeout=10)
+        assert refused == {"ok": False, "error": "the message could not be delivered"}
+        type_and_send(page, "bye")
+        wait(page, lambda: visible(page, "#banner") and "unblock them" in text(page, "#banner"))
+        screenshot(page, "blocked")
+        # Reloaded, the page still knows whom it blocks; unblocking lets bob through again.
+        page.refresh()
+        wait(page, lambda: visible(page, "#conversation-list") and conversation_item(page, bob_id))
+        conversation_item(page, bob_id).click()
+        wait(page, lambda: text(page, "#block") == "Unblock")
+        page.find_element(By.ID, "block").click()
+        wait(page, lambda: text(page, "#block") == "Block")
+        assert bob.call("send_message", {"to": ann_id, "message": "back again"}, timeout=10)["ok"]
+        wait(page, lambda: messages(page)[-1][1].startswith("back again"))
+    finally:
+        bob.disconnect()
