@@ -236,7 +236,7 @@ public struct HTTPRequestParser {
         while true {
             switch chunkPhase {
             case .sizeLine:
-                guard let lineEnd = Self.lineEnd(bytes, from: chunkPosition) else {
+                guard let lineEnd = Self.lineEnd(bytes, from: chunkPosition, within: 1024) else {
                     if bytes.count - chunkPosition > 1024 { throw malformed }
                     return nil
                 }
@@ -274,7 +274,7 @@ public struct HTTPRequestParser {
                 chunkPosition = lineEnd.next
                 chunkPhase = .sizeLine
             case .trailers:
-                guard let lineEnd = Self.lineEnd(bytes, from: chunkPosition) else {
+                guard let lineEnd = Self.lineEnd(bytes, from: chunkPosition, within: limits.maxHeaderBytes) else {
                     if bytes.count - chunkPosition > limits.maxHeaderBytes { throw HTTPParseError(status: 431, message: "Trailers too large") }
                     return nil
                 }
@@ -285,9 +285,12 @@ public struct HTTPRequestParser {
         }
     }
 
-    private static func lineEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (contentEnd: Int, next: Int)? {
+    /// The end of the line starting at `start`, looking no further than `maxLength` bytes past
+    /// it: a longer line gets the same answer whether it came at once or a byte at a time.
+    private static func lineEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, within maxLength: Int = .max) -> (contentEnd: Int, next: Int)? {
         var index = start
-        while index < bytes.count {
+        let end = bytes.count - start > maxLength ? start + maxLength + 1 : bytes.count
+        while index < end {
             if bytes[index] == 0x0A {
                 let contentEnd = index > start && bytes[index - 1] == 0x0D ? index - 1 : index
                 return (contentEnd, index + 1)

@@ -112,6 +112,28 @@ final class HTTPRequestParserTests: XCTestCase {
         }
     }
 
+    /// Found with the fuzzer's whole-versus-byte-by-byte invariant (Fuzz/corpus/FuzzHTTPRequest/
+    /// crash-long-trailer, crash-long-chunk-size-line): a trailer line longer than the header
+    /// limit, or a chunk-size line longer than 1 KiB, was accepted when it came at once and
+    /// refused when it trickled in.
+    func testLongChunkLinesGetOneAnswerHoweverTheyArrive() {
+        var limits = HTTPRequestParser.Limits()
+        limits.maxHeaderBytes = 200
+        let trailer = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + String(repeating: "a", count: 300) + "\r\n\r\n"
+        let sizeLine = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 1100) + "\r\nx\r\n0\r\n\r\n"
+        for step in [Int.max, 1, 7] {
+            XCTAssertEqual(feed(trailer, step: step, limits: limits).1?.status, 431, "step \(step)")
+            XCTAssertEqual(feed(sizeLine, step: step).1?.status, 400, "step \(step)")
+        }
+        // At the limits exactly, accepted either way.
+        let trailerAtLimit = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + String(repeating: "a", count: 197) + "\n\r\n"
+        let sizeLineAtLimit = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 1022) + "\nx\r\n0\r\n\r\n"
+        for step in [Int.max, 1, 7] {
+            XCTAssertNil(feed(trailerAtLimit, step: step, limits: limits).1, "step \(step)")
+            XCTAssertEqual(feed(sizeLineAtLimit, step: step).0.first?.body, [UInt8(ascii: "x")], "step \(step)")
+        }
+    }
+
     func testBodiesOverTheLimitAre413BeforeAnyByteOfThem() {
         XCTAssertEqual(feed("POST / HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n").1?.status, 413)
         XCTAssertEqual(feed("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").1?.status, 400)
