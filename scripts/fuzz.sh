@@ -72,7 +72,8 @@ $run || exit 0
 max_len() {
     case "$1" in
         FuzzUTF8) echo 1024 ;;
-        FuzzHTTPRequest|FuzzWebSocket|FuzzDotEnv) echo 2048 ;;
+        FuzzHTTPRequest) echo 1280 ;;  # room for a chunk-size line past its 1 KiB limit
+        FuzzWebSocket|FuzzDotEnv) echo 2048 ;;
         *) echo 4096 ;;
     esac
 }

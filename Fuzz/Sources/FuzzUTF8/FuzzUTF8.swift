@@ -65,9 +65,12 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
         require((whole.refusedIn == nil && whole.complete) == valid, "\(entry) whole: valid \(valid), validator \(whole)")
         require((whole.refusedIn == nil) == (impossible == nil), "\(entry) whole: refused \(whole), first impossible byte \(String(describing: impossible))")
 
-        let bytes = run(input, pieces: Split.bytes(input.count), entry: entry)
-        require(bytes.refusedIn?.lowerBound == impossible, "\(entry) byte by byte refused at \(String(describing: bytes.refusedIn)), first impossible byte \(String(describing: impossible))")
-        require(bytes.complete == whole.complete, "\(entry) byte by byte complete \(bytes.complete), whole \(whole.complete)")
+        // Byte by byte through the array entry would be the raw one again, with an array per byte.
+        if entry != .array {
+            let bytes = run(input, pieces: Split.bytes(input.count), entry: entry)
+            require(bytes.refusedIn?.lowerBound == impossible, "\(entry) byte by byte refused at \(String(describing: bytes.refusedIn)), first impossible byte \(String(describing: impossible))")
+            require(bytes.complete == whole.complete, "\(entry) byte by byte complete \(bytes.complete), whole \(whole.complete)")
+        }
 
         let pieces = run(input, pieces: Split.random(input.count, maxPiece: 24, using: &generator), entry: entry)
         if let impossible {
