@@ -10,6 +10,19 @@ public protocol ReadReceiptWriter: Sendable {
     func markRead(_ request: ReadRequest, completion: @escaping @Sendable (Result<ReadMark?, StoreError>) -> Void) -> Bool
 }
 
+/// What became of a message handed to `MessageWriter.write`.
+public enum WriteAdmission: Sendable, Equatable {
+    case queued
+    /// Queued, and the queue is past its high-water mark (or the caller asked): the caller
+    /// should take nothing more from this sender until the writer hands its context back to
+    /// `resume`.
+    case queuedPauseSender
+    /// Not queued (stopping, or the queue is full): nothing stored.
+    case refused
+
+    public var isQueued: Bool { self != .refused }
+}
+
 /// Why a message was not stored, as the writer reports it.
 public enum MessageWriteError: Error, Sendable, Equatable {
     case unknownRecipient
@@ -62,6 +75,12 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         @usableFromInline var contexts: [Context] = []
         @usableFromInline var reads: [ReadRequest] = []
         @usableFromInline var readCompletions: [ReadCompletion] = []
+        /// Senders paused past the high-water mark whom this batch's taking let go, how many
+        /// messages each may send before pausing again, and whether the queue had reached the
+        /// mark since the last resume (else they paused only as their budget ran out).
+        @usableFromInline var resumed: [Context] = []
+        @usableFromInline var resumeBudget = 0
+        @usableFromInline var resumeEndsOverload = false
 
         @inlinable
         init() {}
@@ -104,6 +123,10 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         /// A thread is handing out `unreported`.
         @usableFromInline var reporting = false
         @usableFromInline var ids: MessageIDGenerator
+        /// Senders told to pause (`queuedPauseSender`), until the queue is below half its
+        /// high-water mark.
+        @usableFromInline var paused: [Context] = []
+        @usableFromInline var reachedHighWater = false
 
         @usableFromInline
         init(ids: MessageIDGenerator) {
@@ -114,10 +137,16 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let store: any ChatStore
     @usableFromInline let maxBatch: Int
     @usableFromInline let maxQueued: Int
+    @usableFromInline let highWater: Int
     @usableFromInline let report: @Sendable ([Outcome]) -> Void
+    @usableFromInline let resume: @Sendable (_ senders: [Context], _ budget: Int) -> Void
     @usableFromInline let state: Locked<State>
     /// When the last batch went to the store (monotonic milliseconds): one store per batch.
     @usableFromInline let lastBatchAt = Atomic<Int64>(0)
+    /// Times senders were paused and resumed (overload episodes), and when that was last logged.
+    @usableFromInline let pauseEpisodes = Atomic<Int>(0)
+    @usableFromInline let pausesLoggedAt = Atomic<Int64>(0)
+    @usableFromInline let pausesLogged = Atomic<Int>(0)
 
     /// No batch for `milliseconds`: the chat is quiet (then logins may take every core).
     public func isQuiet(forMilliseconds milliseconds: Int64 = 250) -> Bool {
@@ -125,34 +154,60 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     }
 
     /// `report` runs on the thread that completed the batch (the database pool's) with each
-    /// batch's outcomes, in the order written. `maxQueued` bounds memory and the wait of a
-    /// queued message under overload: 20,000 is about a third of a second of what the writer
-    /// commits here at saturation; beyond it a message is refused at once ("try again")
-    /// rather than acknowledged seconds later.
+    /// batch's outcomes, in the order written.
+    ///
+    /// Overload is met with back-pressure first: once `highWater` messages wait (default two
+    /// batches: one being written, a whole one ready), each message taken answers
+    /// `queuedPauseSender` and its context is kept; when taking a batch leaves fewer than half
+    /// of `highWater` waiting, those contexts go to `resume` (on the thread taking the batch),
+    /// in the order paused, with a budget: the free room up to the mark shared between them.
+    /// A caller that stops reading paused senders meanwhile lets TCP slow them down, so the
+    /// writer's batches stay full and nothing is read only to be refused; one that pauses a
+    /// sender again once its budget is spent (`write(pauseSender: true)`) shares the writer
+    /// fairly (else whoever is resumed first fills the room and the rest get a message each).
+    /// `maxQueued` is the hard bound on memory and on a queued message's wait, for senders
+    /// that ignore the pause (or many arriving at once): 20,000 is about a third of a second
+    /// of what the writer commits here at saturation; beyond it a message is refused at once
+    /// ("try again") rather than acknowledged seconds later.
     @inlinable
-    public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, ids: MessageIDGenerator = MessageIDGenerator(),
-                report: @escaping @Sendable ([Outcome]) -> Void) {
+    public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, highWater: Int? = nil,
+                ids: MessageIDGenerator = MessageIDGenerator(),
+                report: @escaping @Sendable ([Outcome]) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ budget: Int) -> Void = { _, _ in }) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
+        self.highWater = max(1, min(highWater ?? 2 * maxBatch, maxQueued))
         self.report = report
+        self.resume = resume
         state = Locked(State(ids: ids))
     }
 
-    /// Queues one message; its outcome is reported after commit (or failure). False, and
-    /// nothing queued, when the writer is stopping or `maxQueued` messages already wait.
+    /// Queues one message; its outcome is reported after commit (or failure). Refused, and
+    /// nothing queued, when the writer is stopping or `maxQueued` messages already wait; past
+    /// the high-water mark, or with `pauseSender` (its budget spent), queued with a request to
+    /// pause the sender until `resume` (see `init`).
     @inlinable
-    public func write(senderID: String, receiverID: String, content: String, clientID: String? = nil, context: Context) -> Bool {
-        let taken: (accepted: Bool, batch: Batch?) = state.withLock { state in
-            guard state.accepting, state.queue.count < maxQueued else { return (false, nil) }
+    public func write(senderID: String, receiverID: String, content: String, clientID: String? = nil, context: Context,
+                      pauseSender: Bool = false) -> WriteAdmission {
+        let taken: (admission: WriteAdmission, batch: Batch?) = state.withLock { state in
+            guard state.accepting, state.queue.count < maxQueued else { return (.refused, nil) }
             state.queue.messages.append(NewMessage(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content,
                                                    clientID: clientID))
             state.queue.contexts.append(context)
-            return (true, state.writing ? nil : takeBatch(&state))
+            var admission = WriteAdmission.queued
+            if state.queue.count >= highWater { state.reachedHighWater = true }
+            if pauseSender || state.queue.count >= highWater {
+                state.paused.append(context)
+                admission = .queuedPauseSender
+            }
+            return (admission, state.writing ? nil : takeBatch(&state))
         }
         if let batch = taken.batch { send(batch) }
-        return taken.accepted
+        return taken.admission
     }
+
+    /// Messages waiting for a batch (not those being written).
+    public var queuedCount: Int { state.withLock { $0.queue.count } }
 
     /// Queues a read receipt for a coming write, at most `readDelayNanoseconds` later (see
     /// there); at most `maxReadsPerBatch` go in one. False, and nothing
@@ -202,6 +257,12 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             state.queue.messages.removeFirst(maxBatch)
             state.queue.contexts.removeFirst(maxBatch)
         }
+        if !state.paused.isEmpty, state.queue.count < highWater / 2 + 1 {
+            batch.resumeBudget = max(1, (highWater - state.queue.count) / state.paused.count)
+            batch.resumeEndsOverload = state.reachedHighWater
+            state.reachedHighWater = false
+            swap(&batch.resumed, &state.paused)
+        }
         if readsDue {
             if state.reads.count <= Self.maxReadsPerBatch {
                 swap(&batch.reads, &state.reads)
@@ -232,6 +293,10 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @inlinable
     func send(_ batch: Batch) {
         lastBatchAt.store(MonotonicClock.milliseconds(), ordering: .relaxed)
+        if !batch.resumed.isEmpty {
+            resume(batch.resumed, batch.resumeBudget)
+            if batch.resumeEndsOverload { notePauseEpisode(senders: batch.resumed.count) }
+        }
         let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in
             // The next batch goes to the store first; this one is reported while it runs.
             let next = state.withLock { state in
@@ -246,6 +311,19 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         } else {
             store.write(batch.messages, reads: batch.reads, completion: finished)
         }
+    }
+
+    /// Overload is worth a line in the log, at most one every 10 s (it can happen ten times a
+    /// second while it lasts).
+    @inlinable
+    func notePauseEpisode(senders: Int) {
+        let episodes = pauseEpisodes.add(1, ordering: .relaxed).newValue
+        let now = MonotonicClock.milliseconds()
+        let last = pausesLoggedAt.load(ordering: .relaxed)
+        guard now - last >= 10_000, pausesLoggedAt.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
+        let since = episodes - pausesLogged.exchange(episodes, ordering: .relaxed)
+        Log.warning("overload: \(highWater) messages were waiting to be written, so senders were paused until the queue drained "
+                    + "(\(since) time\(since == 1 ? "" : "s") since the last report, \(senders) sender\(senders == 1 ? "" : "s") the last time)")
     }
 
     /// Hands out done batches oldest first, one thread at a time. A store may complete a batch

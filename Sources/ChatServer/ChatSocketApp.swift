@@ -19,6 +19,14 @@ struct ChatSocketApp: Sendable {
         let ackID: Int?
         /// The event's `to` and `message` as sent, echoed in `message_error`.
         let payload: JSONValue?
+        /// The sending socket's budget under back-pressure (none for a refusal's origin).
+        var quota: SendQuota? = nil
+    }
+
+    /// How many more messages a socket may send before it pauses itself, since the writer last
+    /// resumed it from back-pressure (nil: never paused, no limit). Confined to its loop.
+    final class SendQuota: @unchecked Sendable {
+        var remaining: Int?
     }
 
     typealias Writer = MessageWriter<Origin>
@@ -106,8 +114,9 @@ struct ChatSocketApp: Sendable {
         if !accounts.knowsGeneration(of: userID), let handshake = socket.handshake { recheck(socket, token: Self.token(auth, handshake)) }
         socket.join(userID)
         rateLimiter.attach(to: socket, userID: userID)
+        let quota = SendQuota()
         socket.on("send_message") { arguments, _, ack in
-            send(from: socket, userID: userID, payload: arguments.first, ackID: ack?.id)
+            send(from: socket, userID: userID, payload: arguments.first, ackID: ack?.id, quota: quota)
         }
         socket.on("sync") { arguments, _, ack in
             sync(socket, userID: userID, request: arguments.first, ack: ack)
@@ -227,8 +236,8 @@ struct ChatSocketApp: Sendable {
 
     // MARK: - Messages
 
-    private func send(from socket: SocketIOSocket, userID: String, payload: JSONValue?, ackID: Int?) {
-        let origin = Origin(socket: socket, ackID: ackID, payload: payload)
+    private func send(from socket: SocketIOSocket, userID: String, payload: JSONValue?, ackID: Int?, quota: SendQuota) {
+        let origin = Origin(socket: socket, ackID: ackID, payload: payload, quota: quota)
         switch Validation.outgoingMessage(payload, maxBytes: maxMessageBytes) {
         case .failure(let failure):
             socket.sendEncoded(Self.refusal(failure.message, to: origin))
@@ -236,9 +245,33 @@ struct ChatSocketApp: Sendable {
             if let refusal = blockRefusal(from: userID, to: message.to) {
                 return socket.sendEncoded(Self.refusal(refusal, to: origin))
             }
-            if !writer.write(senderID: userID, receiverID: message.to, content: message.content, clientID: message.clientID, context: origin) {
-                socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
+            var budgetSpent = false
+            if let remaining = quota.remaining {
+                budgetSpent = remaining <= 1
+                quota.remaining = remaining - 1
             }
+            switch writer.write(senderID: userID, receiverID: message.to, content: message.content, clientID: message.clientID, context: origin,
+                                pauseSender: budgetSpent) {
+            case .queued: break
+            case .queuedPauseSender: socket.pauseInput()
+            case .refused: socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
+            }
+        }
+    }
+
+    /// The writer's queue is low again: the senders it paused are read again, each on its
+    /// loop (after the pause, which ran on that loop before), one task per loop, each with its
+    /// share of the room (`budget`) before it pauses again. In a random order, as a sender's
+    /// last message may find the room taken and pause it at once.
+    static func resumeSenders(_ origins: [Origin], budget: Int) {
+        var tasks = LoopTasks<Origin>()
+        var seen = Set<ObjectIdentifier>()
+        for origin in origins.shuffled() where seen.insert(ObjectIdentifier(origin.socket)).inserted {
+            tasks.add(origin, on: origin.socket.loop)
+        }
+        tasks.run { origin in
+            origin.quota?.remaining = budget
+            origin.socket.resumeInput()
         }
     }
 
@@ -270,13 +303,9 @@ struct ChatSocketApp: Sendable {
         // this batch (see `newSession`).
         if lastSeq > 0 { head.advance(to: lastSeq) }
         let members = rooms.members(of: users)
-        var perLoop: [(loop: EventLoop, packets: [(SocketIOSocket, [UInt8], Int64?)])] = []
+        var tasks = LoopTasks<(socket: SocketIOSocket, packet: [UInt8], position: Int64?)>()
         func post(_ packet: [UInt8], to socket: SocketIOSocket, position: Int64? = nil) {
-            if let index = perLoop.firstIndex(where: { $0.loop === socket.loop }) {
-                perLoop[index].packets.append((socket, packet, position))
-            } else {
-                perLoop.append((socket.loop, [(socket, packet, position)]))
-            }
+            tasks.add((socket, packet, position), on: socket.loop)
         }
         for outcome in outcomes {
             let origin = outcome.context
@@ -317,8 +346,27 @@ struct ChatSocketApp: Sendable {
                 post(refusal(reason, to: origin), to: origin.socket)
             }
         }
-        for (loop, packets) in perLoop {
-            loop.execute { for (socket, packet, position) in packets { socket.sendEncoded(packet, position: position) } }
+        tasks.run { $0.socket.sendEncoded($0.packet, position: $0.position) }
+    }
+}
+
+/// Work for sockets of several event loops, gathered on another thread and handed to each
+/// loop in one task, in the order added (a batch's packets, paused senders to resume). Few
+/// loops, so a list, not a dictionary.
+struct LoopTasks<Item: Sendable> {
+    private var perLoop: [(loop: EventLoop, items: [Item])] = []
+
+    mutating func add(_ item: Item, on loop: EventLoop) {
+        if let index = perLoop.firstIndex(where: { $0.loop === loop }) {
+            perLoop[index].items.append(item)
+        } else {
+            perLoop.append((loop, [item]))
+        }
+    }
+
+    func run(_ body: @escaping @Sendable (Item) -> Void) {
+        for (loop, items) in perLoop {
+            loop.execute { for item in items { body(item) } }
         }
     }
 }

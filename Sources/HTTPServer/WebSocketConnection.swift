@@ -31,6 +31,9 @@ public final class WebSocketConnection: Selectable, DeferredFlushing, @unchecked
     private var interest: UInt32 = 0
     private var flushScheduled = false
     private let maxPendingOutput: Int
+    /// Input paused by the owner (back-pressure): nothing more is read or handed out until
+    /// `resumeReading`, so TCP slows the peer down.
+    private var readingPaused = false
 
     public init(fd: Int32, loop: EventLoop, leftover: [UInt8], maxMessageBytes: Int, maxPendingOutput: Int = 4 << 20) {
         self.fd = fd
@@ -47,6 +50,26 @@ public final class WebSocketConnection: Selectable, DeferredFlushing, @unchecked
     }
 
     public var isOpen: Bool { !closing && !closed }
+
+    // MARK: - Back-pressure
+
+    /// Stops reading: messages already decoded wait in the decoder, the socket is no longer
+    /// polled for input (nor for the peer's half-close, which level-triggered epoll would report
+    /// again and again), and the peer's sends fill the kernel's buffers until TCP holds it back.
+    /// A hang-up or error still ends the connection.
+    public func pauseReading() {
+        guard !readingPaused, !closed else { return }
+        readingPaused = true
+        updateInterest()
+    }
+
+    /// Reads again: first what the decoder holds, then the socket.
+    public func resumeReading() {
+        guard readingPaused, !closed else { return }
+        readingPaused = false
+        updateInterest()
+        deliver()
+    }
 
     // MARK: - Sending
 
@@ -85,18 +108,24 @@ public final class WebSocketConnection: Selectable, DeferredFlushing, @unchecked
     public func handleEvents(_ events: UInt32) {
         if events & EPOLLOUT.rawValue != 0 { flush() }
         guard !closed else { return }
-        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+        let hangUp = EPOLLHUP.rawValue | EPOLLERR.rawValue
+        // Paused, an input event may still come in the batch epoll handed out before the pause.
+        if events & (readingPaused ? hangUp : EPOLLIN.rawValue | EPOLLRDHUP.rawValue | hangUp) != 0 {
             readAvailable()
         }
     }
 
+    /// Reads a buffer-full at a time and hands out its messages before reading more, so a pause
+    /// asked for meanwhile leaves the rest in the kernel (where it holds the peer back), not in
+    /// the decoder. Paused, reads only to learn of a hang-up.
     private func readAvailable() {
         let scratch = loop.readBuffer
         while !closed {
             let count = read(fd, scratch.baseAddress, scratch.count)
             if count > 0 {
                 if !closing { decoder.feed(UnsafeRawBufferPointer(rebasing: scratch[0..<count])) }
-                if count < scratch.count { break }
+                deliver()
+                if count < scratch.count || readingPaused { break }
             } else if count == 0 {
                 return terminate()
             } else {
@@ -105,11 +134,10 @@ public final class WebSocketConnection: Selectable, DeferredFlushing, @unchecked
                 break
             }
         }
-        deliver()
     }
 
     private func deliver() {
-        while isOpen {
+        while isOpen && !readingPaused {
             let message: WebSocketMessage?
             do {
                 message = try decoder.next()
@@ -151,7 +179,7 @@ public final class WebSocketConnection: Selectable, DeferredFlushing, @unchecked
 
     private func updateInterest() {
         guard !closed else { return }
-        var wanted: UInt32 = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        var wanted: UInt32 = readingPaused ? 0 : EPOLLIN.rawValue | EPOLLRDHUP.rawValue
         if !output.isEmpty { wanted |= EPOLLOUT.rawValue }
         if wanted != interest {
             interest = wanted

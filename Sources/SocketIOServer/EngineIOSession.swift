@@ -32,6 +32,14 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     /// While upgrading: when a held poll is released with a noop (unless `5` comes first).
     private var releaseTimer: LoopTimer?
     private var pongTimer: LoopTimer?
+    /// The application asked for no more input for now (back-pressure): a WebSocket is not
+    /// read; a polling client's POST is answered only at `resumeInput` (it sends one at a time).
+    private var inputPaused = false
+    private var heldPostAnswer: (@Sendable (HTTPResponse) -> Void)?
+    /// Input was paused while a pong was awaited: the pong may be unread behind what the
+    /// client sent before it, so its lateness is ours, not the client's.
+    private var pausedSincePing = false
+    private var pingSentAt: Int64 = 0
 
     public let handshake: EngineIOHandshake
     /// Where the client connected from (counted against its address's caps while open).
@@ -98,6 +106,30 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         flushPoll()
     }
 
+    // MARK: - Back-pressure
+
+    /// No more input from the client until `resumeInput`: what it sends waits in its socket's
+    /// buffers (its sends slow down) instead of being read and refused. Heartbeats go on.
+    public func pauseInput() {
+        guard !isClosed, !inputPaused else { return }
+        inputPaused = true
+        pausedSincePing = true
+        webSocket?.pauseReading()
+    }
+
+    public func resumeInput() {
+        guard !isClosed, inputPaused else { return }
+        inputPaused = false
+        if let answer = heldPostAnswer {
+            heldPostAnswer = nil
+            answer(Self.postAccepted)
+        }
+        webSocket?.resumeReading()
+    }
+
+    private static let postAccepted = HTTPResponse(status: 200, headers: [("Content-Type", "text/html"), ("Access-Control-Allow-Origin", "*")],
+                                                   body: Array("ok".utf8))
+
     // MARK: - Heartbeat
 
     func startHeartbeat() {
@@ -107,7 +139,17 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private func sendPing() {
         guard !isClosed else { return }
         send(EngineIOPacket(.ping))
-        pongTimer = loop.schedule(after: options.pingTimeoutMilliseconds) { [weak self] in self?.close(reason: "ping timeout") }
+        pingSentAt = loop.now
+        pausedSincePing = inputPaused
+        pongTimer = loop.schedule(after: options.pingTimeoutMilliseconds) { [weak self] in
+            guard let self else { return }
+            // Paused meanwhile, the pong may be unread: ping again and wait again (a client
+            // that stays silent a whole wait while it is read is gone). The client answers
+            // every ping, so it keeps hearing from us: python-engineio gives up on a
+            // connection that has had nothing to send for pingInterval + 5 s.
+            guard !self.pausedSincePing else { return self.sendPing() }
+            self.close(reason: "ping timeout")
+        }
     }
 
     private func receivedPong() {
@@ -115,7 +157,9 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         pongTimer?.cancel()
         pongTimer = nil
         pingTimer?.cancel()
-        pingTimer = loop.schedule(after: options.pingIntervalMilliseconds) { [weak self] in self?.sendPing() }
+        // An interval after the last ping, not after this pong: a pong read late (input paused)
+        // would otherwise space the pings wider than clients allow for.
+        pingTimer = loop.schedule(after: max(0, pingSentAt + options.pingIntervalMilliseconds - loop.now)) { [weak self] in self?.sendPing() }
     }
 
     // MARK: - Polling
@@ -151,8 +195,9 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             respond(EngineIOServer.refusal(3, "Bad request"))
             return close(reason: "parse error")
         }
-        respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/html"), ("Access-Control-Allow-Origin", "*")], body: Array("ok".utf8)))
         for packet in packets where !isClosed { receive(packet) }
+        // Paused by what it carried: the client's next POST waits for this answer.
+        if inputPaused && !isClosed { heldPostAnswer = respond } else { respond(Self.postAccepted) }
     }
 
     private func receive(_ packet: EngineIOPacket) {
@@ -225,6 +270,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
                 pending(EngineIOServer.refusal(3, "Bad request"))
             }
             webSocket = connection
+            if inputPaused { connection.pauseReading() }
             let waiting = queue
             queue.removeAll()
             for packet in waiting { send(packet) }
@@ -269,6 +315,10 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         if let pending = pendingPoll {
             pendingPoll = nil
             pending(EngineIOServer.pollingResponse(EngineIOPacket(.close).encodedText()))
+        }
+        if let answer = heldPostAnswer {
+            heldPostAnswer = nil
+            answer(Self.postAccepted)
         }
         if let webSocket {
             webSocket.delegate = nil

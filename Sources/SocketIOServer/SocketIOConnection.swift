@@ -30,6 +30,9 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
 
     func sendEncoded(_ text: [UInt8]) { session.send(text: text) }
 
+    func pauseInput() { session.pauseInput() }
+    func resumeInput() { session.resumeInput() }
+
     var handshake: EngineIOHandshake { session.handshake }
 
     func sendBinary(_ bytes: [UInt8]) { session.send(binary: bytes) }

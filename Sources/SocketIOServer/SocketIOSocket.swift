@@ -108,6 +108,11 @@ public final class SocketIOSocket: @unchecked Sendable {
         SocketIOPacket(attachments > 0 ? .binaryEvent : .event, namespace: namespace, data: .array([.string(event)] + arguments), attachments: attachments)
     }
 
+    /// Back-pressure: nothing more is read from this socket's connection (every namespace on
+    /// it) until `resumeInput`, so the client's sends slow down instead of being refused.
+    public func pauseInput() { connection?.pauseInput() }
+    public func resumeInput() { connection?.resumeInput() }
+
     public func join(_ room: String) {
         guard isConnected, joined.insert(room).inserted else { return }
         rooms.add(self, to: room)

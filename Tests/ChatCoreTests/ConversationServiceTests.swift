@@ -66,7 +66,7 @@ final class ConversationServiceTests: XCTestCase {
 
     func testReceiptsWaitingTogetherGoInOneWrite() throws {
         store.holdWrites()
-        XCTAssertTrue(writer.write(senderID: me, receiverID: you, content: "in flight", context: 0))
+        XCTAssertTrue(writer.write(senderID: me, receiverID: you, content: "in flight", context: 0).isQueued)
         let answers = Locked<[Result<ReadMark, ServiceError>]>([])
         for upTo in ["c2", "c3", "c1"] {
             service.markRead(userID: me, peer: you, upTo: upTo) { result in answers.withLock { $0.append(result) } }

@@ -34,7 +34,7 @@ final class MessageWriterTests: XCTestCase {
     func testEveryMessageIsReportedOnceInOrderWithWhatWasStored() throws {
         let writer = makeWriter()
         for number in 0..<50 {
-            XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "message \(number)", context: number))
+            XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "message \(number)", context: number).isQueued)
         }
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
         XCTAssertEqual(outcomes.map(\.context), Array(0..<50))
@@ -49,8 +49,8 @@ final class MessageWriterTests: XCTestCase {
     func testWhatArrivesWhileABatchIsInFlightGoesInTheNextBatchWhole() throws {
         let writer = makeWriter(maxBatch: 30)
         store.holdWrites()
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "first", context: 0))
-        for number in 1...70 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "m\(number)", context: number)) }
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "first", context: 0).isQueued)
+        for number in 1...70 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "m\(number)", context: number).isQueued) }
         XCTAssertEqual(store.heldBatchCount, 1, "one batch in flight at a time")
         XCTAssertTrue(outcomes.isEmpty, "nothing is reported before its commit")
         store.releaseWrites()
@@ -62,22 +62,74 @@ final class MessageWriterTests: XCTestCase {
     func testTheQueueBoundRefusesAtOnceAndKeepsNothingOfTheRefused() throws {
         let writer = makeWriter(maxQueued: 5)
         store.holdWrites()
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0))
-        for number in 1...5 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: number)) }
-        XCTAssertFalse(writer.write(senderID: alice, receiverID: bob, content: "one too many", context: 6))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0).isQueued)
+        for number in 1...5 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: number).isQueued) }
+        XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "one too many", context: 6), .refused)
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
         XCTAssertEqual(outcomes.map(\.context), Array(0...5), "the refused message is never reported")
         XCTAssertFalse(store.messages.contains { $0.content == "one too many" })
     }
 
+    func testPastTheHighWaterMarkSendersArePausedThenResumedOnceTheQueueIsHalfAsLong() throws {
+        let reports = self.reports
+        let resumed = Locked<[[Int]]>([])
+        let budgets = Locked<[Int]>([])
+        let writer = Writer(store: store, maxBatch: 4, maxQueued: 100, highWater: 8,
+                            report: { outcomes in reports.batches.withLock { $0.append(outcomes) } },
+                            resume: { contexts, budget in
+                                resumed.withLock { $0.append(contexts) }
+                                budgets.withLock { $0.append(budget) }
+                            })
+        store.holdWrites()
+        func write(_ number: Int) -> WriteAdmission { writer.write(senderID: alice, receiverID: bob, content: "m\(number)", context: number) }
+        XCTAssertEqual(write(0), .queued, "in flight at once")
+        for number in 1...7 { XCTAssertEqual(write(number), .queued, "message \(number): the queue below the mark") }
+        XCTAssertEqual(write(8), .queuedPauseSender, "the 8th waiting reaches the mark: taken, and its sender asked to pause")
+        XCTAssertEqual(write(9), .queuedPauseSender)
+        XCTAssertEqual(writer.queuedCount, 9)
+        XCTAssertTrue(resumed.withLock { $0 }.isEmpty)
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        // Batches [0], [1…4] (5 left: not yet below half the mark), [5…8] (1 left: resumed), [9].
+        XCTAssertEqual(store.batchSizes, [1, 4, 4, 1])
+        XCTAssertEqual(resumed.withLock { $0 }, [[8, 9]], "the paused senders handed back once, in the order paused")
+        XCTAssertEqual(budgets.withLock { $0 }, [3], "the room left up to the mark (8 − 1 waiting), shared between the two")
+        XCTAssertEqual(outcomes.map(\.context), Array(0...9), "nothing taken past the mark is lost")
+        XCTAssertEqual(try outcomes.map { try $0.result.get().content }, (0...9).map { "m\($0)" })
+    }
+
+    func testASenderWhoseBudgetIsSpentIsPausedBelowTheMarkAndResumedAtTheNextBatch() {
+        let resumed = Locked<[[Int]]>([])
+        let writer = Writer(store: store, maxBatch: 4, maxQueued: 100, highWater: 8, report: { _ in },
+                            resume: { contexts, _ in resumed.withLock { $0.append(contexts) } })
+        store.holdWrites()
+        XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "a", context: 0), .queued)
+        XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "b", context: 1, pauseSender: true), .queuedPauseSender)
+        XCTAssertTrue(resumed.withLock { $0 }.isEmpty, "held until a batch is taken")
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(resumed.withLock { $0 }, [[1]])
+        XCTAssertEqual(store.messages.map(\.content), ["a", "b"])
+    }
+
+    func testTheHardBoundStillRefusesSendersThatIgnoreThePause() {
+        let writer = Writer(store: store, maxBatch: 2, maxQueued: 6, highWater: 4, report: { _ in })
+        store.holdWrites()
+        let admissions = (0..<9).map { writer.write(senderID: alice, receiverID: bob, content: "m\($0)", context: $0) }
+        XCTAssertEqual(admissions, [.queued, .queued, .queued, .queued, .queuedPauseSender, .queuedPauseSender, .queuedPauseSender, .refused, .refused])
+        store.releaseWrites()
+        XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
+        XCTAssertEqual(store.messages.map(\.content), (0..<7).map { "m\($0)" })
+    }
+
     func testAnUnknownReceiverIsRefusedAloneAndTheRestOfTheBatchStored() throws {
         let writer = makeWriter()
         store.holdWrites()
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "before", context: 0))
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "a", context: 1))
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: nobody, content: "lost", context: 2))
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "b", context: 3))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "before", context: 0).isQueued)
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "a", context: 1).isQueued)
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: nobody, content: "lost", context: 2).isQueued)
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "b", context: 3).isQueued)
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
         let results = outcomes
@@ -91,13 +143,13 @@ final class MessageWriterTests: XCTestCase {
     func testARepeatedClientIDIsAnsweredWithTheFirstMessageAndStoresNothing() throws {
         let writer = makeWriter()
         let clientID = "0193a2b4-c5d6-4e7f-8091-a2b3c4d5e6f7"
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "first", clientID: clientID, context: 0))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "first", clientID: clientID, context: 0).isQueued)
         store.holdWrites()
         // In one batch: a repeat of the stored one, a new one, and a repeat of that new one.
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "again", clientID: clientID, context: 1))
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "second", clientID: "0193a2b4-c5d6-4e7f-8091-000000000002", context: 2))
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "second again", clientID: "0193a2b4-c5d6-4e7f-8091-000000000002", context: 3))
-        XCTAssertTrue(writer.write(senderID: bob, receiverID: alice, content: "bob's own", clientID: clientID, context: 4))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "again", clientID: clientID, context: 1).isQueued)
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "second", clientID: "0193a2b4-c5d6-4e7f-8091-000000000002", context: 2).isQueued)
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "second again", clientID: "0193a2b4-c5d6-4e7f-8091-000000000002", context: 3).isQueued)
+        XCTAssertTrue(writer.write(senderID: bob, receiverID: alice, content: "bob's own", clientID: clientID, context: 4).isQueued)
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
         let results = outcomes
@@ -113,7 +165,7 @@ final class MessageWriterTests: XCTestCase {
     func testAStoreOutageRefusesTheWholeBatchAsWorthRetrying() {
         let writer = makeWriter()
         store.setAvailable(false)
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "x", context: 0))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "x", context: 0).isQueued)
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
         XCTAssertEqual(outcomes.map { $0.result.failure }, [.unavailable])
         XCTAssertTrue(store.messages.isEmpty)
@@ -122,11 +174,11 @@ final class MessageWriterTests: XCTestCase {
     func testShutdownRefusesNewMessagesAndWaitsForTheOnesTaken() {
         let writer = makeWriter()
         store.holdWrites()
-        for number in 0..<3 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "taken", context: number)) }
+        for number in 0..<3 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "taken", context: number).isQueued) }
         // Shutdown begins: from then on nothing more is taken; what was taken is still
         // written and reported, and the wait lasts until it is.
         XCTAssertFalse(writer.waitUntilIdle(timeoutMilliseconds: 0), "a batch is in flight")
-        XCTAssertFalse(writer.write(senderID: alice, receiverID: bob, content: "late", context: 99))
+        XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "late", context: 99), .refused)
         let idle = Locked<Bool?>(nil)
         let finished = expectation(description: "waitUntilIdle returned")
         Thread.detachNewThread {
@@ -153,7 +205,7 @@ final class MessageWriterTests: XCTestCase {
             Thread.detachNewThread { [alice, bob] in
                 for number in 0..<perThread {
                     // A refusal (the queue full) is retried, as a client would.
-                    while !writer.write(senderID: alice, receiverID: bob, content: "\(thread):\(number)", context: thread * 1000 + number) {
+                    while !writer.write(senderID: alice, receiverID: bob, content: "\(thread):\(number)", context: thread * 1000 + number).isQueued {
                         usleep(100)
                     }
                 }
@@ -184,9 +236,9 @@ final class MessageWriterTests: XCTestCase {
     private func writerWithAReceiptQueuedBehindABatch(_ log: Lines) -> Writer {
         let writer = Writer(store: store) { outcomes in log.append("batch \(outcomes.map(\.context))") }
         store.holdWrites()
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0).isQueued)
         XCTAssertTrue(read(writer, upTo: 1, log: log))
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: 1))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: 1).isQueued)
         return writer
     }
 
@@ -217,7 +269,7 @@ final class MessageWriterTests: XCTestCase {
     func testAReceiptAloneIsWrittenAfterItsDelayAndAFailureReachesIt() throws {
         let log = Lines()
         let writer = makeWriter()
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "hi", context: 0))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "hi", context: 0).isQueued)
         XCTAssertTrue(read(writer, upTo: 1, log: log))
         XCTAssertEqual(store.readBatchSizes, [], "waiting for company")
         let deadline = Date().addingTimeInterval(5)
@@ -238,7 +290,7 @@ final class MessageWriterTests: XCTestCase {
     func testWaitingForIdleGivesUpAfterItsTimeOut() {
         let writer = makeWriter()
         store.holdWrites()
-        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "stuck", context: 0))
+        XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "stuck", context: 0).isQueued)
         XCTAssertFalse(writer.waitUntilIdle(timeoutMilliseconds: 50))
         store.releaseWrites()
     }
