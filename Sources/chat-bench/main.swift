@@ -286,6 +286,10 @@ let stopAt = measureFrom + UInt64(options.seconds * 1e9)
 /// After the main phase, an optional open-loop phase at `thenRate` (recovery after overload).
 let thenUntil = stopAt + UInt64(options.thenSeconds * 1e9)
 var measuredSent = 0
+/// Open loop: at most this many messages unanswered per connection (a client's send buffer).
+let maxInFlight = 1000
+/// Per connection, the messages of the measured time acknowledged: how fairly the server shares.
+var measuredPerSender = [Int](repeating: 0, count: connections.count)
 var measuring = false
 var serverBefore: (cpu: Double, system: Double, rssKB: Int)?
 var benchCPUBefore = selfCPU()
@@ -341,11 +345,13 @@ while true {
     if rate > 0 {
         // Open loop: messages due since the phase began at its fixed rate, round-robin over
         // users, each connection written once per turn. A connection whose socket is full
-        // (the server is pushing back) holds its messages back instead of queueing without end.
+        // (the server is pushing back), or with `maxInFlight` messages unanswered, holds its
+        // messages back instead of queueing without end (loopback's socket buffers alone hold
+        // megabytes: hundreds of thousands of messages, seconds of waiting, under overload).
         let due = Double(now - scheduledSince) / 1e9 * Double(rate)
         while scheduled < due {
             let connection = connections[nextSender]
-            if connection.pendingOutput < 256 * 1024 {
+            if connection.pendingOutput < 256 * 1024 && connection.inFlight < maxInFlight {
                 connection.queueMessage(now: now)
                 touched[nextSender] = true
             } else {
@@ -399,7 +405,11 @@ while true {
             switch event {
             case .sent(let sentAt, _):
                 acknowledged += 1
-                if sentAt >= measureFrom && sentAt < stopAt { sentLatencies.append(arrived - sentAt); measuredSent += 1 }
+                if sentAt >= measureFrom && sentAt < stopAt {
+                    sentLatencies.append(arrived - sentAt)
+                    measuredSent += 1
+                    measuredPerSender[connection.index] += 1
+                }
                 if options.timeline {
                     let index = second(arrived)
                     timeline[index].acknowledged += 1
@@ -478,6 +488,10 @@ print("\(options.users) users, \(mode), \(options.seconds) s measured after \(op
 print(String(format: "persisted: %.0f messages/s (%d in %.1f s)", Double(measuredSent) / elapsed, measuredSent, elapsed))
 print(line("ack (message_sent)", sentLatencies))
 print(line("end to end (receive_message)", endToEnd))
+let perSender = measuredPerSender.sorted()
+let medianPerSender = perSender.isEmpty ? 0 : perSender[perSender.count / 2]
+print("per sender, acknowledged of the measured time: min \(perSender.first ?? 0)  p10 \(perSender.isEmpty ? 0 : perSender[perSender.count / 10])  "
+      + "median \(medianPerSender)  max \(perSender.last ?? 0)")
 if options.typingRate > 0 {
     print(String(format: "typing: %d events sent (%.0f/s) beside the messages", typingSent, Double(typingSent) / (Double(MonotonicClock.nanoseconds() - start) / 1e9)))
 }
@@ -493,7 +507,7 @@ if options.guessers > 0 {
     print(String(format: "guesses: %.0f per second answered from %d threads at %@ (%@)", Double(answered) / elapsed, options.guessers,
                  options.guessOneAccount ? "one account" : "a new account each", byStatus))
 }
-print("whole run: acknowledged \(acknowledged), refused \(refused), unanswered \(unanswered), held back by TCP back-pressure \(heldBack)")
+print("whole run: acknowledged \(acknowledged), refused \(refused), unanswered \(unanswered), held back (socket full or \(maxInFlight) unanswered) \(heldBack)")
 if let before = serverBefore, let after = serverAfter {
     let cpu = after.cpu - before.cpu
     let system = after.system - before.system
@@ -513,6 +527,7 @@ if options.guessers > 0 {
     summary += String(format: " guesses_per_s=%.0f guesses_429=%d guesses_401=%d", Double(guesses.values.reduce(0, +)) / elapsed,
                       guesses[429] ?? 0, guesses[401] ?? 0)
 }
+summary += String(format: " sender_min_over_median=%.2f", Double(perSender.first ?? 0) / Double(max(1, medianPerSender)))
 if options.readReceiptsMilliseconds > 0 { summary += " receipts_sent=\(receiptsSent) receipts_received=\(receiptsReceived)" }
 let perMessage = 1e6 / Double(max(1, measuredSent))
 summary += String(format: " bench_cpu_us=%.1f", benchCPU * perMessage)
