@@ -6,12 +6,13 @@
 # logins and the chat during a password-guessing storm at one account and at many (4
 # guessers, each from its own 127.0.0.x), 10,000 idle connections, the reconnect
 # storm (10,000 recovering sockets drop at once and resume while 2,500 msg/s flow to them),
-# and overload (twice the measured saturation for 60 s, then 2,500 msg/s to show the
+# a steady 2,500 msg/s for 60 s right after a burst of a million messages (while PostgreSQL
+# checkpoints and vacuums what the burst wrote), and overload (twice the measured saturation for 60 s, then 2,500 msg/s to show the
 # recovery), checking that every acknowledged message was stored.
 #
 #   BENCH_PHASES   which phases (default "saturation saturation-recovery saturation-receipts steady
 #                  steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many
-#                  idle storm conversations overload")
+#                  idle storm catch-up conversations overload")
 #   BENCH_CONVERSATION_MESSAGES   messages written for the conversations phase (default 10,000,000)
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
@@ -29,7 +30,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle storm conversations overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle storm catch-up conversations overload}
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -165,6 +166,22 @@ SQL
             [ "$name" = ours ] || continue
             echo "== $name: steady 2,500 msg/s, 8 clients log in, and 4 guessers (each its own 127.0.0.x) post wrong passwords at ${phase#guess-} account(s)"
             bench "$name" "$phase" "$port" "$pid" --users 200 --rate 2500 --seconds 10 --logins 8 --guessers 4 --guess-accounts "${phase#guess-}" ;;
+        catch-up)
+            [ "$name" = ours ] || continue
+            # A million messages through the server as fast as it takes them, then the steady
+            # rate at once: its latency while PostgreSQL writes the burst's pages out
+            # (checkpoint) and autovacuum visits the grown table. A line per second shows when.
+            local rate burst_seconds checkpoints_before vacuums_before
+            rate=$(figure "$name" saturation persisted_per_s | cut -d. -f1)
+            [ "$rate" = "—" ] && rate=35000
+            burst_seconds=$(( 1000000 / rate + 1 ))
+            psql "$database" -qc CHECKPOINT
+            checkpoints_before=$(psql "$database" -Atqc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+            vacuums_before=$(psql "$database" -Atqc "SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'messages'")
+            echo "== $name: a burst of about a million messages (saturation for $burst_seconds s), then 2,500 msg/s for 60 s"
+            bench "$name" burst "$port" "$pid" --users 200 --window 8 --seconds "$burst_seconds" --warmup 0 | grep -E '^persisted|^whole run'
+            bench "$name" catch-up "$port" "$pid" --users 200 --rate 2500 --seconds 60 --warmup 0 --timeline
+            echo "catch-up: checkpoints during the burst and after: $(( $(psql "$database" -Atqc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter") - checkpoints_before )), autovacuum/autoanalyze runs on messages: $(( $(psql "$database" -Atqc "SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'messages'") - vacuums_before ))" ;;
         idle)
             echo "== $name: 10,000 idle Socket.IO connections"
             bench "$name" idle "$port" "$pid" --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
@@ -253,8 +270,16 @@ row "  honest logins/s, ack p99 ms" "" "$(figure ours guess-many logins_per_s), 
 row "KiB per idle Socket.IO connection" "$(figure node idle idle_kib_per_connection)" "$(figure ours idle idle_kib_per_connection)"
 row "storm: s until 10,000 sockets recovered" "" "$(figure ours storm storm_recovered_s)"
 row "storm: s until every missed message arrived" "" "$(figure ours storm storm_caught_up_s)"
-row "storm: messages lost, extra or twice" "" "$(( $(figure ours storm storm_lost) + $(figure ours storm storm_extra) + $(figure ours storm storm_duplicates) ))"
+storm_wrong=—
+[ "$(figure ours storm storm_lost)" = — ] || storm_wrong=$(( $(figure ours storm storm_lost) + $(figure ours storm storm_extra) + $(figure ours storm storm_duplicates) ))
+row "storm: messages lost, extra or twice" "" "$storm_wrong"
 row "storm: server peak RSS KiB" "" "$(figure ours storm storm_peak_rss_kib)"
+row "ack p99 ms at 2,500 msg/s after a 1M burst" "" "$(figure ours catch-up ack_p99_ms)"
+overload_stored=$(figure ours overload persisted_per_s) saturation_stored=$(figure ours saturation persisted_per_s)
+overload_share=—
+[[ "$overload_stored$saturation_stored" != *—* ]] && overload_share="$(( ${overload_stored%.*} * 100 / ${saturation_stored%.*} )) %"
+row "overload (2× saturation): stored msg/s" "" "$overload_stored ($overload_share of saturation)"
+row "  slowest sender / median sender" "" "$(figure ours overload sender_min_over_median)"
 row "GET /api/conversations p99 ms, 10,000 of them" "" "$(figure ours conversations conversations_p99_ms)"
 row "  on a table of this many messages" "" "$(figure ours conversations-table messages)"
 row "server RSS KiB, fresh" "$(figure node fresh idle_rss_kib)" "$(figure ours fresh idle_rss_kib)"
