@@ -97,7 +97,9 @@ for target in "${targets[@]}"; do
     [ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
     dict=()
     [ ! -f "Fuzz/dict/$target.dict" ] || dict=(-dict="Fuzz/dict/$target.dict")
+    # make fuzz writes the log where it stays, so a run stopped early (Ctrl-C) keeps it.
     log=$scratch/$target.log
+    $regress || { mkdir -p "$build_path/logs" && log=$build_path/logs/$target.log; }
     started=$(date +%s)
     status=0
     # New inputs go to the first folder; the committed seeds are only read.
@@ -116,7 +118,6 @@ for target in "${targets[@]}"; do
     printf '%-16s %10s runs %8s exec/s  cov %5s  ft %6s  corp %-12s (%s kept, %s committed)  %ss  ' \
         "$target" "${runs:-?}" "${rate:-?}" "$(field "$line" cov)" "$(field "$line" ft)" "$(sed -nE 's/.* corp: ([0-9]+\/[0-9]+[a-zA-Z]*).*/\1/p' <<< "$line")" \
         "$units" "$seed_count" "$elapsed"
-    if ! $regress; then mkdir -p "$build_path/logs" && cp "$log" "$build_path/logs/$target.log"; fi
     if [ "$status" = 0 ]; then
         echo "no finding"
         continue
