@@ -13,14 +13,17 @@ public protocol ReadReceiptWriter: Sendable {
 /// What became of a message handed to `MessageWriter.write`.
 public enum WriteAdmission: Sendable, Equatable {
     case queued
-    /// Queued, and the queue is past its high-water mark (or the caller asked): the caller
-    /// should take nothing more from this sender until the writer hands its context back to
-    /// `resume`.
+    /// Queued, and the queue is at or past its high-water mark (or the caller asked): the
+    /// caller should take nothing more from this sender until the writer hands its context
+    /// back to `resume`.
     case queuedPauseSender
-    /// Not queued (stopping, or the queue is full): nothing stored.
+    /// Not queued, the queue being full: nothing stored, and the sender is to be paused as
+    /// above (reading it further would only refuse more).
+    case refusedPauseSender
+    /// Not queued (stopping): nothing stored.
     case refused
 
-    public var isQueued: Bool { self != .refused }
+    public var isQueued: Bool { self == .queued || self == .queuedPauseSender }
 }
 
 /// Why a message was not stored, as the writer reports it.
@@ -75,11 +78,11 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         @usableFromInline var contexts: [Context] = []
         @usableFromInline var reads: [ReadRequest] = []
         @usableFromInline var readCompletions: [ReadCompletion] = []
-        /// Senders paused past the high-water mark whom this batch's taking let go, how many
-        /// messages each may send before pausing again, and whether the queue had reached the
-        /// mark since the last resume (else they paused only as their budget ran out).
+        /// Senders paused whom this batch's taking let go, the room then left up to the mark,
+        /// and whether the queue had reached the mark since the last resume (else they paused
+        /// only as their budgets ran out).
         @usableFromInline var resumed: [Context] = []
-        @usableFromInline var resumeBudget = 0
+        @usableFromInline var resumeRoom = 0
         @usableFromInline var resumeEndsOverload = false
 
         @inlinable
@@ -139,7 +142,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let maxQueued: Int
     @usableFromInline let highWater: Int
     @usableFromInline let report: @Sendable ([Outcome]) -> Void
-    @usableFromInline let resume: @Sendable (_ senders: [Context], _ budget: Int) -> Void
+    @usableFromInline let resume: @Sendable (_ senders: [Context], _ room: Int, _ endsOverload: Bool) -> Void
     @usableFromInline let state: Locked<State>
     /// When the last batch went to the store (monotonic milliseconds): one store per batch.
     @usableFromInline let lastBatchAt = Atomic<Int64>(0)
@@ -158,21 +161,21 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     ///
     /// Overload is met with back-pressure first: once `highWater` messages wait (default two
     /// batches: one being written, a whole one ready), each message taken answers
-    /// `queuedPauseSender` and its context is kept; when taking a batch leaves fewer than half
-    /// of `highWater` waiting, those contexts go to `resume` (on the thread taking the batch),
-    /// in the order paused, with a budget: the free room up to the mark shared between them.
-    /// A caller that stops reading paused senders meanwhile lets TCP slow them down, so the
-    /// writer's batches stay full and nothing is read only to be refused; one that pauses a
+    /// `queuedPauseSender` and its context is kept; when taking a batch leaves at most half of
+    /// `highWater` waiting, those contexts go to `resume` (on the thread taking the batch), in
+    /// the order paused (a sender may be there more than once), with the room left up to the
+    /// mark and whether the mark was reached since the last resume. A caller that stops reading
+    /// paused senders meanwhile lets TCP slow them down, so the writer's batches stay full and
+    /// nothing is read only to be refused; one that shares the room out as budgets and pauses a
     /// sender again once its budget is spent (`write(pauseSender: true)`) shares the writer
     /// fairly (else whoever is resumed first fills the room and the rest get a message each).
-    /// `maxQueued` is the hard bound on memory and on a queued message's wait, for senders
-    /// that ignore the pause (or many arriving at once): 20,000 is about a third of a second
-    /// of what the writer commits here at saturation; beyond it a message is refused at once
-    /// ("try again") rather than acknowledged seconds later.
+    /// `maxQueued` is the hard bound on memory and on a queued message's wait, for what the
+    /// pause cannot hold back (a polling POST is read whole): beyond it a message is refused at
+    /// once ("try again") rather than acknowledged seconds later, and its sender paused too.
     @inlinable
     public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, highWater: Int? = nil,
                 ids: MessageIDGenerator = MessageIDGenerator(),
-                report: @escaping @Sendable ([Outcome]) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ budget: Int) -> Void = { _, _ in }) {
+                report: @escaping @Sendable ([Outcome]) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ room: Int, _ endsOverload: Bool) -> Void = { _, _, _ in }) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
@@ -183,14 +186,20 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     }
 
     /// Queues one message; its outcome is reported after commit (or failure). Refused, and
-    /// nothing queued, when the writer is stopping or `maxQueued` messages already wait; past
-    /// the high-water mark, or with `pauseSender` (its budget spent), queued with a request to
-    /// pause the sender until `resume` (see `init`).
+    /// nothing queued, when the writer is stopping or `maxQueued` messages already wait (then
+    /// with a request to pause the sender); at or past the high-water mark, or with
+    /// `pauseSender` (its budget spent), queued with a request to pause the sender until
+    /// `resume` (see `init`).
     @inlinable
     public func write(senderID: String, receiverID: String, content: String, clientID: String? = nil, context: Context,
                       pauseSender: Bool = false) -> WriteAdmission {
         let taken: (admission: WriteAdmission, batch: Batch?) = state.withLock { state in
-            guard state.accepting, state.queue.count < maxQueued else { return (.refused, nil) }
+            guard state.accepting else { return (.refused, nil) }
+            guard state.queue.count < maxQueued else {
+                // The queue is full, so a batch is being written and will resume this sender.
+                state.paused.append(context)
+                return (.refusedPauseSender, nil)
+            }
             state.queue.messages.append(NewMessage(id: state.ids.next(), senderID: senderID, receiverID: receiverID, content: content,
                                                    clientID: clientID))
             state.queue.contexts.append(context)
@@ -258,7 +267,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             state.queue.contexts.removeFirst(maxBatch)
         }
         if !state.paused.isEmpty, state.queue.count < highWater / 2 + 1 {
-            batch.resumeBudget = max(1, (highWater - state.queue.count) / state.paused.count)
+            batch.resumeRoom = max(0, highWater - state.queue.count)
             batch.resumeEndsOverload = state.reachedHighWater
             state.reachedHighWater = false
             swap(&batch.resumed, &state.paused)
@@ -294,7 +303,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     func send(_ batch: Batch) {
         lastBatchAt.store(MonotonicClock.milliseconds(), ordering: .relaxed)
         if !batch.resumed.isEmpty {
-            resume(batch.resumed, batch.resumeBudget)
+            resume(batch.resumed, batch.resumeRoom, batch.resumeEndsOverload)
             if batch.resumeEndsOverload { notePauseEpisode(senders: batch.resumed.count) }
         }
         let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in

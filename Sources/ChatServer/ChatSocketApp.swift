@@ -254,21 +254,26 @@ struct ChatSocketApp: Sendable {
                                 pauseSender: budgetSpent) {
             case .queued: break
             case .queuedPauseSender: socket.pauseInput()
+            case .refusedPauseSender:
+                socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
+                socket.pauseInput()
             case .refused: socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
             }
         }
     }
 
     /// The writer's queue is low again: the senders it paused are read again, each on its
-    /// loop (after the pause, which ran on that loop before), one task per loop, each with its
-    /// share of the room (`budget`) before it pauses again. In a random order, as a sender's
-    /// last message may find the room taken and pause it at once.
-    static func resumeSenders(_ origins: [Origin], budget: Int) {
+    /// loop (after the pause, which ran on that loop before), one task per loop. After an
+    /// overload each gets an equal share of the `room` as its budget before it pauses again;
+    /// otherwise (they paused only as their budgets ran out) no budget. In a random order, as
+    /// a sender's last message may find the room taken and pause it at once.
+    static func resumeSenders(_ origins: [Origin], room: Int, endsOverload: Bool) {
         var tasks = LoopTasks<Origin>()
         var seen = Set<ObjectIdentifier>()
         for origin in origins.shuffled() where seen.insert(ObjectIdentifier(origin.socket)).inserted {
             tasks.add(origin, on: origin.socket.loop)
         }
+        let budget: Int? = endsOverload ? max(1, room / max(1, seen.count)) : nil
         tasks.run { origin in
             origin.quota?.remaining = budget
             origin.socket.resumeInput()

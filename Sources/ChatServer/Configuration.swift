@@ -32,6 +32,9 @@ struct Configuration {
     /// second: with the chat quiet, logins have every core; busy, they give the extra back.
     var bcryptQuietThreads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) > 1 ? 1 : 0
     var maxMessageBytes = 16_384
+    /// Messages waiting for the database at most (`MessageWriter`'s hard bound): past it a
+    /// message is refused ("try again"); senders are paused long before, at 4,000 waiting.
+    var messageQueueLimit = 20_000
     /// How long a login's token is valid (`exp` − `iat`), as the Node server: one hour.
     var tokenLifetimeSeconds: Int64 = 3600
     /// How long after a login its tokens can be refreshed without the password.
@@ -87,6 +90,7 @@ struct Configuration {
         if let threads = try integer("BCRYPT_THREADS", 1...256) { bcryptThreads = threads }
         if let threads = try integer("BCRYPT_QUIET_THREADS", 0...256) { bcryptQuietThreads = threads }
         if let bytes = try integer("MAX_MESSAGE_BYTES", 1...1_000_000) { maxMessageBytes = bytes }
+        if let limit = try integer("MESSAGE_QUEUE_LIMIT", 1...10_000_000) { messageQueueLimit = limit }
         if let seconds = try integer("TOKEN_LIFETIME_SECONDS", 1...31_536_000) { tokenLifetimeSeconds = Int64(seconds) }
         if let seconds = try integer("SESSION_LIFETIME_SECONDS", 1...315_360_000) { sessionLifetimeSeconds = Int64(seconds) }
         if let seconds = try integer("PRESENCE_GRACE_SECONDS", 0...3600) { presenceGraceMilliseconds = Int64(seconds) * 1000 }

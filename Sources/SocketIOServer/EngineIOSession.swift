@@ -33,12 +33,21 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     private var releaseTimer: LoopTimer?
     private var pongTimer: LoopTimer?
     /// The application asked for no more input for now (back-pressure): a WebSocket is not
-    /// read; a polling client's POST is answered only at `resumeInput` (it sends one at a time).
+    /// read; a polling client's POST (all of whose packets are still handled) is answered only
+    /// at `resumeInput` or after `maxPostHoldMilliseconds` (it sends one POST at a time).
     private var inputPaused = false
     private var heldPostAnswer: (@Sendable (HTTPResponse) -> Void)?
+    private var postHoldTimer: LoopTimer?
+    /// python-engineio gives up on a POST after 5 s: a held one is answered before that even
+    /// while the pause lasts (the next POST is held again).
+    static let maxPostHoldMilliseconds: Int64 = 2_500
     /// Input was paused while a pong was awaited: the pong may be unread behind what the
     /// client sent before it, so its lateness is ours, not the client's.
     private var pausedSincePing = false
+    /// Pongs waited for in vain in a row while paused: past `maxPongWaitsWhilePaused` the
+    /// client is taken for gone even so (a pause that long means a database that long away).
+    private var pongWaitsWhilePaused = 0
+    static let maxPongWaitsWhilePaused = 3
     private var pingSentAt: Int64 = 0
 
     public let handshake: EngineIOHandshake
@@ -120,10 +129,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     public func resumeInput() {
         guard !isClosed, inputPaused else { return }
         inputPaused = false
-        if let answer = heldPostAnswer {
-            heldPostAnswer = nil
-            answer(Self.postAccepted)
-        }
+        answerHeldPost()
         webSocket?.resumeReading()
     }
 
@@ -145,9 +151,12 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             guard let self else { return }
             // Paused meanwhile, the pong may be unread: ping again and wait again (a client
             // that stays silent a whole wait while it is read is gone). The client answers
-            // every ping, so it keeps hearing from us: python-engineio gives up on a
-            // connection that has had nothing to send for pingInterval + 5 s.
-            guard !self.pausedSincePing else { return self.sendPing() }
+            // every ping, so it keeps hearing from us: python-engineio gives up on a connection
+            // that has had nothing to send for max(pingInterval, pingTimeout) + 5 s.
+            if self.pausedSincePing && self.pongWaitsWhilePaused < Self.maxPongWaitsWhilePaused {
+                self.pongWaitsWhilePaused += 1
+                return self.sendPing()
+            }
             self.close(reason: "ping timeout")
         }
     }
@@ -156,6 +165,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         guard pongTimer != nil else { return }
         pongTimer?.cancel()
         pongTimer = nil
+        pongWaitsWhilePaused = 0
         pingTimer?.cancel()
         // An interval after the last ping, not after this pong: a pong read late (input paused)
         // would otherwise space the pings wider than clients allow for.
@@ -184,6 +194,12 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             flushPoll()
             return
         }
+        guard heldPostAnswer == nil else {
+            // A second POST while the first is unanswered is a broken client, as two polls at
+            // once (the reference server: "data request overlap").
+            respond(EngineIOServer.refusal(3, "Bad request"))
+            return close(reason: "overlapping POSTs")
+        }
         guard body.count <= options.maxPayload else {
             respond(HTTPResponse.error(413, "Payload too large"))
             return close(reason: "payload too large")
@@ -197,7 +213,17 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         }
         for packet in packets where !isClosed { receive(packet) }
         // Paused by what it carried: the client's next POST waits for this answer.
-        if inputPaused && !isClosed { heldPostAnswer = respond } else { respond(Self.postAccepted) }
+        guard inputPaused && !isClosed else { return respond(Self.postAccepted) }
+        heldPostAnswer = respond
+        postHoldTimer = loop.schedule(after: Self.maxPostHoldMilliseconds) { [weak self] in self?.answerHeldPost() }
+    }
+
+    private func answerHeldPost() {
+        postHoldTimer?.cancel()
+        postHoldTimer = nil
+        guard let answer = heldPostAnswer else { return }
+        heldPostAnswer = nil
+        answer(Self.postAccepted)
     }
 
     private func receive(_ packet: EngineIOPacket) {
@@ -316,10 +342,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             pendingPoll = nil
             pending(EngineIOServer.pollingResponse(EngineIOPacket(.close).encodedText()))
         }
-        if let answer = heldPostAnswer {
-            heldPostAnswer = nil
-            answer(Self.postAccepted)
-        }
+        answerHeldPost()
         if let webSocket {
             webSocket.delegate = nil
             webSocket.close(code: .normal)

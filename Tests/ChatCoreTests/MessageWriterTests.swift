@@ -64,7 +64,7 @@ final class MessageWriterTests: XCTestCase {
         store.holdWrites()
         XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0).isQueued)
         for number in 1...5 { XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "queued", context: number).isQueued) }
-        XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "one too many", context: 6), .refused)
+        XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "one too many", context: 6), .refusedPauseSender)
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
         XCTAssertEqual(outcomes.map(\.context), Array(0...5), "the refused message is never reported")
@@ -74,12 +74,13 @@ final class MessageWriterTests: XCTestCase {
     func testPastTheHighWaterMarkSendersArePausedThenResumedOnceTheQueueIsHalfAsLong() throws {
         let reports = self.reports
         let resumed = Locked<[[Int]]>([])
-        let budgets = Locked<[Int]>([])
+        let rooms = Locked<[Int]>([])
         let writer = Writer(store: store, maxBatch: 4, maxQueued: 100, highWater: 8,
                             report: { outcomes in reports.batches.withLock { $0.append(outcomes) } },
-                            resume: { contexts, budget in
+                            resume: { contexts, room, endsOverload in
                                 resumed.withLock { $0.append(contexts) }
-                                budgets.withLock { $0.append(budget) }
+                                rooms.withLock { $0.append(room) }
+                                XCTAssertTrue(endsOverload)
                             })
         store.holdWrites()
         func write(_ number: Int) -> WriteAdmission { writer.write(senderID: alice, receiverID: bob, content: "m\(number)", context: number) }
@@ -91,10 +92,10 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertTrue(resumed.withLock { $0 }.isEmpty)
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
-        // Batches [0], [1…4] (5 left: not yet below half the mark), [5…8] (1 left: resumed), [9].
+        // Batches [0], [1…4] (5 left: more than half the mark), [5…8] (1 left: resumed), [9].
         XCTAssertEqual(store.batchSizes, [1, 4, 4, 1])
         XCTAssertEqual(resumed.withLock { $0 }, [[8, 9]], "the paused senders handed back once, in the order paused")
-        XCTAssertEqual(budgets.withLock { $0 }, [3], "the room left up to the mark (8 − 1 waiting), shared between the two")
+        XCTAssertEqual(rooms.withLock { $0 }, [7], "the room left up to the mark: 8 − 1 waiting")
         XCTAssertEqual(outcomes.map(\.context), Array(0...9), "nothing taken past the mark is lost")
         XCTAssertEqual(try outcomes.map { try $0.result.get().content }, (0...9).map { "m\($0)" })
     }
@@ -102,7 +103,10 @@ final class MessageWriterTests: XCTestCase {
     func testASenderWhoseBudgetIsSpentIsPausedBelowTheMarkAndResumedAtTheNextBatch() {
         let resumed = Locked<[[Int]]>([])
         let writer = Writer(store: store, maxBatch: 4, maxQueued: 100, highWater: 8, report: { _ in },
-                            resume: { contexts, _ in resumed.withLock { $0.append(contexts) } })
+                            resume: { contexts, _, endsOverload in
+                                resumed.withLock { $0.append(contexts) }
+                                XCTAssertFalse(endsOverload, "paused by its budget only: the mark was not reached")
+                            })
         store.holdWrites()
         XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "a", context: 0), .queued)
         XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "b", context: 1, pauseSender: true), .queuedPauseSender)
@@ -114,13 +118,17 @@ final class MessageWriterTests: XCTestCase {
     }
 
     func testTheHardBoundStillRefusesSendersThatIgnoreThePause() {
-        let writer = Writer(store: store, maxBatch: 2, maxQueued: 6, highWater: 4, report: { _ in })
+        let resumed = Locked<[Int]>([])
+        let writer = Writer(store: store, maxBatch: 2, maxQueued: 6, highWater: 4, report: { _ in },
+                            resume: { contexts, _, _ in resumed.withLock { $0 += contexts } })
         store.holdWrites()
         let admissions = (0..<9).map { writer.write(senderID: alice, receiverID: bob, content: "m\($0)", context: $0) }
-        XCTAssertEqual(admissions, [.queued, .queued, .queued, .queued, .queuedPauseSender, .queuedPauseSender, .queuedPauseSender, .refused, .refused])
+        XCTAssertEqual(admissions, [.queued, .queued, .queued, .queued, .queuedPauseSender, .queuedPauseSender, .queuedPauseSender,
+                                    .refusedPauseSender, .refusedPauseSender], "refused past the bound, and paused too")
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
         XCTAssertEqual(store.messages.map(\.content), (0..<7).map { "m\($0)" })
+        XCTAssertEqual(resumed.withLock { $0 }, [4, 5, 6, 7, 8], "every sender paused, the refused ones too, is resumed")
     }
 
     func testAnUnknownReceiverIsRefusedAloneAndTheRestOfTheBatchStored() throws {
