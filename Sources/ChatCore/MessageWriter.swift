@@ -79,8 +79,8 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         @usableFromInline var reads: [ReadRequest] = []
         @usableFromInline var readCompletions: [ReadCompletion] = []
         /// Senders paused whom this batch's taking let go, the room then left up to the mark,
-        /// and whether the queue had reached the mark since the last resume (else they paused
-        /// only as their budgets ran out).
+        /// and whether the queue had reached the mark since the last resume (an overload worth
+        /// a line in the log; else they paused only as their budgets ran out).
         @usableFromInline var resumed: [Context] = []
         @usableFromInline var resumeRoom = 0
         @usableFromInline var resumeEndsOverload = false
@@ -142,7 +142,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let maxQueued: Int
     @usableFromInline let highWater: Int
     @usableFromInline let report: @Sendable ([Outcome]) -> Void
-    @usableFromInline let resume: @Sendable (_ senders: [Context], _ room: Int, _ endsOverload: Bool) -> Void
+    @usableFromInline let resume: @Sendable (_ senders: [Context], _ room: Int) -> Void
     @usableFromInline let state: Locked<State>
     /// When the last batch went to the store (monotonic milliseconds): one store per batch.
     @usableFromInline let lastBatchAt = Atomic<Int64>(0)
@@ -164,7 +164,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     /// `queuedPauseSender` and its context is kept; when taking a batch leaves at most half of
     /// `highWater` waiting, those contexts go to `resume` (on the thread taking the batch), in
     /// the order paused (a sender may be there more than once), with the room left up to the
-    /// mark and whether the mark was reached since the last resume. A caller that stops reading
+    /// mark. A caller that stops reading
     /// paused senders meanwhile lets TCP slow them down, so the writer's batches stay full and
     /// nothing is read only to be refused; one that shares the room out as budgets and pauses a
     /// sender again once its budget is spent (`write(pauseSender: true)`) shares the writer
@@ -175,7 +175,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @inlinable
     public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, highWater: Int? = nil,
                 ids: MessageIDGenerator = MessageIDGenerator(),
-                report: @escaping @Sendable ([Outcome]) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ room: Int, _ endsOverload: Bool) -> Void = { _, _, _ in }) {
+                report: @escaping @Sendable ([Outcome]) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ room: Int) -> Void = { _, _ in }) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
@@ -303,7 +303,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     func send(_ batch: Batch) {
         lastBatchAt.store(MonotonicClock.milliseconds(), ordering: .relaxed)
         if !batch.resumed.isEmpty {
-            resume(batch.resumed, batch.resumeRoom, batch.resumeEndsOverload)
+            resume(batch.resumed, batch.resumeRoom)
             if batch.resumeEndsOverload { notePauseEpisode(senders: batch.resumed.count) }
         }
         let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in

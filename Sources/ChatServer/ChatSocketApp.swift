@@ -263,17 +263,17 @@ struct ChatSocketApp: Sendable {
     }
 
     /// The writer's queue is low again: the senders it paused are read again, each on its
-    /// loop (after the pause, which ran on that loop before), one task per loop. After an
-    /// overload each gets an equal share of the `room` as its budget before it pauses again;
-    /// otherwise (they paused only as their budgets ran out) no budget. In a random order, as
-    /// a sender's last message may find the room taken and pause it at once.
-    static func resumeSenders(_ origins: [Origin], room: Int, endsOverload: Bool) {
+    /// loop (after the pause, which ran on that loop before), one task per loop, each with an
+    /// equal share of the `room` as its budget before it pauses again. (Once the overload is
+    /// over, few senders pause at a time, so the shares are large.) In a random order, as a
+    /// sender's last message may find the room taken and pause it at once.
+    static func resumeSenders(_ origins: [Origin], room: Int) {
         var tasks = LoopTasks<Origin>()
         var seen = Set<ObjectIdentifier>()
         for origin in origins.shuffled() where seen.insert(ObjectIdentifier(origin.socket)).inserted {
             tasks.add(origin, on: origin.socket.loop)
         }
-        let budget: Int? = endsOverload ? max(1, room / max(1, seen.count)) : nil
+        let budget = max(1, room / max(1, seen.count))
         tasks.run { origin in
             origin.quota?.remaining = budget
             origin.socket.resumeInput()

@@ -41,7 +41,7 @@ final class Server {
         let rooms = SocketIORooms()
         let streamHead = StreamHead()
         let writer = ChatSocketApp.Writer(store: store, maxQueued: configuration.messageQueueLimit, report: { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) },
-                                          resume: { ChatSocketApp.resumeSenders($0, room: $1, endsOverload: $2) })
+                                          resume: { ChatSocketApp.resumeSenders($0, room: $1) })
         let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads,
                                 quietThreads: configuration.bcryptQuietThreads, isQuiet: { writer.isQuiet() })
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
