@@ -6,6 +6,7 @@
 // May import: every module of the server (ChatCore, SocketIOServer, HTTPServer,
 // ServerRuntime, PostgresClient and the codecs). Nothing imports it.
 
+import JWT
 import ServerRuntime
 
 #if canImport(Glibc)
@@ -17,6 +18,7 @@ import Glibc
 // ChatServer conformance            the protocol-suite and Autobahn targets (no database; tests only)
 // ChatServer address                the URL clients on this machine reach the server at, from the
 //                                   same settings (make chat-a and make chat-b use it)
+OpenSSLProcess.keepStateUntilExit()
 let arguments = Array(CommandLine.arguments.dropFirst())
 let usage = "usage: ChatServer [serve | migrate [schema.sql] | conformance | address]"
 
