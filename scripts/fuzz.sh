@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh [options] [TARGET...]      (make fuzz; every target when none is named)
 #     FUZZ_SECONDS=N   seconds per target (default 60; 5 with --regress)
 #     FUZZ_RUNS=N      executions per target instead (e.g. 10000000)
+#     FUZZ_JOBS=N      N fuzzing processes per target (libFuzzer's -fork=N: N cores, N times the
+#                      executions a second; FUZZ_SECONDS only, as -runs does not bound a fork run)
 #     FUZZ_CONFIG=debug|release   how the fuzzers are compiled (default release; debug with --regress)
 #     --regress        make test's run: the committed corpus, then FUZZ_SECONDS of fuzzing from
 #                      it into a throw-away folder; the committed corpus is not changed
@@ -28,7 +30,7 @@ for arg in "$@"; do
         --regress) regress=true ;;
         --build-only) run=false ;;
         --no-build) build=false ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option $arg (see --help)" ;;
         *) [[ " ${all_targets[*]} " == *" $arg "* ]] || die "no target $arg (targets: ${all_targets[*]})"; targets+=("$arg") ;;
     esac
@@ -78,8 +80,9 @@ max_len() {
     esac
 }
 
-# The final "#N DONE cov: C ft: F corp: U/Sb …" line (the last status line when it stopped early).
-stat_line() { grep -E '^#[0-9]+[[:space:]]' "$1" | grep -E 'cov: ' | tail -n 1 || true; }
+# The final "#N DONE cov: C ft: F corp: U/Sb …" line (the last status line when it stopped early;
+# a fork run's lines are "#N: cov: C ft: F corp: U exec/s: …", N counting every process's runs).
+stat_line() { grep -E '^#[0-9]+:?[[:space:]]' "$1" | grep -E 'cov: ' | tail -n 1 || true; }
 field() { sed -nE "s/.* $2: ([0-9]+[A-Za-z]*).*/\1/p" <<< "$1"; }
 
 failed=()
@@ -95,6 +98,10 @@ for target in "${targets[@]}"; do
     mkdir -p "$corpus" "$artifacts"
     limit=(-max_total_time="$seconds")
     [ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
+    if [ -n "${FUZZ_JOBS:-}" ]; then
+        [ -z "${FUZZ_RUNS:-}" ] || die "FUZZ_JOBS takes FUZZ_SECONDS, not FUZZ_RUNS"
+        limit+=(-fork="$FUZZ_JOBS")
+    fi
     dict=()
     [ ! -f "Fuzz/dict/$target.dict" ] || dict=(-dict="Fuzz/dict/$target.dict")
     # make fuzz writes the log where it stays, so a run stopped early (Ctrl-C) keeps it.
@@ -110,13 +117,15 @@ for target in "${targets[@]}"; do
     line=$(stat_line "$log")
     runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -n 1)
     rate=$(sed -nE 's/^stat::average_exec_per_sec: *([0-9]+)/\1/p' "$log" | tail -n 1)
-    [ -n "$runs" ] || runs=$(sed -nE 's/^#([0-9]+)[[:space:]].*/\1/p' <<< "$line")
+    [ -n "$runs" ] || runs=$(sed -nE 's/^#([0-9]+):?[[:space:]].*/\1/p' <<< "$line")
+    # A fork run's exec/s is its last job's; the run's is its executions over its time.
+    [ -n "$rate" ] || { [ -n "${FUZZ_JOBS:-}" ] && [ -n "$runs" ] && rate=$(( runs / (elapsed > 0 ? elapsed : 1) )); } || true
     [ -n "$rate" ] || rate=$(field "$line" exec/s)
     units=$(find "$corpus" -type f | wc -l)
     seed_count=$(find "$seeds" -type f | wc -l)
     # corp: inputs/bytes in libFuzzer's corpus at the end; then the files kept and committed.
     printf '%-16s %10s runs %8s exec/s  cov %5s  ft %6s  corp %-12s (%s kept, %s committed)  %ss  ' \
-        "$target" "${runs:-?}" "${rate:-?}" "$(field "$line" cov)" "$(field "$line" ft)" "$(sed -nE 's/.* corp: ([0-9]+\/[0-9]+[a-zA-Z]*).*/\1/p' <<< "$line")" \
+        "$target" "${runs:-?}" "${rate:-?}" "$(field "$line" cov)" "$(field "$line" ft)" "$(sed -nE 's/.* corp: ([0-9]+(\/[0-9]+[a-zA-Z]*)?).*/\1/p' <<< "$line")" \
         "$units" "$seed_count" "$elapsed"
     if [ "$status" = 0 ]; then
         echo "no finding"
