@@ -10,25 +10,33 @@ import ServerRuntime
 // percentiles, server CPU and RSS, KB per idle connection, and what the bench itself cost.
 // Bounded: every phase has a duration and stops by itself. Loopback servers only.
 //
-//   --server URL --pid PID      the server, and its process for CPU and RSS figures
-//   --users N                   users in pairs (default 200); --users-file F keeps their tokens
-//   --window W | --rate R       closed loop, W in flight per sender (default 8) | open loop, R msg/s
-//   --seconds S --warmup S      measured time after a warm-up
-//   --then-rate R --then-seconds S   an open-loop phase after the measured one (recovery)
-//   --timeline                  one line per second
-//   --logins N                  N threads logging in non-stop during the run
-//   --guessers N --guess-accounts one|many   a password-guessing storm beside it: N threads
-//                               posting wrong passwords, each from its own 127.0.0.x (GuessStorm.swift)
-//   --idle N                    first hold N idle connections and report KiB per connection
-//   --typing-rate R             besides the messages, R typing events/s in all, round-robin (a typing storm)
-//   --read-receipts MS          every user marks read what arrived, at most once per MS ms on a clock
-//                               of its own (as a client showing the conversation does): receipts maintained
-//   --conversations-probe N --probe-user ID --jwt-secret S   instead of the load: N pages of
-//                               GET /api/conversations (20 each, walking on with `next`) as that user
-//   --recover                   every connection asks for connection state recovery (offsets on events)
-//   --storm N --storm-users F --jwt-secret S   the reconnect storm instead of the load: N receivers
-//                               (user ids in F, tokens signed with S) recover at once while
-//                               messages flow to them at --rate (ReconnectStorm.swift)
+// Its options: `usage` below.
+
+let usage = """
+    usage: chat-bench [options]
+
+      --server URL --pid PID      the server, and its process for CPU and RSS figures
+      --users N                   users in pairs (default 200); --users-file F keeps their tokens
+      --window W | --rate R       closed loop, W in flight per sender (default 8) | open loop, R msg/s
+      --seconds S --warmup S      measured time after a warm-up
+      --then-rate R --then-seconds S   an open-loop phase after the measured one (recovery)
+      --timeline                  one line per second
+      --logins N                  N threads logging in non-stop during the run
+      --guessers N --guess-accounts one|many   a password-guessing storm beside it: N threads
+                                  posting wrong passwords, each from its own 127.0.0.x (GuessStorm.swift)
+      --idle N                    first hold N idle connections and report KiB per connection
+      --typing-rate R             besides the messages, R typing events/s in all, round-robin (a typing storm)
+      --read-receipts MS          every user marks read what arrived, at most once per MS ms on a clock
+                                  of its own (as a client showing the conversation does): receipts maintained
+      --conversations-probe N --probe-user ID --jwt-secret S   instead of the load: N pages of
+                                  GET /api/conversations (20 each, walking on with `next`) as that user
+      --recover                   every connection asks for connection state recovery (offsets on events)
+      --storm N --storm-users F --jwt-secret S   the reconnect storm instead of the load: N receivers
+                                  (user ids in F, tokens signed with S) recover at once while
+                                  messages flow to them at --rate (ReconnectStorm.swift)
+
+    Bounded and loopback only; the README's Performance section shows the phases make bench runs.
+    """
 
 struct Options {
     var server = "http://127.0.0.1:5001"
@@ -57,57 +65,75 @@ struct Options {
     var guessOneAccount = true
 }
 
+/// A bad command line: the reason, exit status 2 (not a crash).
+func optionError(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("chat-bench: \(message) (chat-bench --help lists the options)\n".utf8))
+    exit(2)
+}
+
 func parseOptions() -> Options {
     var options = Options()
     var arguments = Array(CommandLine.arguments.dropFirst())
+    func number<N: LosslessStringConvertible>(_ value: String, for name: String) -> N {
+        guard let number = N(value) else { optionError("\(name) takes a number, not '\(value)'") }
+        return number
+    }
     while !arguments.isEmpty {
         let name = arguments.removeFirst()
-        if name == "--timeline" || name == "--recover" {
-            if name == "--timeline" { options.timeline = true } else { options.recover = true }
+        switch name {
+        case "--help", "-h":
+            print(usage)
+            exit(0)
+        case "--timeline":
+            options.timeline = true
             continue
+        case "--recover":
+            options.recover = true
+            continue
+        default: break
         }
-        guard let value = arguments.first else { fatalError("\(name) needs a value") }
+        guard let value = arguments.first else { optionError("\(name) needs a value") }
         arguments.removeFirst()
         switch name {
         case "--server": options.server = value
-        case "--users": options.users = max(2, Int(value)! / 2 * 2)
-        case "--window": options.window = Int(value)!
-        case "--rate": options.rate = Int(value)!
-        case "--seconds": options.seconds = Double(value)!
-        case "--warmup": options.warmup = Double(value)!
-        case "--idle": options.idle = Int(value)!
-        case "--pid": options.pid = Int32(value)!
+        case "--users": options.users = max(2, number(value, for: name) / 2 * 2)
+        case "--window": options.window = number(value, for: name)
+        case "--rate": options.rate = number(value, for: name)
+        case "--seconds": options.seconds = number(value, for: name)
+        case "--warmup": options.warmup = number(value, for: name)
+        case "--idle": options.idle = number(value, for: name)
+        case "--pid": options.pid = number(value, for: name)
         case "--users-file": options.usersFile = value
-        case "--then-rate": options.thenRate = Int(value)!
-        case "--logins": options.logins = Int(value)!
-        case "--then-seconds": options.thenSeconds = Double(value)!
-        case "--storm": options.storm = Int(value)!
-        case "--typing-rate": options.typingRate = Int(value)!
-        case "--read-receipts": options.readReceiptsMilliseconds = Int(value)!
-        case "--conversations-probe": options.conversationsProbe = Int(value)!
+        case "--then-rate": options.thenRate = number(value, for: name)
+        case "--logins": options.logins = number(value, for: name)
+        case "--then-seconds": options.thenSeconds = number(value, for: name)
+        case "--storm": options.storm = number(value, for: name)
+        case "--typing-rate": options.typingRate = number(value, for: name)
+        case "--read-receipts": options.readReceiptsMilliseconds = number(value, for: name)
+        case "--conversations-probe": options.conversationsProbe = number(value, for: name)
         case "--probe-user": options.probeUser = value
         case "--storm-users": options.stormUsers = value
         case "--jwt-secret": options.jwtSecret = value
-        case "--guessers": options.guessers = Int(value)!
+        case "--guessers": options.guessers = number(value, for: name)
         case "--guess-accounts":
-            guard value == "one" || value == "many" else { fatalError("--guess-accounts is one or many") }
+            guard value == "one" || value == "many" else { optionError("--guess-accounts is one or many") }
             options.guessOneAccount = value == "one"
-
-        default: fatalError("unknown option \(name); see the README's Performance section")
+        default: optionError("unknown option \(name)")
         }
     }
     return options
 }
 
 let options = parseOptions()
-let address = try ServerAddress(options.server)
-guard ["127.0.0.1", "localhost", "::1"].contains(address.host) else { fatalError("the bench targets loopback servers only") }
+let address: ServerAddress
+do { address = try ServerAddress(options.server) } catch { optionError("--server \(options.server): \(error)") }
+guard ["127.0.0.1", "localhost", "::1"].contains(address.host) else { optionError("the bench targets loopback servers only, not \(address.host)") }
 let api = ChatAPI(address: address)
 
 // MARK: - The conversation list of a user with many conversations
 
 if options.conversationsProbe > 0 {
-    guard let user = options.probeUser, let secret = options.jwtSecret else { fatalError("--conversations-probe needs --probe-user and --jwt-secret") }
+    guard let user = options.probeUser, let secret = options.jwtSecret else { optionError("--conversations-probe needs --probe-user and --jwt-secret") }
     let token = JWTSigner(secret: secret).sign(userID: user, issuedAt: Int64(Date().timeIntervalSince1970))
     var latencies: [UInt64] = []
     var after: String?
@@ -211,9 +237,9 @@ if options.idle > 0, let pid = options.pid {
 // MARK: - The reconnect storm
 
 if options.storm > 0 {
-    guard let path = options.stormUsers, let secret = options.jwtSecret else { fatalError("--storm needs --storm-users and --jwt-secret") }
+    guard let path = options.stormUsers, let secret = options.jwtSecret else { optionError("--storm needs --storm-users and --jwt-secret") }
     let ids = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init).prefix(options.storm)
-    guard ids.count == options.storm else { fatalError("--storm \(options.storm) needs as many user ids in \(path), not \(ids.count)") }
+    guard ids.count == options.storm else { optionError("--storm \(options.storm) needs as many user ids in \(path), not \(ids.count)") }
     let signer = JWTSigner(secret: secret)
     let issuedAt = Int64(Date().timeIntervalSince1970)
     let receivers = ids.enumerated().map { StormSocket(index: $0.offset, token: signer.sign(userID: $0.element, issuedAt: issuedAt)) }
