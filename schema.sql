@@ -177,6 +177,30 @@ CREATE TABLE IF NOT EXISTS blocks (
     PRIMARY KEY (blocker_id, blocked_id)
 );
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7) ON CONFLICT (version) DO NOTHING;
+-- Several processes on one database (README, Several processes): every write that takes
+-- places in the sequence (a batch of messages and receipts) first locks this one row, takes
+-- its places, moves `last_seq` to the last of them and sends one NOTIFY, all in one
+-- transaction. So places are taken and committed in order: once a batch that ends at `last_seq`
+-- is seen committed, every place up to it is committed or will never be — a process that
+-- hears of it can read the range and deliver it without waiting on gaps. The lock costs a
+-- batch nothing while one process writes (it is the only one in line).
+CREATE TABLE IF NOT EXISTS stream_head (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    last_seq bigint NOT NULL
+);
+INSERT INTO stream_head (last_seq)
+SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM messages_seq_seq
+ON CONFLICT (only_row) DO NOTHING;
+
+-- A process reads the batches other processes committed by their range of places. Indexed on
+-- the expression `seq + 0`, which only that read names: an index on seq itself would also
+-- be offered to the per-user reads ordered by seq, whose custom plans then walked every
+-- message backwards to find one user's newest (see above).
+CREATE INDEX IF NOT EXISTS messages_stream_range_idx ON messages ((seq + 0));
+-- And the receipts of that range (only a receipt's own update changes receipt_seq, so a
+-- message's update of the row stays HOT).
+CREATE INDEX IF NOT EXISTS conversations_receipt_seq_idx ON conversations (receipt_seq) WHERE receipt_seq IS NOT NULL;
+
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8) ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

@@ -34,7 +34,7 @@ public enum MessageWriteError: Error, Sendable, Equatable {
     case failed
 }
 
-/// Group commit: messages from every loop queue here; one `insertMessages` (one round trip,
+/// Group commit: messages from every loop queue here; one `ChatStore.write` (one round trip,
 /// one transaction) stores a whole batch, and the batch's outcomes are reported together,
 /// in order, only after that commit — so the caller can fan them out once per event loop
 /// instead of once per message. One batch is in flight at a time, so order is kept: per
@@ -143,6 +143,9 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let highWater: Int
     @usableFromInline let report: @Sendable ([Outcome]) -> Void
     @usableFromInline let resume: @Sendable (_ senders: [Context], _ room: Int) -> Void
+    /// With several processes on one database, a batch is handed out in its turn in the
+    /// stream (after other processes' earlier writes), not at once.
+    @usableFromInline let sequencer: StreamSequencer?
     @usableFromInline let state: Locked<State>
     /// When the last batch went to the store (monotonic milliseconds): one store per batch.
     @usableFromInline let lastBatchAt = Atomic<Int64>(0)
@@ -174,9 +177,10 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     /// once ("try again") rather than acknowledged seconds later, and its sender paused too.
     @inlinable
     public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, highWater: Int? = nil,
-                ids: MessageIDGenerator = MessageIDGenerator(),
+                ids: MessageIDGenerator = MessageIDGenerator(), sequencer: StreamSequencer? = nil,
                 report: @escaping @Sendable ([Outcome]) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ room: Int) -> Void = { _, _ in }) {
         self.store = store
+        self.sequencer = sequencer
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.highWater = max(1, min(highWater ?? 2 * maxBatch, maxQueued))
@@ -315,11 +319,8 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             if let next { send(next) }
             reportInOrder()
         }
-        if batch.reads.isEmpty {
-            store.insertMessages(batch.messages) { result in finished(result.map { StoreWrite(messages: $0, reads: []) }) }
-        } else {
-            store.write(batch.messages, reads: batch.reads, completion: finished)
-        }
+        sequencer?.ownWriteStarted()
+        store.write(batch.messages, reads: batch.reads, completion: finished)
     }
 
     /// Overload is worth a line in the log, at most one every 10 s (it can happen ten times a
@@ -335,8 +336,9 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
                     + "(\(since) time\(since == 1 ? "" : "s") since the last report, \(senders) sender\(senders == 1 ? "" : "s") the last time)")
     }
 
-    /// Hands out done batches oldest first, one thread at a time. A store may complete a batch
-    /// before `insertMessages` returns (the in-memory one does), so the completion of the next
+    /// Hands out done batches oldest first, one thread at a time (through the sequencer, when
+    /// there is one, which keeps that order and may hold a batch until earlier places of
+    /// other processes are delivered). A store may complete a batch before `write` returns (the in-memory one does), so the completion of the next
     /// batch can run inside this one's: it only queues its outcomes, and they are reported
     /// here, after this batch's.
     @inlinable
@@ -350,16 +352,26 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             if state.unreported.isEmpty { state.reporting = false }
             return state.unreported.isEmpty ? nil : state.unreported.removeFirst()
         }) {
-            if !batch.messages.isEmpty { report(Self.outcomes(of: batch, result.map(\.messages))) }
-            // After the batch's messages are handed out: a receipt never overtakes them.
-            for (index, completion) in batch.readCompletions.enumerated() {
-                switch result {
-                case .success(let written):
-                    precondition(written.reads.count == batch.reads.count, "ChatStore.write answered \(written.reads.count) receipts for \(batch.reads.count)")
-                    completion(written.reads[index])
-                case .failure(let error):
-                    completion(.failure(error))
-                }
+            guard let sequencer else {
+                handOut(batch, result)
+                continue
+            }
+            let span: StreamSpan? = if case .success(let written) = result { written.span } else { nil }
+            sequencer.ownWriteFinished(span: span) { [self] in handOut(batch, result) }
+        }
+    }
+
+    @inlinable
+    func handOut(_ batch: Batch, _ result: Result<StoreWrite, StoreError>) {
+        if !batch.messages.isEmpty { report(Self.outcomes(of: batch, result.map(\.messages))) }
+        // After the batch's messages are handed out: a receipt never overtakes them.
+        for (index, completion) in batch.readCompletions.enumerated() {
+            switch result {
+            case .success(let written):
+                precondition(written.reads.count == batch.reads.count, "ChatStore.write answered \(written.reads.count) receipts for \(batch.reads.count)")
+                completion(written.reads[index])
+            case .failure(let error):
+                completion(.failure(error))
             }
         }
     }
@@ -371,7 +383,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         case .success(let values):
             // The rows may be committed: reporting them as failed would tell senders a stored
             // message was not sent. A store that answers so is broken, not unavailable.
-            precondition(values.count == batch.count, "ChatStore.insertMessages answered \(values.count) results for \(batch.count) messages")
+            precondition(values.count == batch.count, "ChatStore.write answered \(values.count) results for \(batch.count) messages")
             inserted = values
         case .failure(let error):
             Log.warning("message batch of \(batch.count) not written: \(error)")
@@ -404,6 +416,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         state.withLock { $0.accepting = false }
         return MonotonicClock.wait(upTo: timeoutMilliseconds) {
             state.withLock { !$0.writing && $0.queue.isEmpty && $0.reads.isEmpty && $0.unreported.isEmpty && !$0.reporting }
+                && sequencer?.isSettled != false
         }
     }
 }

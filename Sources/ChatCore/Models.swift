@@ -230,14 +230,44 @@ public struct ReadMark: Sendable, Equatable {
     }
 }
 
-/// What one `ChatStore.write` did: each message's fate and each receipt's, in order.
+/// What one `ChatStore.write` did: each message's fate and each receipt's, in order, and the
+/// places in the sequence it took (nil from a store that does not say).
 public struct StoreWrite: Sendable, Equatable {
     public let messages: [InsertedMessage]
     public let reads: [Result<ReadMark?, StoreError>]
+    public let span: StreamSpan?
 
-    public init(messages: [InsertedMessage], reads: [Result<ReadMark?, StoreError>]) {
+    public init(messages: [InsertedMessage], reads: [Result<ReadMark?, StoreError>], span: StreamSpan? = nil) {
         self.messages = messages
         self.reads = reads
+        self.span = span
+    }
+}
+
+/// The events of a span of the sequence, every user's, as `ChatStore.readStream` found them:
+/// what another process wrote, to deliver here.
+public struct StreamRange: Sendable, Equatable {
+    public struct Receipt: Sendable, Equatable {
+        /// Whose conversation row: the receipt as that user's stream has it.
+        public let userID: String
+        public let state: ReceiptState
+
+        public init(userID: String, state: ReceiptState) {
+            self.userID = userID
+            self.state = state
+        }
+    }
+
+    public let messages: [StoredMessage]
+    public let receipts: [Receipt]
+    /// Through where this covers: the span's end, or less (the last message of a full page,
+    /// or the database's committed head when the span was announced beyond it).
+    public let through: Int64
+
+    public init(messages: [StoredMessage], receipts: [Receipt], through: Int64) {
+        self.messages = messages
+        self.receipts = receipts
+        self.through = through
     }
 }
 
@@ -273,18 +303,22 @@ public protocol ChatStore: Sendable {
     /// not a message of this conversation fails with `invalidReference`.
     func history(between userID: String, and otherID: String, page: HistoryPage,
                  completion: @escaping @Sendable (Result<[ChatMessage], StoreError>) -> Void)
-    /// Stores a batch of messages in one transaction, in the order given, sequence numbers
-    /// ascending in that order. The result says, for each message in that order, what became
-    /// of it. A failure means none was stored.
-    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void)
-    /// Stores a batch of messages (possibly none) and then, in the same transaction, read
+    /// Stores a batch of messages (possibly none), in the order given, sequence numbers
+    /// ascending in that order, and then, in the same transaction, read
     /// receipts: for each, moves the user's read watermark in the conversation with the peer
     /// forward to its bound (a message of the conversation, or a place in the stream no later
     /// than its last message); each conversation moved takes one new place in the sequence,
     /// after the messages' (`ReadMark.receiptSeq`, on the first request of that conversation).
     /// Per receipt: `invalidReference` for a bound that is neither, nil when there is no such
-    /// conversation. A failure means nothing was stored.
+    /// conversation. A failure means nothing was stored. Writes take their places and commit
+    /// one after another, whichever process makes them, and each is announced to every
+    /// process with its span (see `StreamSequencer`).
     func write(_ messages: [NewMessage], reads: [ReadRequest], completion: @escaping @Sendable (Result<StoreWrite, StoreError>) -> Void)
+    /// Every user's messages and receipts in `span` as committed, in place order, at most
+    /// `limit` messages (then through the last of them).
+    func readStream(_ span: StreamSpan, limit: Int, completion: @escaping @Sendable (Result<StreamRange, StoreError>) -> Void)
+    /// The end of the last write committed (0 for none).
+    func committedHead(completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void)
     /// The messages `userID` received or sent with a sequence above `after`, ascending, at most
     /// `limit`; their conversations whose last receipt is above `after`, by its place, at most
     /// `limit`; and the highest sequence handed out.

@@ -353,6 +353,47 @@ struct ChatSocketApp: Sendable {
         }
         tasks.run { $0.socket.sendEncoded($0.packet, position: $0.position) }
     }
+
+    /// Hands out what other processes wrote (a range the sequencer read), in place order, as
+    /// this process's own writes are: `receive_message` to the receiver's sockets here,
+    /// `own_message` to the sender's (the sending socket is on another process), and each
+    /// receipt as the users' streams have it (what a resume replays: each side's watermark).
+    static func deliverRemote(_ range: StreamRange, rooms: SocketIORooms, head: StreamHead) {
+        defer { head.advance(to: range.through) }
+        var users: Set<String> = []
+        for message in range.messages {
+            users.insert(message.receiverID)
+            users.insert(message.senderID)
+        }
+        for receipt in range.receipts { users.insert(receipt.userID) }
+        let members = rooms.members(of: users)
+        guard !members.isEmpty else { return }
+        var tasks = LoopTasks<(socket: SocketIOSocket, packet: [UInt8], position: Int64?)>()
+        func post(_ packet: [UInt8], position: Int64, to sockets: [SocketIOSocket]) {
+            var offsetForm: [UInt8]?
+            for socket in sockets where socket.namespace == "/" {
+                if socket.recovers, offsetForm == nil { offsetForm = withOffset(packet, seq: position) }
+                tasks.add((socket, socket.recovers ? offsetForm! : packet, position), on: socket.loop)
+            }
+        }
+        var messages = range.messages[...], receipts = range.receipts[...]
+        while let next = [messages.first?.seq, receipts.first?.state.position].compactMap({ $0 }).min() {
+            if let message = messages.first, message.seq == next {
+                messages = messages.dropFirst()
+                if let sockets = members[message.receiverID] { post(receiveMessage(message), position: message.seq, to: sockets) }
+                if message.senderID != message.receiverID, let sockets = members[message.senderID] {
+                    post(ownMessage(message), position: message.seq, to: sockets)
+                }
+            } else if let receipt = receipts.first {
+                receipts = receipts.dropFirst()
+                guard let sockets = members[receipt.userID] else { continue }
+                for packet in streamPackets(.receipt(receipt.state), for: receipt.userID) {
+                    post(packet, position: receipt.state.position, to: sockets)
+                }
+            }
+        }
+        tasks.run { $0.socket.sendEncoded($0.packet, position: $0.position) }
+    }
 }
 
 /// Work for sockets of several event loops, gathered on another thread and handed to each

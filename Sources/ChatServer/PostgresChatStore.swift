@@ -5,6 +5,13 @@ import ServerRuntime
 /// `ChatStore` on PostgreSQL through the non-blocking pool. Every statement is parameterised.
 struct PostgresChatStore: ChatStore {
     let pool: PostgresPool
+    /// Names this process in the spans it announces (`streamChannel`), so it knows its own.
+    var processID = PostgresChatStore.makeProcessID()
+
+    static func makeProcessID() -> String {
+        var ids = MessageIDGenerator()
+        return String(ids.next().suffix(12))  // the random end of a new UUID
+    }
 
     private static let userColumns = "id::text AS id, email, username"
 
@@ -178,31 +185,109 @@ struct PostgresChatStore: ChatStore {
         }
     }
 
-    func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) {
-        pool.submit(Self.insertStatement(messages)) { result in
-            switch Self.map(result, { .success(Self.insertedMessages(ids: messages.map(\.id), rows: $0.rows)) }) {
-            case .failure(let error): completion(.failure(error))
-            case .success(let inserted): findRepeats(in: messages, inserted: inserted, completion: completion)
-            }
-        }
-    }
-
+    /// One transaction in one round trip: the stream head locked (writes take their places and
+    /// commit one at a time, across processes), the messages, then the receipts (they see the
+    /// messages and take later places), then the head moved to the last place taken and the
+    /// span announced on `streamChannel` — so a process hears of a write exactly when it
+    /// committed (NOTIFY is delivered at commit), and in commit order.
     func write(_ messages: [NewMessage], reads: [ReadRequest], completion: @escaping @Sendable (Result<StoreWrite, StoreError>) -> Void) {
-        // One pipeline segment: one transaction, one round trip; the receipts after the
-        // messages, so they see them and take later places.
-        let statements = (messages.isEmpty ? [] : [Self.insertStatement(messages)]) + [Self.markReadStatement(reads)]
-        pool.submit(statements) { result in
+        var statements = [Self.lockHeadStatement]
+        if !messages.isEmpty { statements.append(Self.insertStatement(messages)) }
+        if !reads.isEmpty { statements.append(Self.markReadStatement(reads)) }
+        statements.append(PostgresStatement(Self.advanceHeadSQL, [processID], preparedName: "chat_stream_advance"))
+        pool.submit(statements) { [statements] result in
             switch Self.map(result, { results -> Result<StoreWrite, StoreError> in
-                guard results.count == statements.count, let receiptRows = results.last else { return .failure(.failed("no result for a write")) }
-                let inserted = messages.isEmpty ? [] : Self.insertedMessages(ids: messages.map(\.id), rows: results[0].rows)
-                return Self.readMarks(receiptRows, count: reads.count).map { StoreWrite(messages: inserted, reads: $0) }
+                guard results.count == statements.count, let advanced = results.last,
+                      let after = advanced.value(0, "after").flatMap({ Int64($0) }),
+                      let through = advanced.value(0, "through").flatMap({ Int64($0) }) else {
+                    return .failure(.failed("no result for a write"))
+                }
+                let inserted = messages.isEmpty ? [] : Self.insertedMessages(ids: messages.map(\.id), rows: results[1].rows)
+                let marks: Result<[Result<ReadMark?, StoreError>], StoreError> = reads.isEmpty ? .success([]) : Self.readMarks(results[results.count - 2], count: reads.count)
+                return marks.map { StoreWrite(messages: inserted, reads: $0, span: StreamSpan(after: after, through: through)) }
             }) {
             case .failure(let error): completion(.failure(error))
             case .success(let written):
                 findRepeats(in: messages, inserted: written.messages) { result in
-                    completion(result.map { StoreWrite(messages: $0, reads: written.reads) })
+                    completion(result.map { StoreWrite(messages: $0, reads: written.reads, span: written.span) })
                 }
             }
+        }
+    }
+
+    /// The channel every write's span is announced on: `"<after> <through> <process id>"`.
+    static let streamChannel = "chat_stream"
+
+    private static let lockHeadStatement = PostgresStatement("SELECT last_seq FROM stream_head FOR UPDATE", preparedName: "chat_stream_lock")
+
+    /// Moves the head to the last place taken — every place is taken under the head's lock, so
+    /// the sequence's last value is this write's last place (or the head, when it took none) —
+    /// and announces the span when it took any. `before` reads the row as the statement
+    /// started: the write's start.
+    private static let advanceHeadSQL = """
+        WITH before AS (SELECT last_seq FROM stream_head),
+        taken AS (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS last FROM messages_seq_seq),
+        moved AS (
+            UPDATE stream_head SET last_seq = (SELECT last FROM taken) WHERE (SELECT last FROM taken) > last_seq RETURNING last_seq
+        )
+        SELECT b.last_seq::text AS after, coalesce(m.last_seq, b.last_seq)::text AS through,
+               CASE WHEN m.last_seq IS NOT NULL
+                    THEN pg_notify('\(streamChannel)', b.last_seq::text || ' ' || m.last_seq::text || ' ' || $1::text) END::text AS announced
+        FROM before b LEFT JOIN moved m ON true
+        """
+
+    /// Every user's messages and receipts in a span, in one statement (one snapshot), clamped
+    /// to the committed head; a full page of messages ends the range at its last one.
+    func readStream(_ span: StreamSpan, limit: Int, completion: @escaping @Sendable (Result<StreamRange, StoreError>) -> Void) {
+        let statement = PostgresStatement("""
+            WITH head AS (SELECT least(last_seq, $2::bigint) AS through FROM stream_head),
+            page AS (
+                SELECT * FROM messages WHERE seq + 0 > $1::bigint AND seq + 0 <= (SELECT through FROM head) ORDER BY seq + 0 LIMIT $3
+            ), cut AS (
+                SELECT CASE WHEN (SELECT count(*) FROM page) >= $3 THEN (SELECT max(seq) FROM page) ELSE (SELECT through FROM head) END AS through
+            )
+            SELECT 'm' AS kind, \(Self.messageColumns("p")),
+                   NULL::text AS user_id, NULL::text AS peer_id, NULL::text AS read_seq, NULL::text AS peer_read_seq, NULL::text AS receipt_seq
+            FROM page p
+            UNION ALL
+            SELECT 'r', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   c.user_id::text, c.peer_id::text, c.read_seq::text, c.peer_read_seq::text, c.receipt_seq::text
+            FROM conversations c WHERE c.receipt_seq > $1::bigint AND c.receipt_seq <= (SELECT through FROM cut)
+            UNION ALL
+            SELECT 'h', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (SELECT through FROM cut)::text
+            """, [String(span.after), String(span.through), String(limit)], preparedName: "chat_stream_range")
+        pool.submit(statement) { result in
+            completion(Self.map(result) { rows in
+                var messages: [StoredMessage] = [], receipts: [StreamRange.Receipt] = []
+                var through: Int64?
+                for row in 0..<rows.count {
+                    switch rows.value(row, "kind") {
+                    case "m":
+                        let found = Self.message(rows, row)
+                        guard let senderID = found.senderID, let receiverID = found.receiverID, let seq = found.seq else { continue }
+                        messages.append(StoredMessage(id: found.id, senderID: senderID, receiverID: receiverID, content: found.content ?? "",
+                                                      createdAt: found.createdAt ?? "", seq: seq, clientID: found.clientID))
+                    case "r":
+                        guard let userID = rows.value(row, "user_id"), let peerID = rows.value(row, "peer_id"),
+                              let position = rows.value(row, "receipt_seq").flatMap({ Int64($0) }) else { continue }
+                        receipts.append(StreamRange.Receipt(userID: userID, state: ReceiptState(
+                            peerID: peerID, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
+                            peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0, position: position)))
+                    default:
+                        through = rows.value(row, "receipt_seq").flatMap { Int64($0) }
+                    }
+                }
+                guard let through else { return .failure(.failed("no head for a stream range")) }
+                messages.sort { $0.seq < $1.seq }
+                receipts.sort { ($0.state.position, $0.userID) < ($1.state.position, $1.userID) }
+                return .success(StreamRange(messages: messages, receipts: receipts, through: max(span.after, through)))
+            })
+        }
+    }
+
+    func committedHead(completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
+        pool.submit(PostgresStatement("SELECT last_seq::text AS head FROM stream_head", preparedName: "chat_committed_head")) { result in
+            completion(Self.map(result) { rows in rows.value(0, "head").flatMap { Int64($0) }.map { .success($0) } ?? .failure(.failed("no stream head")) })
         }
     }
 
@@ -313,14 +398,6 @@ struct PostgresChatStore: ChatStore {
             values.append(byID?[id].map { stored(rows[$0]) } ?? .unknownReceiver)
         }
         return values
-    }
-
-    /// The last place handed out in the sequence (0 for none), where this process's stream head
-    /// starts.
-    func latestSequence(completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
-        pool.submit(Self.headStatement) { result in
-            completion(Self.map(result) { rows in rows.value(0, "head").flatMap { Int64($0) }.map { .success($0) } ?? .failure(.failed("no head")) })
-        }
     }
 
     /// The last place handed out in the sequence messages and receipts share (0 for none).

@@ -30,7 +30,7 @@ final class Server {
         signal(SIGPIPE, SIG_IGN)
 
         guard let jwtSecret else {
-            return serve(handler: Conformance.router(), pool: nil, poolThread: nil, description: "conformance mode (no database)", beforeShutdown: {})
+            return serve(handler: Conformance.router(), pool: nil, poolThread: nil, description: "conformance mode (no database)", beforeShutdown: {}, afterLoops: {})
         }
         var poolConfiguration = PostgresPool.Configuration()
         poolConfiguration.connections = configuration.databasePoolSize
@@ -40,17 +40,31 @@ final class Server {
         let store = PostgresChatStore(pool: pool)
         let rooms = SocketIORooms()
         let streamHead = StreamHead()
-        let writer = ChatSocketApp.Writer(store: store, maxQueued: configuration.messageQueueLimit, report: { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) },
+        // Several processes on one database: what the others write is read and delivered here
+        // in its turn (README, Several processes).
+        let sequencer = StreamSequencer { span, completion in
+            store.readStream(span, limit: Self.streamReadLimit) { result in
+                switch result {
+                case .success(let range):
+                    ChatSocketApp.deliverRemote(range, rooms: rooms, head: streamHead)
+                    completion(range.through)
+                case .failure(let error):
+                    Log.warning("could not read the stream \(span) other processes wrote (trying again): \(error)")
+                    completion(nil)
+                }
+            }
+        }
+        let writer = ChatSocketApp.Writer(store: store, maxQueued: configuration.messageQueueLimit, sequencer: sequencer,
+                                          report: { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) },
                                           resume: { ChatSocketApp.resumeSenders($0, room: $1) })
+        let listener = StreamListener(store: store, sequencer: sequencer, head: streamHead, options: configuration.database)
+        let listenerThread = PlatformThread.start(name: "postgres-listen") { listener.run() }
         let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads,
                                 quietThreads: configuration.bcryptQuietThreads, isQuiet: { writer.isQuiet() })
         let accounts = AccountService(store: store, signer: JWTSigner(secret: jwtSecret), bcryptCost: configuration.bcryptCost,
                                       hashing: hashing, now: { Int64(time(nil)) }, tokenLifetime: configuration.tokenLifetimeSeconds,
                                       throttle: LoginThrottle(settings: configuration.loginThrottle),
                                       sessionLifetime: configuration.sessionLifetimeSeconds)
-        // Until this answers (at once, normally) or a batch is delivered, the head is unknown
-        // (see ChatSocketApp.newSession).
-        store.latestSequence { if case .success(let seq) = $0 { streamHead.advance(to: seq) } }
         let messages = MessageService(store: store)
         let blocks = BlockList(store: store)
         blocks.load()
@@ -75,8 +89,15 @@ final class Server {
             // Everyone still here is last seen now (their grace periods would end after the loops).
             if !chat.presence.recordEveryoneSeen(timeoutMilliseconds: 2_000) { Log.warning("stopping before last_seen was stored") }
             engine.closeAllSessions(timeoutMilliseconds: 3_000)
+        } afterLoops: {
+            listener.stop()
+            listenerThread.join()
         }
     }
+
+    /// Messages read at most per read of other processes' writes (a long span, after the
+    /// listening connection was away, is read in pages).
+    static let streamReadLimit = 2_000
 
     nonisolated(unsafe) private static var heldUntilExit: [AnyObject] = []
 
@@ -90,7 +111,7 @@ final class Server {
 
     /// Starts the loops with `router`, waits for a stop signal, then shuts down in order.
     private func serve(handler router: any HTTPHandler, pool: PostgresPool?, poolThread: PlatformThread?, description: String,
-                       beforeShutdown: () -> Void) -> Int32 {
+                       beforeShutdown: () -> Void, afterLoops: () -> Void) -> Int32 {
         var signals = Self.stopSignals
 
         let group = EventLoopGroup(count: configuration.workers)
@@ -104,6 +125,7 @@ final class Server {
                                            limits: configuration.httpLimits)
         } catch {
             Log.error("cannot listen: \(error)")
+            afterLoops()
             pool?.shutdown()
             poolThread?.join()
             return 1
@@ -122,6 +144,7 @@ final class Server {
             return sigtimedwait(&signals, nil, &none) > 0  // a second signal, if one is pending; never blocks
         }
         if !drained { Log.warning("stopping with connections still open") }
+        afterLoops()
         pool?.shutdown()
         poolThread?.join()
         Log.info("stopped")

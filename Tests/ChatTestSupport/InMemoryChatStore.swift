@@ -59,7 +59,7 @@ public final class InMemoryChatStore: ChatStore {
     /// The size of each batch `markRead` was given, in order.
     public var readBatchSizes: [Int] { state.withLock { $0.readBatchSizes } }
 
-    /// The size of each batch `insertMessages` was given, in order.
+    /// The size of each batch of messages `write` was given, in order.
     public var batchSizes: [Int] { state.withLock { $0.batchSizes } }
 
     /// From now on a batch waits (its completion not called) until `releaseWrites()`, as if
@@ -155,7 +155,7 @@ public final class InMemoryChatStore: ChatStore {
         })
     }
 
-    public func insertMessages(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) {
+    private func insert(_ messages: [NewMessage], completion: @escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) {
         let write: @Sendable () -> Void = { [self] in
             completion(state.withLock { state in
                 state.batchSizes.append(messages.count)
@@ -224,17 +224,49 @@ public final class InMemoryChatStore: ChatStore {
 
     public func write(_ messages: [NewMessage], reads: [ReadRequest], completion: @escaping @Sendable (Result<StoreWrite, StoreError>) -> Void) {
         let insert: (@escaping @Sendable (Result<[InsertedMessage], StoreError>) -> Void) -> Void = { [self] done in
-            messages.isEmpty ? done(.success([])) : insertMessages(messages, completion: done)
+            messages.isEmpty ? done(.success([])) : self.insert(messages, completion: done)
         }
         insert { [self] result in
             completion(result.flatMap { inserted in
                 state.withLock { state in
-                    state.readBatchSizes.append(reads.count)
+                    if !reads.isEmpty { state.readBatchSizes.append(reads.count) }
                     guard state.available else { return .failure(.unavailable) }
-                    return .success(StoreWrite(messages: inserted, reads: reads.map { Self.markRead($0, in: &state) }))
+                    let reads = reads.map { Self.markRead($0, in: &state) }
+                    // Its places: one per message stored, one per receipt that moved (nothing
+                    // else takes places between them here).
+                    let taken = inserted.filter { if case .stored = $0 { true } else { false } }.count
+                        + reads.filter { if case .success(let mark?) = $0 { mark.receiptSeq != nil } else { false } }.count
+                    return .success(StoreWrite(messages: inserted, reads: reads, span: StreamSpan(after: state.lastSeq - Int64(taken), through: state.lastSeq)))
                 }
             })
         }
+    }
+
+    public func readStream(_ span: StreamSpan, limit: Int, completion: @escaping @Sendable (Result<StreamRange, StoreError>) -> Void) {
+        completion(state.withLock { state in
+            guard state.available else { return .failure(.unavailable) }
+            let end = min(span.through, state.lastSeq)
+            var messages = state.messages.filter { ($0.seq ?? 0) > span.after && ($0.seq ?? 0) <= end }.sorted { ($0.seq ?? 0) < ($1.seq ?? 0) }
+            var through = end
+            if messages.count > limit {
+                messages = Array(messages.prefix(limit))
+                through = messages.last?.seq ?? end
+            }
+            let receipts = state.receiptSeq.compactMap { key, position -> StreamRange.Receipt? in
+                let users = key.split(separator: " ").map(String.init)
+                guard position > span.after, position <= through else { return nil }
+                return StreamRange.Receipt(userID: users[0], state: ReceiptState(peerID: users[1], readSeq: state.readSeq["\(users[0]) \(users[1])"] ?? 0,
+                                                                                  peerReadSeq: state.readSeq["\(users[1]) \(users[0])"] ?? 0, position: position))
+            }.sorted { ($0.state.position, $0.userID) < ($1.state.position, $1.userID) }
+            return .success(StreamRange(messages: messages.map { message in
+                StoredMessage(id: message.id, senderID: message.senderID ?? "", receiverID: message.receiverID ?? "", content: message.content ?? "",
+                              createdAt: message.createdAt ?? "", seq: message.seq ?? 0, clientID: message.clientID)
+            }, receipts: receipts, through: max(span.after, through)))
+        })
+    }
+
+    public func committedHead(completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
+        completion(state.withLock { $0.available ? .success($0.lastSeq) : .failure(.unavailable) })
     }
 
     /// One request, as if alone: a batch's requests for one conversation each take a place.

@@ -1,0 +1,136 @@
+import CLibPQ
+import ServerRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A connection of its own that LISTENs on some channels and hands each notification to
+/// `handler`, on the thread that calls `run()`. A lost connection is reported and made again
+/// with back-off; `.listening` comes each time LISTEN is in place again, since what was
+/// notified meanwhile is gone (the owner catches up by other means). `tick` runs about every
+/// `tickMilliseconds` whatever the connection's state.
+public final class PostgresListener: @unchecked Sendable {
+    public enum Event: Sendable {
+        case listening
+        case notification(channel: String, payload: String)
+        case lost(PostgresError)
+    }
+
+    private let options: PostgresConnectionOptions
+    private let channels: [String]
+    private let tickMilliseconds: Int64
+    private let handler: @Sendable (Event) -> Void
+    private let tick: @Sendable () -> Void
+    private let stopping = Locked(false)
+    private let wakeReadFD: Int32
+    private let wakeWriteFD: Int32
+
+    public init(options: PostgresConnectionOptions, channels: [String], tickMilliseconds: Int64 = 1_000,
+                handler: @escaping @Sendable (Event) -> Void, tick: @escaping @Sendable () -> Void = {}) {
+        self.options = options
+        self.channels = channels
+        self.tickMilliseconds = tickMilliseconds
+        self.handler = handler
+        self.tick = tick
+        var fds: [Int32] = [0, 0]
+        precondition(pipe(&fds) == 0, "pipe failed")
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeReadFD = fds[0]
+        wakeWriteFD = fds[1]
+    }
+
+    deinit {
+        close(wakeReadFD)
+        close(wakeWriteFD)
+    }
+
+    /// Makes `run()` return soon (from any thread).
+    public func stop() {
+        stopping.withLock { $0 = true }
+        var byte: UInt8 = 1
+        _ = write(wakeWriteFD, &byte, 1)
+    }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    /// Listens until `stop()`.
+    public func run() {
+        var backoff: Int64 = 100
+        var nextTick = MonotonicClock.milliseconds() + tickMilliseconds
+        var connection: OpaquePointer?
+        var retryAt: Int64 = 0
+        while !isStopping {
+            var now = MonotonicClock.milliseconds()
+            if connection == nil, now >= retryAt {
+                switch listen() {
+                case .success(let made):
+                    connection = made
+                    backoff = 100
+                    handler(.listening)
+                case .failure(let error):
+                    handler(.lost(error))
+                    retryAt = now + backoff
+                    backoff = min(backoff * 2, 5_000)
+                }
+            }
+            now = MonotonicClock.milliseconds()
+            if now >= nextTick {
+                tick()
+                nextTick = now + tickMilliseconds
+            }
+            var fds = [pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0)]
+            if let connection { fds.append(pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)) }
+            var timeout = nextTick - now
+            if connection == nil { timeout = min(timeout, max(0, retryAt - now)) }
+            _ = poll(&fds, nfds_t(fds.count), Int32(max(0, timeout)))
+            if fds[0].revents != 0 {
+                var buffer = [UInt8](repeating: 0, count: 64)
+                while read(wakeReadFD, &buffer, buffer.count) > 0 {}
+            }
+            guard let current = connection, fds.count > 1, fds[1].revents != 0 else { continue }
+            if PQconsumeInput(current) != 1 || PQstatus(current) == CONNECTION_BAD {
+                let message = String(cString: PQerrorMessage(current)).trimmingTrailingNewlines()
+                PQfinish(current)
+                connection = nil
+                retryAt = MonotonicClock.milliseconds() + backoff
+                handler(.lost(PostgresError(kind: .connectionLost, message: message.isEmpty ? "the listening connection was lost" : message)))
+                continue
+            }
+            while let notification = PQnotifies(current) {
+                let channel = String(cString: notification.pointee.relname)
+                let payload = String(cString: notification.pointee.extra)
+                PQfreemem(notification)
+                handler(.notification(channel: channel, payload: payload))
+            }
+        }
+        if let connection { PQfinish(connection) }
+    }
+
+    /// A new connection with LISTEN in place on every channel (blocking: this thread's only work).
+    private func listen() -> Result<OpaquePointer, PostgresError> {
+        let made = options.withCArrays { keys, values in PQconnectdbParams(keys, values, 1) }
+        guard let made else { return .failure(PostgresError(kind: .connectionFailed, message: "out of memory")) }
+        guard PQstatus(made) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(made)).trimmingTrailingNewlines()
+            PQfinish(made)
+            return .failure(PostgresError(kind: .connectionFailed, message: message))
+        }
+        for channel in channels {
+            let quoted = channel.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"")
+            let result = PQexec(made, "LISTEN \"\(quoted)\"")
+            defer { PQclear(result) }
+            do {
+                try PostgresConnection.check(result, connection: made)
+            } catch {
+                PQfinish(made)
+                return .failure(error)
+            }
+        }
+        PQsetnonblocking(made, 1)
+        return .success(made)
+    }
+}
