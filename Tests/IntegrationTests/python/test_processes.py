@@ -1,0 +1,233 @@
+"""Several server processes on one database (issue 13), driven by python-socketio over both
+transports: what any process commits reaches every socket of its receiver (and the sender's
+other devices) on every process, in sequence order, exactly once — also while the listening
+connections are cut, and whatever arrives on the notification channel."""
+import os
+import threading
+import time
+
+import pytest
+import socketio
+
+from conftest import Server, psql
+from test_resume_and_sync import RecoveringClient, send_all
+from test_socketio_chat import TRANSPORTS, Inbox, connect
+
+STREAM_EVENTS = ("receive_message", "own_message", "messages_read")
+
+
+def seq_of(cursor):
+    return int(cursor[1:], 36)
+
+
+class Recorder:
+    """Every stream event a socket got, in the order it got them (python-engineio may hand
+    events to threads out of order, so they are taken in order, as the JS client does)."""
+
+    def __init__(self, server, token, transports):
+        self.inbox = Inbox()
+        self.client = socketio.Client(reconnection=False)
+        trigger = self.client.eio._trigger_event
+
+        def in_order(event, *args, **kwargs):
+            if event == "message":
+                kwargs["run_async"] = False
+            return trigger(event, *args, **kwargs)
+
+        self.client.eio._trigger_event = in_order
+        for name in STREAM_EVENTS + ("message_sent",):
+            self.client.on(name, (lambda name: lambda data=None, *rest: self.inbox.add(name, data))(name))
+        self.client.connect(server.url, auth={"token": token}, transports=transports, wait_timeout=10)
+
+    def of(self, name):
+        return self.inbox.of(name)
+
+    def wait_for(self, name, count, timeout=30):
+        return self.inbox.wait(lambda: len(self.of(name)) >= count, timeout=timeout)
+
+    def close(self):
+        try:
+            self.client.disconnect()
+        except Exception:
+            pass
+
+
+@pytest.fixture(scope="module")
+def servers(database):
+    started = [Server(os.environ["CHAT_SERVER_BIN"], database) for _ in range(3)]
+    yield started
+    for server in started:
+        assert server.stop() == 0, "".join(server.output)
+
+
+def assert_once_in_order(events, expected_ids, what):
+    ids = [event["id"] for event in events]
+    assert ids == expected_ids, f"{what}: {len(ids)} events, expected {len(expected_ids)} in sequence order, each once"
+    seqs = [seq_of(event["cursor"]) for event in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"{what}: cursors out of order"
+
+
+@pytest.mark.parametrize("mode", ["websocket", "polling"])
+def test_a_message_reaches_every_device_on_every_process_once_in_order(servers, database, mode):
+    one, two, three = servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = one.user("bob")
+    sender = connect(one, a_token, TRANSPORTS[mode])
+    b_on_two = Recorder(two, b_token, TRANSPORTS[mode])
+    b_on_three = Recorder(three, b_token, TRANSPORTS[mode])
+    a_on_three = Recorder(three, a_token, TRANSPORTS[mode])
+    try:
+        acks = send_all(sender, b_id, [f"across {mode} {n}" for n in range(60)])
+        assert all(ack["ok"] for ack in acks), acks
+        ids = [ack["id"] for ack in acks]
+        assert ids == psql(database, f"SELECT id FROM messages WHERE sender_id = '{a_id}' ORDER BY seq").split()
+        for recorder, name, what in ((b_on_two, "receive_message", "bob on process two"), (b_on_three, "receive_message", "bob on process three"),
+                                     (a_on_three, "own_message", "ann's other device on process three")):
+            recorder.wait_for(name, len(ids))
+            time.sleep(0.3)  # anything extra would have come by now
+            assert_once_in_order(recorder.of(name), ids, what)
+        assert [event["message"] for event in b_on_two.of("receive_message")] == [f"across {mode} {n}" for n in range(60)]
+        assert not a_on_three.of("receive_message"), "a sender's other device gets own_message, not receive_message"
+    finally:
+        for client in (sender,):
+            client.disconnect()
+        for recorder in (b_on_two, b_on_three, a_on_three):
+            recorder.close()
+
+
+def test_senders_on_every_process_at_once_reach_each_device_of_the_receiver_in_one_order(servers, database):
+    receiver_id, _, receiver_token = servers[0].user("rita")
+    senders = []
+    for index, server in enumerate(servers):
+        user_id, _, token = server.user(f"sender{index}")
+        senders.append((user_id, connect(server, token, TRANSPORTS["websocket"])))
+    devices = [Recorder(server, receiver_token, TRANSPORTS["websocket"]) for server in servers]
+    try:
+        results = {}
+
+        def send(index, client):
+            results[index] = send_all(client, receiver_id, [f"from {index}: {n}" for n in range(150)])
+
+        threads = [threading.Thread(target=send, args=(index, client)) for index, (_, client) in enumerate(senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert all(ack["ok"] for acks in results.values() for ack in acks)
+        stored = psql(database, f"SELECT id FROM messages WHERE receiver_id = '{receiver_id}' ORDER BY seq").split()
+        assert len(stored) == 450
+        for index, device in enumerate(devices):
+            device.wait_for("receive_message", len(stored))
+            time.sleep(0.3)
+            assert_once_in_order(device.of("receive_message"), stored, f"the receiver's device on process {index + 1}")
+    finally:
+        for _, client in senders:
+            client.disconnect()
+        for device in devices:
+            device.close()
+
+
+def test_a_receipt_on_one_process_reaches_the_sender_on_another(servers):
+    one, two, _ = servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = two.user("bob")
+    a = Recorder(one, a_token, TRANSPORTS["websocket"])
+    b = connect(two, b_token, TRANSPORTS["websocket"])
+    try:
+        acks = send_all(a.client, b_id, ["read me", "and me"])
+        answer = b.call("mark_read", {"with": a_id, "up_to": acks[-1]["id"]}, timeout=10)
+        assert answer["ok"] and answer["moved"], answer
+        assert a.wait_for("messages_read", 1), "ann hears that bob read her messages"
+        read = [event for event in a.of("messages_read") if event["reader"] == b_id]
+        assert read and read[-1]["peer"] == a_id and read[-1]["up_to"] == answer["read_up_to"], a.of("messages_read")
+    finally:
+        a.close()
+        b.disconnect()
+
+
+def test_cut_listening_connections_catch_up_without_a_gap_or_a_repeat(servers, database):
+    one, two, _ = servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = one.user("bob")
+    sender = connect(one, a_token, TRANSPORTS["websocket"])
+    receiver = Recorder(two, b_token, TRANSPORTS["websocket"])
+    try:
+        ids = [ack["id"] for ack in send_all(sender, b_id, [f"before {n}" for n in range(20)])]
+        cut = psql(database, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'chat-server-listen'")
+        assert int(cut) == 3, "each process listens on a connection of its own"
+        # Sent while the listeners are away (they come back within a second or so).
+        ids += [ack["id"] for ack in send_all(sender, b_id, [f"during {n}" for n in range(40)])]
+        ids += [ack["id"] for ack in send_all(sender, b_id, [f"after {n}" for n in range(20)])]
+        assert receiver.wait_for("receive_message", len(ids), timeout=20), len(receiver.of("receive_message"))
+        time.sleep(0.5)
+        assert_once_in_order(receiver.of("receive_message"), ids, "bob, on the process whose listener was cut")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and int(psql(database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chat-server-listen'")) < 3:
+            time.sleep(0.1)
+        assert int(psql(database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chat-server-listen'")) == 3
+        assert any("listening" in line for line in two.output), "the outage is in the log"
+    finally:
+        sender.disconnect()
+        receiver.close()
+
+
+def test_stray_notifications_are_ignored_and_nothing_repeats(servers, database):
+    one, two, _ = servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = one.user("bob")
+    sender = connect(one, a_token, TRANSPORTS["websocket"])
+    receiver = Recorder(two, b_token, TRANSPORTS["websocket"])
+    try:
+        ids = [ack["id"] for ack in send_all(sender, b_id, [f"first {n}" for n in range(10)])]
+        assert receiver.wait_for("receive_message", len(ids))
+        head = int(psql(database, "SELECT last_seq FROM stream_head"))
+        for payload in ("garbage", "", "5 3 x", "-4 2 x", "1 2", f"0 {head} someone", f"{head - 5} {head} someone",
+                        f"{head} {head + 1_000_000} someone", "9999999999999999999999 1 x"):
+            psql(database, f"SELECT pg_notify('chat_stream', '{payload}')")
+        ids += [ack["id"] for ack in send_all(sender, b_id, [f"then {n}" for n in range(10)])]
+        assert receiver.wait_for("receive_message", len(ids))
+        time.sleep(1.5)  # a head poll has passed too
+        assert_once_in_order(receiver.of("receive_message"), ids, "bob, after stray notifications")
+        for server in servers:
+            assert server.process.poll() is None, "".join(server.output)
+    finally:
+        sender.disconnect()
+        receiver.close()
+
+
+@pytest.mark.parametrize("mode", ["websocket", "polling"])
+def test_a_killed_process_clients_resume_on_another_with_nothing_lost_or_repeated(database, mode):
+    survivor = Server(os.environ["CHAT_SERVER_BIN"], database)
+    doomed = Server(os.environ["CHAT_SERVER_BIN"], database)
+    try:
+        a_id, _, a_token = survivor.user("ann")
+        b_id, _, b_token = survivor.user("bob")
+        sender = connect(survivor, a_token, TRANSPORTS[mode])
+        receiver = RecoveringClient(b_token, TRANSPORTS[mode]).connect(doomed.url)
+        ids = [ack["id"] for ack in send_all(sender, b_id, [f"before {n}" for n in range(30)])]
+        assert receiver.events.wait(lambda: len(receiver.of("receive_message")) >= len(ids))
+        doomed.process.kill()
+        doomed.process.wait(10)
+        # The connection died with the process: the client lets it go as the JS client does
+        # before reconnecting (keeping its pid and offset).
+        with receiver.lock:
+            receiver.generation += 1
+        gone, receiver.client = receiver.client, None
+        try:
+            gone.disconnect()
+        except Exception:
+            pass
+        # Messages keep coming while bob is away; he comes back through the other process.
+        ids += [ack["id"] for ack in send_all(sender, b_id, [f"while away {n}" for n in range(30)])]
+        receiver.connect(survivor.url)
+        assert receiver.recovered, "the session made on the killed process resumes on the other"
+        ids += [ack["id"] for ack in send_all(sender, b_id, [f"after {n}" for n in range(10)])]
+        assert receiver.events.wait(lambda: len(receiver.of("receive_message")) >= len(ids), timeout=20)
+        time.sleep(0.3)
+        got = [event["id"] for event in receiver.of("receive_message")]
+        assert got == ids, (len(got), len(ids))
+        sender.disconnect()
+        receiver.client.disconnect()
+    finally:
+        assert survivor.stop() == 0, "".join(survivor.output)
+        doomed.stop()
