@@ -267,6 +267,16 @@ public final class AccountService: Sendable {
         generations.withLock { $0.byUser[userID] != nil }
     }
 
+    /// Another process revoked the user's tokens: the generation is read again at their next
+    /// token (the revocation is committed by then).
+    public func forgetGeneration(of userID: String) {
+        generations.withLock { state in
+            state.byUser.removeValue(forKey: userID)
+            // A read begun before this may predate the revocation: not kept (see `remember`).
+            state.evictions += 1
+        }
+    }
+
     /// After a revocation committed: from now on, tokens below `generation` are refused.
     private func revoked(_ userID: String, generation: Int64) {
         generations.withLock { state in

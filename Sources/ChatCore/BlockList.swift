@@ -6,7 +6,8 @@ import Synchronization
 /// error: nothing says they are blocked), the blocker cannot message them either until they
 /// unblock, and neither sees the other's typing or presence. Every block is held in memory
 /// (a row per pair, few per user who blocks at all), read whole at start-up and kept by this
-/// process's changes, so the check on each message costs no database read.
+/// process's changes (and other processes', as they tell it: `apply`), so the check on each
+/// message costs no database read.
 public final class BlockList: Sendable {
     private struct State {
         var byBlocker: [String: Set<String>] = [:]
@@ -15,9 +16,24 @@ public final class BlockList: Sendable {
 
     private let state = Locked(State())
     private let store: any ChatStore
+    /// Told of each change this process stored (to tell other processes).
+    private let changed: @Sendable (_ blocker: String, _ blocked: String, _ blocking: Bool) -> Void
 
-    public init(store: any ChatStore) {
+    public init(store: any ChatStore, changed: @escaping @Sendable (_ blocker: String, _ blocked: String, _ blocking: Bool) -> Void = { _, _, _ in }) {
         self.store = store
+        self.changed = changed
+    }
+
+    /// A change stored by another process.
+    public func apply(blocker: String, blocked: String, blocking: Bool) {
+        state.withLock { state in
+            if blocking {
+                state.byBlocker[blocker, default: []].insert(blocked)
+            } else {
+                state.byBlocker[blocker]?.remove(blocked)
+                if state.byBlocker[blocker]?.isEmpty == true { state.byBlocker.removeValue(forKey: blocker) }
+            }
+        }
     }
 
     /// Reads every block, again every `retryMilliseconds` until the database answers; until
@@ -61,14 +77,8 @@ public final class BlockList: Sendable {
             case .failure(let error): completion(.failure(ServiceError(error)))
             case .success(false): completion(.failure(ServiceError(.notFound, "User not found")))
             case .success(true):
-                state.withLock { state in
-                    if blocking {
-                        state.byBlocker[blocker, default: []].insert(target)
-                    } else {
-                        state.byBlocker[blocker]?.remove(target)
-                        if state.byBlocker[blocker]?.isEmpty == true { state.byBlocker.removeValue(forKey: blocker) }
-                    }
-                }
+                apply(blocker: blocker, blocked: target, blocking: blocking)
+                changed(blocker, target, blocking)
                 completion(.success(()))
             }
         }

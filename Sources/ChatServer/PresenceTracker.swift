@@ -9,11 +9,18 @@ import Synchronization
 import Glibc
 #endif
 
-/// Presence: a user is online while at least one of their sockets is connected (on this
-/// process). Going offline waits out a grace period — a socket that reconnects within it
-/// changes nothing — so a flapping connection does not storm anyone. On a change, everyone
-/// the user has a conversation with and who is connected gets `presence {user, online,
-/// last_seen}`; `last_seen` is stored when the user goes offline, in batches.
+/// Presence: a user is online while at least one of their sockets is connected, on this
+/// process or another. Going offline here waits out a grace period — a socket that reconnects
+/// within it changes nothing — so a flapping connection does not storm anyone. On a change,
+/// everyone the user has a conversation with and who is connected gets `presence {user,
+/// online, last_seen}`; `last_seen` is stored when the user goes offline, in batches.
+///
+/// Across processes (`ClusterSignals`): each says when a user comes online there (`o`) or
+/// goes (`f`, after its grace), says it is alive every second (`h`), and on request (`?`)
+/// lists who is online there (`R`, `O`…, `E`). Each process tells its own sockets of a change
+/// only when the user's state changes across all of them; a process not heard from for
+/// `processExpiryMilliseconds` is taken for dead and its users go offline (unless online
+/// elsewhere), so a killed process's users do not stay online for ever.
 final class PresenceTracker: Sendable {
     private struct State {
         var sockets: [String: Int] = [:]
@@ -24,30 +31,147 @@ final class PresenceTracker: Sendable {
         /// Offline times not yet written, and whether a write is scheduled.
         var unwritten: [String: String] = [:]
         var writeScheduled = false
+        /// Users online on other processes, by process, and when each was last heard from.
+        var elsewhere: [String: (heardAt: Int64, users: Set<String>)] = [:]
+        /// A process's list being received (between its `R` and `E`), by process.
+        var incoming: [String: Set<String>] = [:]
+        /// No process is taken for dead before this (our listening connection was away, so
+        /// their signals could not be heard).
+        var noExpiryBefore: Int64 = 0
+
+        func isHere(_ userID: String) -> Bool { sockets[userID, default: 0] > 0 || leaving[userID] != nil }
+
+        func isElsewhere(_ userID: String, except process: String? = nil) -> Bool {
+            elsewhere.contains { $0.key != process && $0.value.users.contains(userID) }
+        }
+
+        func isOnline(_ userID: String) -> Bool { isHere(userID) || isElsewhere(userID) }
     }
 
     private let state = Locked(State())
     private let store: any ChatStore
     private let rooms: SocketIORooms
     private let blocks: BlockList
+    private let signals: ClusterSignals?
     let graceMilliseconds: Int64
     let writeDelayMilliseconds: Int64 = 1_000
+    static let processExpiryMilliseconds: Int64 = 5_000
 
-    init(store: any ChatStore, rooms: SocketIORooms, blocks: BlockList, graceMilliseconds: Int64 = 5_000) {
+    init(store: any ChatStore, rooms: SocketIORooms, blocks: BlockList, graceMilliseconds: Int64 = 5_000, signals: ClusterSignals? = nil) {
         self.store = store
         self.rooms = rooms
         self.blocks = blocks
         self.graceMilliseconds = graceMilliseconds
+        self.signals = signals
+        guard let signals else { return }
+        signals.on("o") { [self] process, arguments in
+            guard let user = arguments.first.flatMap(Validation.uuid) else { return }
+            let cameOnline = state.withLock { state in
+                let was = state.isOnline(user)
+                state.elsewhere[process, default: (0, [])].users.insert(user)
+                state.elsewhere[process]?.heardAt = MonotonicClock.milliseconds()
+                return !was
+            }
+            if cameOnline { announce(user, online: true, lastSeen: nil) }
+        }
+        signals.on("f") { [self] process, arguments in
+            guard let user = arguments.first.flatMap(Validation.uuid) else { return }
+            let wentOffline = state.withLock { state in
+                guard state.elsewhere[process]?.users.remove(user) != nil else { return false }
+                return !state.isOnline(user)
+            }
+            if wentOffline { announce(user, online: false, lastSeen: arguments.dropFirst().first.map(String.init)) }
+        }
+        signals.on("h") { [self] process, _ in
+            let unknown = state.withLock { state in
+                defer { state.elsewhere[process, default: (0, [])].heardAt = MonotonicClock.milliseconds() }
+                return state.elsewhere[process] == nil
+            }
+            // A process started (or came back) without our hearing its list: ask.
+            if unknown { signals.send("?") }
+        }
+        signals.on("?") { [self] _, _ in sendList() }
+        signals.on("R") { [self] process, _ in state.withLock { $0.incoming[process] = [] } }
+        signals.on("O") { [self] process, arguments in
+            state.withLock { $0.incoming[process]?.formUnion(arguments.compactMap(Validation.uuid)) }
+        }
+        signals.on("E") { [self] process, _ in
+            let (online, offline) = state.withLock { state -> ([String], [String]) in
+                guard let listed = state.incoming.removeValue(forKey: process) else { return ([], []) }
+                let before = state.elsewhere[process]?.users ?? []
+                let online = listed.subtracting(before).filter { !state.isHere($0) && !state.isElsewhere($0, except: process) }
+                state.elsewhere[process] = (MonotonicClock.milliseconds(), listed)
+                let offline = before.subtracting(listed).filter { !state.isOnline($0) }
+                return (Array(online), Array(offline))
+            }
+            for user in online { announce(user, online: true, lastSeen: nil) }
+            let time = Self.now()
+            for user in offline { announce(user, online: false, lastSeen: time) }
+        }
+        signals.onListening { [self] listening in
+            state.withLock { $0.noExpiryBefore = listening ? MonotonicClock.milliseconds() + Self.processExpiryMilliseconds : .max }
+            guard listening else { return }
+            // While we could not hear, we could not be heard either: others may have taken us
+            // for dead. Both sides' lists again.
+            sendList()
+            signals.send("?")
+        }
+        signals.onTick { [self] in
+            signals.send("h")
+            expireSilentProcesses()
+        }
+    }
+
+    /// Who is online here, to every other process: `R`, then `O` with as many users as fit in
+    /// a notification, then `E`.
+    private func sendList() {
+        guard let signals else { return }
+        let users = state.withLock { state in Array(state.sockets.keys) + Array(state.leaving.keys) }
+        signals.send("R")
+        var chunk: [String] = [], bytes = 0
+        for user in users {
+            if bytes + user.utf8.count + 1 > ClusterSignals.maxArgumentBytes {
+                signals.send("O", arguments: chunk)
+                chunk.removeAll(keepingCapacity: true)
+                bytes = 0
+            }
+            chunk.append(user)
+            bytes += user.utf8.count + 1
+        }
+        if !chunk.isEmpty { signals.send("O", arguments: chunk) }
+        signals.send("E")
+    }
+
+    /// Processes not heard from for `processExpiryMilliseconds` are taken for dead: their users
+    /// go offline, now, unless online elsewhere (and their last_seen is stored here: the dead
+    /// process could not).
+    private func expireSilentProcesses() {
+        let now = MonotonicClock.milliseconds()
+        let offline: [String] = state.withLock { state in
+            guard now >= state.noExpiryBefore else { return [] }
+            let dead = state.elsewhere.filter { now - $0.value.heardAt > Self.processExpiryMilliseconds }
+            guard !dead.isEmpty else { return [] }
+            for process in dead.keys { state.elsewhere.removeValue(forKey: process) }
+            return Set(dead.values.flatMap(\.users)).filter { !state.isOnline($0) }
+        }
+        guard !offline.isEmpty else { return }
+        let time = Self.now()
+        for user in offline { announce(user, online: false, lastSeen: time) }
+        store.recordLastSeen(offline.map { (userID: $0, time: time) }) { result in
+            if case .failure(let error) = result { Log.warning("last_seen of \(offline.count) users of a silent process not stored: \(error)") }
+        }
     }
 
     /// Counts the socket in; says `online` to the user's contacts unless they were still
     /// counted as online (another socket, or a reconnect within the grace period).
     func attach(_ socket: SocketIOSocket, userID: String) {
-        let cameOnline = state.withLock { state in
+        let (cameHere, cameOnline) = state.withLock { state in
             state.sockets[userID, default: 0] += 1
             let returning = state.leaving.removeValue(forKey: userID) != nil
-            return state.sockets[userID] == 1 && !returning
+            let cameHere = state.sockets[userID] == 1 && !returning
+            return (cameHere, cameHere && !state.isElsewhere(userID))
         }
+        if cameHere { signals?.send("o", userID) }
         if cameOnline { announce(userID, online: true, lastSeen: nil) }
         let loop = socket.loop
         socket.onDisconnect { [self] _ in detach(userID, on: loop) }
@@ -65,26 +189,27 @@ final class PresenceTracker: Sendable {
         guard let token else { return }
         _ = loop.schedule(after: graceMilliseconds) { [self] in
             let time = Self.now()
-            let gone: Bool = state.withLock { state in
-                guard state.leaving[userID] == token else { return false }
+            let (goneHere, offline): (Bool, Bool) = state.withLock { state in
+                guard state.leaving[userID] == token else { return (false, false) }
                 state.leaving.removeValue(forKey: userID)
+                // Still online on another process: not last seen yet.
+                guard !state.isElsewhere(userID) else { return (true, false) }
                 state.unwritten[userID] = time
-                return true
+                return (true, true)
             }
-            guard gone else { return }
+            if goneHere { signals?.send("f", userID, time) }
+            guard offline else { return }
             announce(userID, online: false, lastSeen: time)
             scheduleWrite(on: loop)
         }
     }
 
-    /// Online (on this process) and when last seen (nil: never, or unknown user), as `asker`
+    /// Online (on any process) and when last seen (nil: never, or unknown user), as `asker`
     /// may see it: between a blocker and the blocked, always offline and never seen.
     func presence(of userID: String, to asker: String,
                   completion: @escaping @Sendable (Result<(online: Bool, lastSeen: String?)?, StoreError>) -> Void) {
         let hidden = blocks.separates(userID, asker)
-        let (online, unwritten) = state.withLock { state in
-            (state.sockets[userID, default: 0] > 0 || state.leaving[userID] != nil, state.unwritten[userID])
-        }
+        let (online, unwritten) = state.withLock { state in (state.isOnline(userID), state.unwritten[userID]) }
         store.lastSeen(of: userID) { result in
             completion(result.map { stored in stored.map { hidden ? (false, nil) : (online, unwritten ?? $0) } })
         }

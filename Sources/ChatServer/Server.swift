@@ -57,7 +57,8 @@ final class Server {
         let writer = ChatSocketApp.Writer(store: store, maxQueued: configuration.messageQueueLimit, sequencer: sequencer,
                                           report: { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) },
                                           resume: { ChatSocketApp.resumeSenders($0, room: $1) })
-        let listener = StreamListener(store: store, sequencer: sequencer, head: streamHead, options: configuration.database)
+        let cluster = ClusterSignals(processID: store.processID)
+        let listener = StreamListener(store: store, sequencer: sequencer, head: streamHead, signals: cluster, options: configuration.database)
         let listenerThread = PlatformThread.start(name: "postgres-listen") { listener.run() }
         let hashing = WorkQueue(label: "bcrypt", limit: 1024, threads: configuration.bcryptThreads,
                                 quietThreads: configuration.bcryptQuietThreads, isQuiet: { writer.isQuiet() })
@@ -66,13 +67,28 @@ final class Server {
                                       throttle: LoginThrottle(settings: configuration.loginThrottle),
                                       sessionLifetime: configuration.sessionLifetimeSeconds)
         let messages = MessageService(store: store)
-        let blocks = BlockList(store: store)
+        let blocks = BlockList(store: store) { blocker, blocked, blocking in cluster.send("b", blocker, blocked, blocking ? "1" : "0") }
+        cluster.on("b") { _, arguments in
+            guard arguments.count == 3, let blocker = Validation.uuid(arguments[0]), let blocked = Validation.uuid(arguments[1]) else { return }
+            blocks.apply(blocker: blocker, blocked: blocked, blocking: arguments[2] == "1")
+        }
         blocks.load()
+        // Tokens revoked on another process: this one reads the user's generation again and
+        // ends their sockets here too.
+        cluster.on("x") { _, arguments in
+            guard arguments.count >= 1, let userID = Validation.uuid(arguments[0]) else { return }
+            accounts.forgetGeneration(of: userID)
+            let reason = arguments.dropFirst().joined(separator: " ")
+            ChatSocketApp.closeSessions(of: userID, reason: reason.isEmpty ? "signed out" : reason, rooms: rooms)
+        }
+        let typing = TypingRelay(store: store, rooms: rooms, blocks: blocks, signals: cluster)
+        typing.listen()
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,
                                  sessions: RecoverySessionID(signer: JWTSigner(secret: jwtSecret)), streamHead: streamHead,
                                  recoveryForEverySocket: configuration.connectionStateRecovery, maxMessageBytes: configuration.maxMessageBytes,
-                                 typing: TypingRelay(store: store, rooms: rooms, blocks: blocks), conversations: ConversationService(store: store, receipts: writer),
-                                 presence: PresenceTracker(store: store, rooms: rooms, blocks: blocks, graceMilliseconds: configuration.presenceGraceMilliseconds),
+                                 typing: typing, conversations: ConversationService(store: store, receipts: writer),
+                                 presence: PresenceTracker(store: store, rooms: rooms, blocks: blocks, graceMilliseconds: configuration.presenceGraceMilliseconds,
+                                                           signals: cluster),
                                  rateLimiter: SocketRateLimiter(limits: EventRateLimits(settings: configuration.eventRateLimits)), blocks: blocks)
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
         let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions(), caps: ConnectionCaps(settings: configuration.connectionCaps)) { session in
@@ -82,7 +98,10 @@ final class Server {
                             announceRead: { reader, peer, readSeq, position in
                                 ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)
                             },
-                            closeSessions: { userID, reason in ChatSocketApp.closeSessions(of: userID, reason: reason, rooms: rooms) })
+                            closeSessions: { userID, reason in
+                                ChatSocketApp.closeSessions(of: userID, reason: reason, rooms: rooms)
+                                cluster.send("x", arguments: [userID] + reason.split(separator: " ").map(String.init))
+                            })
         return serve(handler: OriginGuard(policy: configuration.allowedOrigins, inner: engine.mounted(over: api, preflightsGoToFallback: true)), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // Messages already taken are committed and acknowledged before sessions close.
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }

@@ -3,10 +3,11 @@ import PostgresClient
 import ServerRuntime
 import Synchronization
 
-/// This process's ear on the stream (README, Several processes): the spans every process's
+/// This process's ear on the database (README, Several processes): the spans every process's
 /// writes announce (`PostgresChatStore.streamChannel`) go to the sequencer, and so does the
 /// committed head — when the listening connection is (again) in place, since what was
-/// announced while it was away is lost, and every second, in case a notification was.
+/// announced while it was away is lost, and every second, in case a notification was. Other
+/// processes' signals (`ClusterSignals`) go to `signals`, which also sends through it.
 final class StreamListener: Sendable {
     private let listener: PostgresListener
 
@@ -25,7 +26,7 @@ final class StreamListener: Sendable {
         }
     }
 
-    init(store: PostgresChatStore, sequencer: StreamSequencer, head: StreamHead, options: PostgresConnectionOptions,
+    init(store: PostgresChatStore, sequencer: StreamSequencer, head: StreamHead, signals: ClusterSignals, options: PostgresConnectionOptions,
          tickMilliseconds: Int64 = 1_000) {
         let pollHead: @Sendable () -> Void = {
             store.committedHead { result in
@@ -37,15 +38,19 @@ final class StreamListener: Sendable {
         }
         let notes = Notes()
         listener = PostgresListener(options: options.withSessionDefaults(applicationName: "chat-server-listen"),
-                                    channels: [PostgresChatStore.streamChannel], tickMilliseconds: tickMilliseconds, handler: { event in
+                                    channels: [PostgresChatStore.streamChannel, ClusterSignals.channel], tickMilliseconds: tickMilliseconds, handler: { event in
             switch event {
             case .listening:
                 if notes.away.exchange(false, ordering: .relaxed) { Log.info("listening to the stream again; catching up") }
                 pollHead()
+                signals.listening(true)
             case .lost(let error):
                 if !notes.away.exchange(true, ordering: .relaxed) {
                     Log.warning("the connection listening to other processes' writes is away (\(error)); retrying, and catching up when back")
+                    signals.listening(false)
                 }
+            case .notification(let channel, let payload) where channel == ClusterSignals.channel:
+                signals.received(payload)
             case .notification(_, let payload):
                 guard let (span, origin) = Self.parse(payload) else {
                     notes.stray(payload)
@@ -53,7 +58,11 @@ final class StreamListener: Sendable {
                 }
                 sequencer.heard(span, ours: origin == store.processID)
             }
-        }, tick: pollHead)
+        }, tick: {
+            pollHead()
+            signals.tick()
+        })
+        signals.attach(listener)
     }
 
     func run() { listener.run() }

@@ -13,7 +13,17 @@ struct TypingRelay: Sendable {
     let store: any ChatStore
     let rooms: SocketIORooms
     let blocks: BlockList
+    /// The peer's sockets on other processes are told through them.
+    var signals: ClusterSignals?
     var expiryMilliseconds: Int64 = 6_000
+
+    /// Other processes' typing (`t <from> <to> 1|0`) is relayed to the sockets here.
+    func listen() {
+        signals?.on("t") { [self] _, arguments in
+            guard arguments.count == 3, let from = Validation.uuid(String(arguments[0])), let to = Validation.uuid(String(arguments[1])) else { return }
+            relayHere(typing: arguments[2] == "1", from: from, to: to)
+        }
+    }
 
     /// One socket's typing: confined to its loop (the database's answer is brought back to it).
     final class State: @unchecked Sendable {
@@ -84,8 +94,14 @@ struct TypingRelay: Sendable {
         ack?([["ok": true]])
     }
 
-    /// `2["typing",{"from","typing"}]` to every socket of `peer`, encoded once.
+    /// To the peer's sockets here and on every other process.
     private func relay(typing: Bool, from userID: String, to peer: String) {
+        relayHere(typing: typing, from: userID, to: peer)
+        signals?.send("t", userID, peer, typing ? "1" : "0")
+    }
+
+    /// `2["typing",{"from","typing"}]` to every socket of `peer` on this process, encoded once.
+    private func relayHere(typing: Bool, from userID: String, to peer: String) {
         guard !blocks.separates(userID, peer), let sockets = rooms.members(of: [peer])[peer] else { return }
         let packet = SocketIOSocket.eventPacket("typing", [["from": .string(userID), "typing": .bool(typing)]], namespace: "/").encoded()
         for socket in sockets where socket.namespace == "/" {

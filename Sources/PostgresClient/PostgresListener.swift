@@ -10,6 +10,10 @@ import Glibc
 /// with back-off; `.listening` comes each time LISTEN is in place again, since what was
 /// notified meanwhile is gone (the owner catches up by other means). `tick` runs about every
 /// `tickMilliseconds` whatever the connection's state.
+///
+/// It also sends notifications (`notify`): those queued meanwhile go together in one statement,
+/// one transaction, committed without waiting for the disk (`synchronous_commit` off on this
+/// connection: they are signals, not data). While the connection is away they are dropped.
 public final class PostgresListener: @unchecked Sendable {
     public enum Event: Sendable {
         case listening
@@ -23,6 +27,9 @@ public final class PostgresListener: @unchecked Sendable {
     private let handler: @Sendable (Event) -> Void
     private let tick: @Sendable () -> Void
     private let stopping = Locked(false)
+    private let outbox = Locked<[(channel: String, payload: String)]>([])
+    /// Notifications queued at most; more are dropped (the connection is not keeping up).
+    public static let maxQueuedNotifications = 10_000
     private let wakeReadFD: Int32
     private let wakeWriteFD: Int32
 
@@ -56,6 +63,37 @@ public final class PostgresListener: @unchecked Sendable {
     }
 
     private var isStopping: Bool { stopping.withLock { $0 } }
+
+    /// Queues a notification to send (from any thread); false when dropped (too many queued).
+    @discardableResult
+    public func notify(channel: String, payload: String) -> Bool {
+        let (queued, first) = outbox.withLock { outbox -> (Bool, Bool) in
+            guard outbox.count < Self.maxQueuedNotifications else { return (false, false) }
+            outbox.append((channel, payload))
+            return (true, outbox.count == 1)
+        }
+        if first {
+            var byte: UInt8 = 1
+            _ = write(wakeWriteFD, &byte, 1)
+        }
+        return queued
+    }
+
+    /// Sends what is queued, in one statement; dropped without a connection or on failure
+    /// (the failure then shows as the connection lost).
+    private func sendQueued(on connection: OpaquePointer?) {
+        let queued = outbox.withLock { outbox in
+            defer { outbox.removeAll(keepingCapacity: true) }
+            return outbox
+        }
+        guard let connection, !queued.isEmpty else { return }
+        let result = PostgresConnection.withCParameters([PostgresArrayLiteral.text(queued.map(\.channel)), PostgresArrayLiteral.text(queued.map(\.payload))]) {
+            count, values in
+            PQexecParams(connection, "SELECT count(pg_notify(n.channel, n.payload)) FROM unnest($1::text[], $2::text[]) AS n(channel, payload)",
+                         count, nil, values, nil, nil, 0)
+        }
+        PQclear(result)
+    }
 
     /// Listens until `stop()`.
     public func run() {
@@ -91,8 +129,10 @@ public final class PostgresListener: @unchecked Sendable {
                 var buffer = [UInt8](repeating: 0, count: 64)
                 while read(wakeReadFD, &buffer, buffer.count) > 0 {}
             }
-            guard let current = connection, fds.count > 1, fds[1].revents != 0 else { continue }
-            if PQconsumeInput(current) != 1 || PQstatus(current) == CONNECTION_BAD {
+            sendQueued(on: connection)
+            guard let current = connection else { continue }
+            let readable = fds.count > 1 && fds[1].revents != 0
+            if (readable && PQconsumeInput(current) != 1) || PQstatus(current) == CONNECTION_BAD {
                 let message = String(cString: PQerrorMessage(current)).trimmingTrailingNewlines()
                 PQfinish(current)
                 connection = nil
@@ -100,6 +140,7 @@ public final class PostgresListener: @unchecked Sendable {
                 handler(.lost(PostgresError(kind: .connectionLost, message: message.isEmpty ? "the listening connection was lost" : message)))
                 continue
             }
+            // Also those libpq read while sending.
             while let notification = PQnotifies(current) {
                 let channel = String(cString: notification.pointee.relname)
                 let payload = String(cString: notification.pointee.extra)
@@ -119,6 +160,8 @@ public final class PostgresListener: @unchecked Sendable {
             PQfinish(made)
             return .failure(PostgresError(kind: .connectionFailed, message: message))
         }
+        let unhurried = PQexec(made, "SET synchronous_commit = off")
+        PQclear(unhurried)
         for channel in channels {
             let quoted = channel.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"")
             let result = PQexec(made, "LISTEN \"\(quoted)\"")

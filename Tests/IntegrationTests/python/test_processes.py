@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import requests
 import socketio
 
 from conftest import Server, psql
@@ -231,3 +232,114 @@ def test_a_killed_process_clients_resume_on_another_with_nothing_lost_or_repeate
     finally:
         assert survivor.stop() == 0, "".join(survivor.output)
         doomed.stop()
+
+
+def listen_for(client, *names):
+    for name in names:
+        client.on(name, (lambda name: lambda data=None: client.inbox.add(name, data))(name))
+    return client
+
+
+def test_typing_crosses_processes(servers):
+    one, two, _ = servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = two.user("bob")
+    ann = connect(one, a_token, TRANSPORTS["websocket"])
+    bob = listen_for(connect(two, b_token, TRANSPORTS["polling"]), "typing")
+    try:
+        assert ann.call("send_message", {"to": b_id, "message": "hi"}, timeout=10)["ok"]  # a conversation
+        assert ann.call("typing", {"to": b_id, "typing": True}, timeout=10) == {"ok": True}
+        assert bob.inbox.wait(lambda: bob.inbox.of("typing")), "bob, on another process, sees ann typing"
+        assert bob.inbox.of("typing")[0] == {"from": a_id, "typing": True}
+        assert ann.call("typing", {"to": b_id, "typing": False}, timeout=10) == {"ok": True}
+        assert bob.inbox.wait(lambda: len(bob.inbox.of("typing")) == 2)
+        assert bob.inbox.of("typing")[1] == {"from": a_id, "typing": False}
+    finally:
+        ann.disconnect()
+        bob.disconnect()
+
+
+@pytest.fixture(scope="module")
+def quick_servers(database):
+    started = [Server(os.environ["CHAT_SERVER_BIN"], database, {"PRESENCE_GRACE_SECONDS": "1"}) for _ in range(2)]
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            assert server.stop() == 0, "".join(server.output)
+
+
+def test_presence_spans_processes_and_a_dead_process_users_go_offline(quick_servers, database):
+    one, two = quick_servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = one.user("bob")
+    ann = connect(one, a_token, TRANSPORTS["websocket"])
+    assert ann.call("send_message", {"to": b_id, "message": "hi"}, timeout=10)["ok"]
+    ann.disconnect()
+    time.sleep(2)  # ann's first session is over everywhere
+    bob = listen_for(connect(one, b_token, TRANSPORTS["websocket"]), "presence")
+    try:
+        ann = connect(two, a_token, TRANSPORTS["websocket"])
+        assert bob.inbox.wait(lambda: bob.inbox.of("presence")), "ann online on process two: bob, on one, is told"
+        assert bob.inbox.of("presence")[0]["user"] == a_id and bob.inbox.of("presence")[0]["online"] is True
+        looked_up = requests.get(f"{one.url}/api/users/{a_id}/presence", headers={"Authorization": f"Bearer {b_token}"}, timeout=10)
+        assert looked_up.json()["online"] is True, "process one answers for a user online on two"
+        # A second device on process one, then the first one goes: still online, nobody told.
+        # (Over WebSocket: python-socketio leaves a polling session without a word, and the
+        # server only times it out.)
+        ann_too = connect(one, a_token, TRANSPORTS["websocket"])
+        ann.disconnect()
+        time.sleep(2.5)
+        assert len(bob.inbox.of("presence")) == 1, bob.inbox.of("presence")
+        ann_too.disconnect()
+        assert bob.inbox.wait(lambda: len(bob.inbox.of("presence")) == 2, timeout=5)
+        assert bob.inbox.of("presence")[1]["online"] is False and bob.inbox.of("presence")[1]["last_seen"]
+        # ann on process two, which is then killed: she goes offline within a bounded time.
+        ann = connect(two, a_token, TRANSPORTS["websocket"])
+        assert bob.inbox.wait(lambda: len(bob.inbox.of("presence")) == 3)
+        two.process.kill()
+        two.process.wait(10)
+        started = time.monotonic()
+        assert bob.inbox.wait(lambda: len(bob.inbox.of("presence")) == 4, timeout=15), "a dead process's users go offline"
+        assert bob.inbox.of("presence")[3]["user"] == a_id and bob.inbox.of("presence")[3]["online"] is False
+        assert time.monotonic() - started < 10
+    finally:
+        bob.disconnect()
+
+
+def test_a_logout_on_one_process_ends_the_sockets_on_another(servers):
+    one, two, three = servers
+    user_id, email, token = one.user("ann")
+    socket_there = connect(two, token, TRANSPORTS["websocket"])
+    closed = Inbox()
+    socket_there.on("session_closed", lambda data: closed.add("session_closed", data))
+    socket_there.on("disconnect", lambda *reason: closed.add("disconnect", reason))
+    assert requests.get(three.url + "/api/conversations", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    r = requests.post(one.url + "/api/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert closed.wait(lambda: closed.of("disconnect"), timeout=10), "the socket on process two is ended"
+    assert closed.of("session_closed") == [{"reason": "logged out"}]
+    time.sleep(0.2)
+    for server in (two, three):  # process three had the old generation in memory
+        r = requests.get(server.url + "/api/conversations", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 403 and r.json() == {"message": "Invalid token"}, r.text
+
+
+def test_a_block_made_on_one_process_holds_on_another(servers):
+    one, two, _ = servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = one.user("bob")
+    ann = connect(two, a_token, TRANSPORTS["websocket"])
+    try:
+        assert ann.call("send_message", {"to": b_id, "message": "before"}, timeout=10)["ok"]
+        r = requests.post(f"{one.url}/api/users/{a_id}/block", headers={"Authorization": f"Bearer {b_token}"}, timeout=10)
+        assert r.status_code in (200, 201), r.text
+        time.sleep(0.3)
+        refused = ann.call("send_message", {"to": b_id, "message": "after"}, timeout=10)
+        assert refused["ok"] is False, "process two knows of the block made on process one"
+        assert psql(one.database_url, f"SELECT count(*) FROM messages WHERE sender_id = '{a_id}'") == "1"
+        r = requests.delete(f"{one.url}/api/users/{a_id}/block", headers={"Authorization": f"Bearer {b_token}"}, timeout=10)
+        assert r.status_code in (200, 204), r.text
+        time.sleep(0.3)
+        assert ann.call("send_message", {"to": b_id, "message": "again"}, timeout=10)["ok"]
+    finally:
+        ann.disconnect()
