@@ -1,6 +1,6 @@
 # The two commands (see README.md). Both install what is missing, build, and bring up a
 # private PostgreSQL when no database is configured.
-.PHONY: run test build conformance chat-a chat-b bench fuzz sanitize
+.PHONY: run test build conformance chat-a chat-b bench fuzz sanitize cluster
 
 run:
 	@scripts/run.sh
@@ -10,6 +10,11 @@ test:
 
 build:
 	swift build -c release
+
+# Several server processes on one database behind nginx (PROCESSES=3, PORT=5001); see README
+# "Several processes".
+cluster:
+	@scripts/cluster.sh
 
 # The Autobahn WebSocket suite alone (make test runs it too).
 conformance:

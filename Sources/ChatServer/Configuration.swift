@@ -52,6 +52,11 @@ struct Configuration {
     var connectionCaps = ConnectionCaps.Settings()
     /// Which web pages may use the server (`ALLOWED_ORIGINS`); every one by default.
     var allowedOrigins = OriginPolicy.any
+    /// Load balancers whose X-Forwarded-For names the client (`TRUSTED_PROXIES`); none by default.
+    var trustedProxies = TrustedProxies.none
+    /// Starts every Engine.IO session id (`INSTANCE_ID` and a dot), so a load balancer in front
+    /// of several processes can send a polling session's requests to the process that has it.
+    var instanceID = ""
     var maxHeaderBytes = 16_384
     var maxBodyBytes = 1_048_576
     var headerTimeoutMilliseconds: Int64 = 10_000
@@ -121,6 +126,15 @@ struct Configuration {
             connectionCaps.newPerSecond = rate
             connectionCaps.newBurst = rate * 10
         }
+        if let proxies = value("TRUSTED_PROXIES") {
+            do { trustedProxies = try TrustedProxies(setting: proxies) } catch { throw Invalid(description: error.description) }
+        }
+        if let id = value("INSTANCE_ID"), !id.isEmpty {
+            guard (1...32).contains(id.utf8.count), id.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2D || $0 == 0x5F }) else {
+                throw Invalid(description: "INSTANCE_ID must be 1 to 32 letters, digits, '-' or '_', not '\(id)'")
+            }
+            instanceID = id
+        }
         if let origins = value("ALLOWED_ORIGINS") {
             do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }
@@ -151,6 +165,7 @@ struct Configuration {
         limits.headerTimeoutMilliseconds = headerTimeoutMilliseconds
         limits.requestTimeoutMilliseconds = requestTimeoutMilliseconds
         limits.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+        limits.trustedProxies = trustedProxies
         return limits
     }
 

@@ -91,7 +91,9 @@ final class Server {
                                                            signals: cluster),
                                  rateLimiter: SocketRateLimiter(limits: EventRateLimits(settings: configuration.eventRateLimits)), blocks: blocks)
         let socketIO = SocketIOServer(namespaces: [chat.namespace], rooms: rooms)
-        let engine = EngineIOServer(path: "/socket.io/", options: EngineIOOptions(), caps: ConnectionCaps(settings: configuration.connectionCaps)) { session in
+        var engineOptions = EngineIOOptions()
+        engineOptions.sessionIDPrefix = configuration.instanceID
+        let engine = EngineIOServer(path: "/socket.io/", options: engineOptions, caps: ConnectionCaps(settings: configuration.connectionCaps)) { session in
             socketIO.makeConnection(for: session)
         }
         let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, blocks: blocks, store: store,

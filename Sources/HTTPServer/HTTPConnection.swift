@@ -172,7 +172,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     private func dispatch(_ request: HTTPRequest) {
         var request = request
-        request.clientAddress = clientAddress
+        request.clientAddress = limits.trustedProxies.client(of: request, peer: clientAddress)
         servedRequests += 1
         generation &+= 1
         let current = generation

@@ -18,6 +18,8 @@ public struct HTTPConnectionLimits: Sendable {
     public var maxPendingOutput = 256 * 1024
     /// After an error answer, how long to drain what the client still sends before closing.
     public var lingerMilliseconds: Int64 = 2_000
+    /// Whose `X-Forwarded-For` names the client (`HTTPRequest.clientAddress`).
+    public var trustedProxies = TrustedProxies.none
 
     public init() {}
 }

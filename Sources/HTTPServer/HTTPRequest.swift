@@ -6,7 +6,8 @@ public struct HTTPRequest: Sendable {
     public var minorVersion: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
-    /// The client's IP address as the connection sees it (a proxy's, behind one).
+    /// The client's IP address: the connection's, or behind a trusted proxy the one it names
+    /// (`TrustedProxies`).
     public var clientAddress = ""
 
     /// The first value of a header, by lower-case name.

@@ -19,6 +19,9 @@ public struct EngineIOOptions: Sendable {
     public var pingIntervalMilliseconds: Int64 = 25_000
     public var pingTimeoutMilliseconds: Int64 = 20_000
     public var maxPayload = 1_000_000
+    /// Starts every session id (then a dot): which process has the session, for a load
+    /// balancer that routes polling requests by their `sid`.
+    public var sessionIDPrefix = ""
 
     public init() {}
 }
@@ -156,7 +159,7 @@ public final class EngineIOServer: HTTPHandler {
     }
 
     private func open(on loop: EventLoop, handshake: HTTPRequest) -> EngineIOSession {
-        let session = EngineIOSession(id: Self.makeSessionID(), loop: loop, server: self, options: options,
+        let session = EngineIOSession(id: options.sessionIDPrefix.isEmpty ? Self.makeSessionID() : options.sessionIDPrefix + "." + Self.makeSessionID(), loop: loop, server: self, options: options,
                                       handshake: EngineIOHandshake(target: handshake.target), clientAddress: handshake.clientAddress)
         sessions.withLock { $0[session.id] = session }
         caps?.opened(session.clientAddress)

@@ -33,6 +33,20 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(try Configuration(["ALLOWED_ORIGINS": "https://chat.example.com"]).allowedOrigins, .only(["https://chat.example.com"]))
     }
 
+    func testSeveralProcessesSettings() throws {
+        let defaults = try Configuration([:])
+        XCTAssertEqual(defaults.instanceID, "")
+        XCTAssertTrue(defaults.trustedProxies.isEmpty, "a client's X-Forwarded-For is believed only from a proxy named")
+        let named = try Configuration(["INSTANCE_ID": "n2", "TRUSTED_PROXIES": "127.0.0.1, ::1"])
+        XCTAssertEqual(named.instanceID, "n2")
+        XCTAssertEqual(named.httpLimits.trustedProxies, try TrustedProxies(setting: "::1,127.0.0.1"))
+        XCTAssertEqual(try Configuration(["INSTANCE_ID": ""]).instanceID, "")
+        for bad in ["n.1", "with space", String(repeating: "x", count: 33), "é"] {
+            XCTAssertThrowsError(try Configuration(["INSTANCE_ID": bad]), bad)
+        }
+        XCTAssertThrowsError(try Configuration(["TRUSTED_PROXIES": "nginx.local"]))
+    }
+
     func testSocketEventLimitsByName() throws {
         XCTAssertEqual(try Configuration([:]).eventRateLimits, EventRateLimits.Settings())
         let limits = try Configuration(["MESSAGE_BURST": "5", "MESSAGES_PER_SECOND": "2", "TYPING_EVENT_BURST": "0", "TYPING_EVENTS_PER_SECOND": "9",

@@ -2,7 +2,10 @@
 transports: what any process commits reaches every socket of its receiver (and the sender's
 other devices) on every process, in sequence order, exactly once — also while the listening
 connections are cut, and whatever arrives on the notification channel."""
+import json
 import os
+import signal
+import subprocess
 import threading
 import time
 
@@ -343,3 +346,176 @@ def test_a_block_made_on_one_process_holds_on_another(servers):
         assert ann.call("send_message", {"to": b_id, "message": "again"}, timeout=10)["ok"]
     finally:
         ann.disconnect()
+
+
+REPOSITORY = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+class Nginx:
+    """nginx from Debian in front of the servers, configured by scripts/cluster.sh nginx-config
+    (the configuration deploy/nginx-chat.conf shows)."""
+
+    def __init__(self, servers, prefix):
+        import socket as sockets
+        probe = sockets.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        os.makedirs(prefix, exist_ok=True)
+        config = subprocess.run([os.path.join(REPOSITORY, "scripts", "cluster.sh"), "nginx-config", f"127.0.0.1:{self.port}", prefix]
+                                + [f"127.0.0.1:{server.port}" for server in servers], check=True, capture_output=True, text=True).stdout
+        with open(os.path.join(prefix, "nginx.conf"), "w") as file:
+            file.write(config)
+        self.process = subprocess.Popen(["nginx", "-p", prefix, "-c", os.path.join(prefix, "nginx.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                requests.get(self.url + "/socket.io/?EIO=4&transport=polling", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)  # at once: open WebSockets would hold a graceful stop
+        self.process.wait(10)
+
+    # What the tests' helpers take for a server.
+    def user(self, name):
+        return Server.user(self, name)
+
+
+@pytest.fixture(scope="module")
+def behind_nginx(database, tmp_path_factory):
+    started = [Server(os.environ["CHAT_SERVER_BIN"], database, {"INSTANCE_ID": f"n{n}", "TRUSTED_PROXIES": "127.0.0.1"}) for n in (1, 2, 3)]
+    nginx = Nginx(started, str(tmp_path_factory.mktemp("nginx")))
+    yield nginx, started
+    nginx.stop()
+    for server in started:
+        if server.process.poll() is None:
+            assert server.stop() == 0, "".join(server.output)
+
+
+def test_polling_sessions_stay_with_their_process_behind_nginx(behind_nginx):
+    nginx, servers = behind_nginx
+    owners = set()
+    for _ in range(6):
+        r = requests.get(nginx.url + "/socket.io/?EIO=4&transport=polling", timeout=10)
+        assert r.status_code == 200, r.text
+        sid = json.loads(r.text[1:])["sid"]
+        owners.add(sid.split(".")[0])
+        # Every later request of the session reaches the process that has it.
+        for _ in range(3):
+            r = requests.post(nginx.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data="40", timeout=10)
+            assert r.status_code == 200 and r.text == "ok", r.text
+            r = requests.get(nginx.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=10)
+            assert r.status_code == 200 and r.text.startswith("4"), r.text
+            break
+        requests.post(nginx.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data="1", timeout=10)
+    assert len(owners) >= 2, f"new sessions are spread over the processes: {owners}"
+
+
+@pytest.mark.parametrize("mode", ["websocket", "polling", "upgrade"])
+def test_three_processes_behind_nginx_chat_as_one(behind_nginx, mode):
+    nginx, _ = behind_nginx
+    a_id, _, a_token = nginx.user("ann")
+    b_id, _, b_token = nginx.user("bob")
+    sender = connect(nginx, a_token, TRANSPORTS[mode])
+    devices = [Recorder(nginx, b_token, TRANSPORTS[mode]) for _ in range(3)]
+    try:
+        ids = [ack["id"] for ack in send_all(sender, b_id, [f"through nginx {n}" for n in range(40)])]
+        for index, device in enumerate(devices):
+            device.wait_for("receive_message", len(ids))
+            time.sleep(0.2)
+            assert_once_in_order(device.of("receive_message"), ids, f"bob's device {index + 1}")
+    finally:
+        sender.disconnect()
+        for device in devices:
+            device.close()
+
+
+def test_the_clients_real_address_reaches_the_server_through_nginx(behind_nginx):
+    nginx, _ = behind_nginx
+    # Registrations are limited per address; through a trusted nginx the address is the
+    # client's own, read from X-Forwarded-For, not nginx's (a client's forged header is
+    # further left and ignored).
+    r = requests.post(nginx.url + "/api/auth/register", json={"username": "x", "email": "not-an-email", "password": "password1"},
+                      headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    assert r.status_code == 400, r.text  # reached a server, answered as usual
+
+
+def test_a_process_killed_under_load_loses_nothing_behind_nginx(behind_nginx, database):
+    nginx, servers = behind_nginx
+    victim = servers[2]
+    a_id, _, a_token = nginx.user("ann")
+    receivers = []
+    # Receivers spread over the processes by nginx, until a few are on the one to be killed.
+    while sum(client.client.eio.sid.startswith("n3.") for _, client in receivers) < 2:
+        assert len(receivers) < 20, "nginx never chose process n3"
+        user_id, _, token = nginx.user(f"bob{len(receivers)}")
+        receivers.append((user_id, RecoveringClient(token, TRANSPORTS["websocket"]).connect(nginx.url)))
+    on_victim = [client for _, client in receivers if client.client.eio.sid.startswith("n3.")]
+    sender = connect(nginx, a_token, TRANSPORTS["websocket"])
+    sent = {user_id: [] for user_id, _ in receivers}
+    stop = threading.Event()
+
+    def keep_sending():
+        n = 0
+        while not stop.is_set() and n < 3000:
+            for user_id, _ in receivers:
+                try:
+                    ack = sender.call("send_message", {"to": user_id, "message": f"load {n}"}, timeout=10)
+                except Exception:
+                    continue
+                if ack.get("ok"):
+                    sent[user_id].append(ack["id"])
+            n += 1
+
+    sending = threading.Thread(target=keep_sending)
+    sending.start()
+    try:
+        time.sleep(1.5)
+        victim.process.kill()
+        victim.process.wait(10)
+        killed_at = time.monotonic()
+        # Those whose connection died with it come back through nginx, to the others.
+        back_at = killed_at
+        for client in on_victim:
+            with client.lock:
+                client.generation += 1
+            gone, client.client = client.client, None
+            try:
+                gone.disconnect()
+            except Exception:
+                pass
+            for _ in range(50):
+                try:
+                    client.connect(nginx.url)
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            assert client.client is not None and client.recovered, "resumed on another process"
+            assert not client.client.eio.sid.startswith("n3.")
+            back_at = time.monotonic()
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        sending.join(30)
+    print(f"{len(on_victim)} clients of the killed process back {back_at - killed_at:.2f} s after the kill")
+    for user_id, client in receivers:
+        assert client.events.wait(lambda: len(client.of("receive_message")) >= len(sent[user_id]), timeout=20)
+        time.sleep(0.2)
+        got = [event["id"] for event in client.of("receive_message")]
+        stored = psql(database, f"SELECT id FROM messages WHERE receiver_id = '{user_id}' ORDER BY seq").split()
+        assert set(sent[user_id]) <= set(stored), "every acknowledged message is stored"
+        assert got == stored, f"{user_id}: {len(got)} received, {len(stored)} stored: each once, in order"
+        client.client.disconnect()
+    sender.disconnect()
+
+
+def test_the_committed_nginx_configuration_is_what_the_script_makes():
+    made = subprocess.run([os.path.join(REPOSITORY, "scripts", "cluster.sh"), "nginx-config", "127.0.0.1:5001", "/var/lib/chat-nginx",
+                           "127.0.0.1:5101", "127.0.0.1:5102", "127.0.0.1:5103"], check=True, capture_output=True, text=True).stdout
+    with open(os.path.join(REPOSITORY, "deploy", "nginx-chat.conf")) as file:
+        assert file.read() == made, "deploy/nginx-chat.conf is scripts/cluster.sh nginx-config's output (regenerate it)"
