@@ -96,12 +96,13 @@ public struct HTTPRequestParser {
 
     /// The index just past the blank line ending the head, or nil when it has not arrived.
     private mutating func findHeadEnd(_ bytes: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> Int? {
-        var start = 0
-        while start < bytes.count, bytes[start] == 0x0D || bytes[start] == 0x0A { start += 1 }
-        try checkMethodPrefix(bytes, from: start)
         // Nothing past the limit is looked at (one byte past it proves the head too large):
-        // the verdict is the same whether the bytes came at once or one at a time.
+        // the verdict is the same whether the bytes came at once or one at a time. Blank lines
+        // before the request line (skipped, RFC 9112 §2.2) count towards it too.
         let scanEnd = min(bytes.count, limits.maxHeaderBytes + 1)
+        var start = 0
+        while start < scanEnd, bytes[start] == 0x0D || bytes[start] == 0x0A { start += 1 }
+        try checkMethodPrefix(UnsafeBufferPointer(rebasing: bytes[..<scanEnd]), from: start)
         var index = max(scanOffset, start)
         while index < scanEnd {
             if bytes[index] == 0x0A {

@@ -112,6 +112,24 @@ final class HTTPRequestParserTests: XCTestCase {
         }
     }
 
+    /// Found by the fuzzer (Fuzz/corpus/FuzzHTTPRequest/crash-blank-lines-past-limit): blank
+    /// lines before the request line were skipped without a limit when they came at once (then
+    /// a bad request line: 400) but counted towards the head's when they trickled in (431).
+    func testBlankLinesBeforeTheRequestLineCountTowardsTheLimit() {
+        var limits = HTTPRequestParser.Limits()
+        limits.maxHeaderBytes = 200
+        let past = String(repeating: "\n", count: 204) + "POS\nGET / HTTP/1.1\r\n\r\n"
+        let atTheEdge = String(repeating: "\r\n", count: 100) + "POS\n"
+        let within = String(repeating: "\r\n", count: 20) + "POS\n"
+        let fine = String(repeating: "\r\n", count: 20) + "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        for step in [Int.max, 1, 7] {
+            XCTAssertEqual(feed(past, step: step, limits: limits).1?.status, 431, "step \(step)")
+            XCTAssertEqual(feed(atTheEdge, step: step, limits: limits).1?.status, 431, "step \(step)")
+            XCTAssertEqual(feed(within, step: step, limits: limits).1?.status, 400, "step \(step)")
+            XCTAssertNil(feed(fine, step: step, limits: limits).1, "step \(step)")
+        }
+    }
+
     /// Found with the fuzzer's whole-versus-byte-by-byte invariant (Fuzz/corpus/FuzzHTTPRequest/
     /// crash-long-trailer, crash-long-chunk-size-line): a trailer line longer than the header
     /// limit, or a chunk-size line longer than 1 KiB, was accepted when it came at once and
