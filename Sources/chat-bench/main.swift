@@ -16,6 +16,9 @@ let usage = """
     usage: chat-bench [options]
 
       --server URL --pid PID      the server, and its process for CPU and RSS figures
+      --servers URL,URL…          the load's connections spread over these (several processes of one
+                                  database): user i on the (i mod n)th, so each pair's two users are on
+                                  different ones when n is even; users are made on --server
       --users N                   users in pairs (default 200); --users-file F keeps their tokens
       --window W | --rate R       closed loop, W in flight per sender (default 8) | open loop, R msg/s
       --seconds S --warmup S      measured time after a warm-up
@@ -40,6 +43,7 @@ let usage = """
 
 struct Options {
     var server = "http://127.0.0.1:5001"
+    var servers: [String] = []
     var users = 200
     var window = 8
     var rate = 0  // messages/s in all; 0 = closed loop with `window` in flight per sender
@@ -96,6 +100,7 @@ func parseOptions() -> Options {
         arguments.removeFirst()
         switch name {
         case "--server": options.server = value
+        case "--servers": options.servers = value.split(separator: ",").map(String.init)
         case "--users": options.users = max(2, number(value, for: name) / 2 * 2)
         case "--window": options.window = number(value, for: name)
         case "--rate": options.rate = number(value, for: name)
@@ -129,6 +134,12 @@ let address: ServerAddress
 do { address = try ServerAddress(options.server) } catch { optionError("--server \(options.server): \(error)") }
 guard ["127.0.0.1", "localhost", "::1"].contains(address.host) else { optionError("the bench targets loopback servers only, not \(address.host)") }
 let api = ChatAPI(address: address)
+let loadAddresses: [ServerAddress] = options.servers.isEmpty ? [address] : options.servers.map { url in
+    guard let parsed = try? ServerAddress(url), ["127.0.0.1", "localhost", "::1"].contains(parsed.host) else {
+        optionError("--servers takes loopback URLs, not \(url)")
+    }
+    return parsed
+}
 
 // MARK: - The conversation list of a user with many conversations
 
@@ -289,7 +300,8 @@ let guessStorm = options.guessers > 0 ? GuessStorm(threads: options.guessers, po
 // MARK: - Load
 
 let connections = try users.enumerated().map { index, user in
-    try BenchConnection(address: address, token: user.token, index: index, peerID: users[index ^ 1].id, recover: options.recover)
+    try BenchConnection(address: loadAddresses[index % loadAddresses.count], token: user.token, index: index, peerID: users[index ^ 1].id,
+                        recover: options.recover)
 }
 for connection in connections { connection.trackUnread = options.readReceiptsMilliseconds > 0 }
 let epollFD = epoll_create1(0)
