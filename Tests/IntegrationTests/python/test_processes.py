@@ -519,3 +519,66 @@ def test_the_committed_nginx_configuration_is_what_the_script_makes():
                            "127.0.0.1:5101", "127.0.0.1:5102", "127.0.0.1:5103"], check=True, capture_output=True, text=True).stdout
     with open(os.path.join(REPOSITORY, "deploy", "nginx-chat.conf")) as file:
         assert file.read() == made, "deploy/nginx-chat.conf is scripts/cluster.sh nginx-config's output (regenerate it)"
+
+
+def restart_postgresql(database):
+    """A real restart (fast shutdown, then start) of the cluster the tests use."""
+    import glob
+    data_directory = psql(database, "SHOW data_directory")
+    pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    # Its log where scripts/pg-cluster.sh keeps it (beside the data folder): the new server
+    # must not inherit this process's pipes (it outlives the call).
+    log = os.path.join(os.path.dirname(data_directory), "postgresql.log")
+    command = [pg_ctl, "-D", data_directory, "-l", log, "restart", "-m", "fast", "-w", "-t", "60"]
+    if os.getuid() == 0:
+        command = ["runuser", "-u", "postgres", "--"] + command
+    subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", timeout=120)
+
+
+def test_postgresql_restarted_under_load_with_three_processes_loses_and_repeats_nothing(servers, database):
+    import uuid
+    one, two, three = servers
+    a_id, _, a_token = one.user("ann")
+    b_id, _, b_token = one.user("bob")
+    sender = connect(one, a_token, TRANSPORTS["websocket"])
+    devices = [Recorder(two, b_token, TRANSPORTS["websocket"]), Recorder(three, b_token, TRANSPORTS["polling"])]
+    acknowledged = []
+    failures = []
+
+    def send_until_stored(count):
+        for n in range(count):
+            client_id = str(uuid.uuid4())
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    ack = sender.call("send_message", {"to": b_id, "message": f"through a restart {n}", "client_id": client_id}, timeout=10)
+                except Exception as error:  # a time-out: sent again with the same client_id
+                    ack = {"ok": False, "error": str(error)}
+                if ack.get("ok"):
+                    acknowledged.append(ack["id"])
+                    break
+                if time.monotonic() > deadline:
+                    failures.append(ack)
+                    return
+                time.sleep(0.05)
+
+    sending = threading.Thread(target=send_until_stored, args=(300,))
+    sending.start()
+    try:
+        time.sleep(1)
+        restart_postgresql(database)
+        sending.join(120)
+        assert not failures, failures[:3]
+        assert len(acknowledged) == 300 and len(set(acknowledged)) == 300
+        stored = psql(database, f"SELECT id FROM messages WHERE receiver_id = '{b_id}' ORDER BY seq").split()
+        assert stored == acknowledged, "every message stored once, in the order sent"
+        for index, device in enumerate(devices):
+            assert device.wait_for("receive_message", len(stored), timeout=30), (index, len(device.of("receive_message")))
+            time.sleep(0.5)
+            assert_once_in_order(device.of("receive_message"), stored, f"bob's device on process {index + 2}")
+        for server in servers:
+            assert server.process.poll() is None, "no process had to be restarted"
+    finally:
+        sender.disconnect()
+        for device in devices:
+            device.close()
