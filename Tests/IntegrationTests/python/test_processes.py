@@ -529,7 +529,7 @@ def restart_postgresql(database):
     # Its log where scripts/pg-cluster.sh keeps it (beside the data folder): the new server
     # must not inherit this process's pipes (it outlives the call).
     log = os.path.join(os.path.dirname(data_directory), "postgresql.log")
-    command = [pg_ctl, "-D", data_directory, "-l", log, "restart", "-m", "fast", "-w", "-t", "60"]
+    command = ["setsid", pg_ctl, "-D", data_directory, "-l", log, "restart", "-m", "fast", "-w", "-t", "60"]  # as pg-cluster.sh starts it
     if os.getuid() == 0:
         command = ["runuser", "-u", "postgres", "--"] + command
     subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", timeout=120)
