@@ -59,12 +59,15 @@ EOF
     for backend in "$@"; do echo "        server $backend max_fails=1 fail_timeout=3s;"; done
     cat <<EOF
         keepalive 32;
+        # Shorter than the servers' idle time-out (60 s): nginx never reuses a connection a
+        # server is closing (a POST sent on one would get a 502).
+        keepalive_timeout 30s;
     }
 EOF
     local n=0
     for backend in "$@"; do
         n=$((n + 1))
-        echo "    upstream chat_n$n { server $backend; keepalive 8; }"
+        echo "    upstream chat_n$n { server $backend; keepalive 8; keepalive_timeout 30s; }"
     done
     cat <<EOF
 

@@ -277,6 +277,15 @@ public final class AccountService: Sendable {
         }
     }
 
+    /// Revocations may have been missed (this process could not hear the others for a while):
+    /// every generation is read again.
+    public func forgetAllGenerations() {
+        generations.withLock { state in
+            state.byUser.removeAll(keepingCapacity: true)
+            state.evictions += 1
+        }
+    }
+
     /// After a revocation committed: from now on, tokens below `generation` are refused.
     private func revoked(_ userID: String, generation: Int64) {
         generations.withLock { state in

@@ -37,13 +37,16 @@ public final class BlockList: Sendable {
     }
 
     /// Reads every block, again every `retryMilliseconds` until the database answers; until
-    /// then `isLoaded` is false (and sending is refused: the database is away anyway).
+    /// then `isLoaded` is false (and sending is refused: the database is away anyway). Called
+    /// again (changes by other processes may have been missed), it replaces what is held.
     public func load(retryMilliseconds: Int = 1_000) {
         store.allBlocks { [self] result in
             switch result {
             case .success(let blocks):
+                var byBlocker: [String: Set<String>] = [:]
+                for (blocker, blocked) in blocks { byBlocker[blocker, default: []].insert(blocked) }
                 state.withLock { state in
-                    for (blocker, blocked) in blocks { state.byBlocker[blocker, default: []].insert(blocked) }
+                    state.byBlocker = byBlocker
                     state.loaded = true
                 }
             case .failure:

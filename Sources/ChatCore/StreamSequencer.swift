@@ -49,6 +49,8 @@ public final class StreamSequencer: Sendable {
         var others: [Int64: Int64] = [:]
         var ownInFlight = 0
         var reading = false
+        /// No read before this (monotonic milliseconds): the last one failed.
+        var pausedUntil: Int64 = 0
         /// A thread is running `pump`'s loop (deliveries happen one at a time, in order).
         var pumping = false
     }
@@ -145,28 +147,36 @@ public final class StreamSequencer: Sendable {
     /// The next thing to do, taken out of `state`; nil while waiting.
     private static func next(_ state: inout State) -> Action? {
         if state.applied == nil {
-            // No head yet: start from the first span there is.
-            guard let first = (Array(state.own.keys) + Array(state.others.keys)).min() else { return nil }
+            // No head yet: start from the first span there is — one of ours, or another's once
+            // none of ours is in flight (ours might come before it).
+            let candidates = state.ownInFlight > 0 ? Array(state.own.keys) : Array(state.own.keys) + Array(state.others.keys)
+            guard let first = candidates.min() else { return nil }
             state.applied = first
         }
         guard let applied = state.applied, !state.reading else { return nil }
-        // Spans that ended before what is delivered (heard twice, or read already).
-        for (after, through) in state.others where through <= applied { state.others[after] = nil }
+        // Spans that start before what is delivered (heard twice, read already, or not real).
+        for after in state.others.keys where after < applied { state.others[after] = nil }
         if let own = state.own.removeValue(forKey: applied) {
             state.applied = own.through
             return .deliver(own.deliver)
         }
+        guard MonotonicClock.milliseconds() >= state.pausedUntil else { return nil }
+        // A read never passes a finished write of ours (it would deliver it as another's).
+        let ownAfter = state.own.keys.filter { $0 > applied }.min()
         if let first = state.others.removeValue(forKey: applied) {
             // Others' spans that follow one another: one read.
             var end = first
             while state.own[end] == nil, let following = state.others.removeValue(forKey: end) { end = following }
+            if let ownAfter, end > ownAfter {
+                state.others[ownAfter] = end  // the rest, after ours (a span that crossed ours is no real one)
+                end = ownAfter
+            }
             state.reading = true
             return .read(StreamSpan(after: applied, through: end))
         }
         guard state.known > applied else { return nil }
         // A gap, up to where the next known span starts (or the head). A write of ours in
         // flight may be its span, unless one of ours finished after it (ours commit in order).
-        let ownAfter = state.own.keys.filter { $0 > applied }.min()
         let othersAfter = state.others.keys.filter { $0 > applied }.min()
         if state.ownInFlight > 0 && ownAfter == nil { return nil }
         state.reading = true
@@ -178,8 +188,10 @@ public final class StreamSequencer: Sendable {
             let retry = state.withLock { state -> Bool in
                 state.reading = false
                 guard let deliveredThrough else {
-                    // Not read: still to do, after a pause.
+                    // Not read: still to do, after a pause (which `next` keeps, however soon
+                    // the failure came).
                     state.others[span.after] = max(state.others[span.after] ?? span.through, span.through)
+                    state.pausedUntil = MonotonicClock.milliseconds() + Int64(retryMilliseconds)
                     return true
                 }
                 if deliveredThrough <= span.after {

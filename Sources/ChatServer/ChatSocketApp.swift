@@ -359,7 +359,9 @@ struct ChatSocketApp: Sendable {
     /// `own_message` to the sender's (the sending socket is on another process), and each
     /// receipt as the users' streams have it (what a resume replays: each side's watermark).
     static func deliverRemote(_ range: StreamRange, rooms: SocketIORooms, head: StreamHead) {
-        defer { head.advance(to: range.through) }
+        // Before the lookup: a socket that joins after it takes a session start at or beyond
+        // this range (see `deliver`).
+        head.advance(to: range.through)
         var users: Set<String> = []
         for message in range.messages {
             users.insert(message.receiverID)

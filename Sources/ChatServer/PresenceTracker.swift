@@ -87,10 +87,13 @@ final class PresenceTracker: Sendable {
                 defer { state.elsewhere[process, default: (0, [])].heardAt = MonotonicClock.milliseconds() }
                 return state.elsewhere[process] == nil
             }
-            // A process started (or came back) without our hearing its list: ask.
-            if unknown { signals.send("?") }
+            // A process started (or came back) without our hearing its list: ask it (it alone
+            // answers, so N processes starting do not make N² lists).
+            if unknown { signals.send("?", process) }
         }
-        signals.on("?") { [self] _, _ in sendList() }
+        signals.on("?") { [self] _, arguments in
+            if arguments.isEmpty || arguments.first == Substring(signals.processID) { sendList() }
+        }
         signals.on("R") { [self] process, _ in state.withLock { $0.incoming[process] = [] } }
         signals.on("O") { [self] process, arguments in
             state.withLock { $0.incoming[process]?.formUnion(arguments.compactMap(Validation.uuid)) }
@@ -126,20 +129,23 @@ final class PresenceTracker: Sendable {
     /// a notification, then `E`.
     private func sendList() {
         guard let signals else { return }
-        let users = state.withLock { state in Array(state.sockets.keys) + Array(state.leaving.keys) }
-        signals.send("R")
-        var chunk: [String] = [], bytes = 0
-        for user in users {
-            if bytes + user.utf8.count + 1 > ClusterSignals.maxArgumentBytes {
-                signals.send("O", arguments: chunk)
-                chunk.removeAll(keepingCapacity: true)
-                bytes = 0
+        // Queued under the lock, like `o` and `f`: they reach the others in the order the
+        // state changed, so a list never overtakes (and undoes) a later change.
+        state.withLock { state in
+            signals.send("R")
+            var chunk: [String] = [], bytes = 0
+            for user in Array(state.sockets.keys) + Array(state.leaving.keys) {
+                if bytes + user.utf8.count + 1 > ClusterSignals.maxArgumentBytes {
+                    signals.send("O", arguments: chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                    bytes = 0
+                }
+                chunk.append(user)
+                bytes += user.utf8.count + 1
             }
-            chunk.append(user)
-            bytes += user.utf8.count + 1
+            if !chunk.isEmpty { signals.send("O", arguments: chunk) }
+            signals.send("E")
         }
-        if !chunk.isEmpty { signals.send("O", arguments: chunk) }
-        signals.send("E")
     }
 
     /// Processes not heard from for `processExpiryMilliseconds` are taken for dead: their users
@@ -165,13 +171,13 @@ final class PresenceTracker: Sendable {
     /// Counts the socket in; says `online` to the user's contacts unless they were still
     /// counted as online (another socket, or a reconnect within the grace period).
     func attach(_ socket: SocketIOSocket, userID: String) {
-        let (cameHere, cameOnline) = state.withLock { state in
+        let cameOnline = state.withLock { state in
             state.sockets[userID, default: 0] += 1
             let returning = state.leaving.removeValue(forKey: userID) != nil
             let cameHere = state.sockets[userID] == 1 && !returning
-            return (cameHere, cameHere && !state.isElsewhere(userID))
+            if cameHere { signals?.send("o", userID) }
+            return cameHere && !state.isElsewhere(userID)
         }
-        if cameHere { signals?.send("o", userID) }
         if cameOnline { announce(userID, online: true, lastSeen: nil) }
         let loop = socket.loop
         socket.onDisconnect { [self] _ in detach(userID, on: loop) }
@@ -192,13 +198,13 @@ final class PresenceTracker: Sendable {
             let (goneHere, offline): (Bool, Bool) = state.withLock { state in
                 guard state.leaving[userID] == token else { return (false, false) }
                 state.leaving.removeValue(forKey: userID)
+                signals?.send("f", userID, time)
                 // Still online on another process: not last seen yet.
                 guard !state.isElsewhere(userID) else { return (true, false) }
                 state.unwritten[userID] = time
                 return (true, true)
             }
-            if goneHere { signals?.send("f", userID, time) }
-            guard offline else { return }
+            guard goneHere, offline else { return }
             announce(userID, online: false, lastSeen: time)
             scheduleWrite(on: loop)
         }

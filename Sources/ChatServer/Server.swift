@@ -81,6 +81,13 @@ final class Server {
             let reason = arguments.dropFirst().joined(separator: " ")
             ChatSocketApp.closeSessions(of: userID, reason: reason.isEmpty ? "signed out" : reason, rooms: rooms)
         }
+        // Back after not hearing the others: logouts and blocks they announced meanwhile are lost,
+        // so the generations are read again and the blocks reloaded.
+        cluster.onListening { listening in
+            guard listening else { return }
+            accounts.forgetAllGenerations()
+            blocks.load()
+        }
         let typing = TypingRelay(store: store, rooms: rooms, blocks: blocks, signals: cluster)
         typing.listen()
         let chat = ChatSocketApp(accounts: accounts, messages: messages, writer: writer, rooms: rooms,

@@ -42,6 +42,9 @@ public final class SocketIOSocket: @unchecked Sendable {
     /// What the socket sent before its CONNECT reply left (with the stream position of each
     /// live event): sent after the reply and the replayed events. nil once connected.
     private var beforeConnect: [(text: [UInt8], attachments: [[UInt8]], position: Int64?)]? = []
+    /// Through where the resume replayed the stream: a live event at or before it was in the
+    /// replay (a process that delivers late — behind other processes' writes — still sends it).
+    private var replayedThrough = Int64.min
 
     init(id: String, namespace: String, connection: SocketIOConnection, loop: EventLoop, rooms: SocketIORooms, userID: String?,
          recovers: Bool = false) {
@@ -78,7 +81,7 @@ public final class SocketIOSocket: @unchecked Sendable {
     }
 
     func transmit(_ text: [UInt8], attachments: [[UInt8]], position: Int64?) {
-        guard isConnected else { return }
+        guard isConnected, position.map({ $0 > replayedThrough }) ?? true else { return }
         if beforeConnect != nil {
             beforeConnect?.append((text, attachments, position))
             return
@@ -98,9 +101,9 @@ public final class SocketIOSocket: @unchecked Sendable {
         if let pid { data["pid"] = .string(pid) }
         connection?.send(SocketIOPacket(.connect, namespace: namespace, data: .object(data)))
         for packet in missed?.packets ?? [] { connection?.sendEncoded(packet) }
-        let replayedThrough = missed?.position ?? .min
-        for (text, attachments, position) in held where position.map({ $0 > replayedThrough }) ?? true {
-            transmit(text, attachments: attachments, position: nil)
+        replayedThrough = missed?.position ?? .min
+        for (text, attachments, position) in held {
+            transmit(text, attachments: attachments, position: position)
         }
     }
 

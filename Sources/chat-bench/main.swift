@@ -565,6 +565,7 @@ if options.guessers > 0 {
     summary += String(format: " guesses_per_s=%.0f guesses_429=%d guesses_401=%d", Double(guesses.values.reduce(0, +)) / elapsed,
                       guesses[429] ?? 0, guesses[401] ?? 0)
 }
+summary += String(format: " e2e_p50_ms=%.2f e2e_p99_ms=%.2f", percentile(endToEnd, 0.5), percentile(endToEnd, 0.99))
 summary += String(format: " sender_min_over_median=%.2f", Double(perSender.first ?? 0) / Double(max(1, medianPerSender)))
 if options.readReceiptsMilliseconds > 0 { summary += " receipts_sent=\(receiptsSent) receipts_received=\(receiptsReceived)" }
 let perMessage = 1e6 / Double(max(1, measuredSent))

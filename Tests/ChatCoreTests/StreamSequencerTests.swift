@@ -181,6 +181,53 @@ final class StreamSequencerTests: XCTestCase {
         XCTAssertEqual(harness.entries, ["read (0, 5]", "read (5, 7]"])
     }
 
+    func testAReadNeverPassesAFinishedWriteOfOurs() {
+        let harness = Harness()
+        harness.sequencer.headIs(10)
+        harness.sequencer.ownWriteStarted()
+        harness.sequencer.ownWriteStarted()
+        harness.finish(12, 14)  // waits for (10, 12]
+        harness.sequencer.heard(span(10, 1_000), ours: false)  // a stray that crosses ours
+        XCTAssertEqual(harness.reads, [span(10, 12)], "read up to ours, not through it")
+        harness.answer()
+        XCTAssertEqual(harness.entries, ["read (10, 12]", "own (12, 14]"])
+        XCTAssertEqual(harness.reads, [span(10, 12)], "what crossed ours is no real span: not read while one of ours is in flight")
+        harness.finish(14, 15)
+        XCTAssertEqual(harness.entries, ["read (10, 12]", "own (12, 14]", "own (14, 15]"])
+        // The stray's end is still taken for the head until the database says otherwise.
+        XCTAssertEqual(harness.reads, [span(10, 12), span(15, 1_000)])
+        harness.answer(through: 15)  // nothing there
+        XCTAssertEqual(harness.waitingReads, 0)
+        harness.own(15, 16)
+        XCTAssertEqual(harness.entries.last, "own (15, 16]")
+        XCTAssertEqual(harness.reads.count, 2, "and it is forgotten")
+    }
+
+    func testAReadThatFailsAtOnceWaitsItsPauseInsteadOfSpinning() {
+        final class Counter: Sendable { let calls = Locked(0) }
+        let counter = Counter()
+        let sequencer = StreamSequencer(retryMilliseconds: 200) { _, completion in
+            counter.calls.withLock { $0 += 1 }
+            completion(nil)  // refused on the spot (a pool shutting down)
+        }
+        sequencer.headIs(0)
+        sequencer.heard(StreamSpan(after: 0, through: 5), ours: false)
+        usleep(100_000)
+        XCTAssertEqual(counter.calls.withLock { $0 }, 1, "tried once, then paused")
+        usleep(200_000)
+        XCTAssertEqual(counter.calls.withLock { $0 }, 2, "and again after the pause")
+    }
+
+    func testAtStartAnotherSpanDoesNotGoBeforeAWriteOfOursInFlight() {
+        let harness = Harness()
+        harness.sequencer.ownWriteStarted()
+        harness.sequencer.heard(span(12, 15), ours: false)
+        XCTAssertEqual(harness.reads, [], "ours, in flight, may come before it")
+        harness.finish(10, 12)
+        XCTAssertEqual(harness.entries, ["own (10, 12]"])
+        XCTAssertEqual(harness.reads, [span(12, 15)])
+    }
+
     func testOursHeardOnTheChannelIsNotRead() {
         let harness = Harness()
         harness.sequencer.headIs(0)

@@ -186,7 +186,7 @@ def test_stray_notifications_are_ignored_and_nothing_repeats(servers, database):
         assert receiver.wait_for("receive_message", len(ids))
         head = int(psql(database, "SELECT last_seq FROM stream_head"))
         for payload in ("garbage", "", "5 3 x", "-4 2 x", "1 2", f"0 {head} someone", f"{head - 5} {head} someone",
-                        f"{head} {head + 1_000_000} someone", "9999999999999999999999 1 x"):
+                        f"{head - 3} {head + 2} someone", f"{head} {head + 1_000_000} someone", "9999999999999999999999 1 x"):
             psql(database, f"SELECT pg_notify('chat_stream', '{payload}')")
         ids += [ack["id"] for ack in send_all(sender, b_id, [f"then {n}" for n in range(10)])]
         assert receiver.wait_for("receive_message", len(ids))
@@ -399,21 +399,26 @@ def behind_nginx(database, tmp_path_factory):
 
 def test_polling_sessions_stay_with_their_process_behind_nginx(behind_nginx):
     nginx, servers = behind_nginx
+    _, _, token = nginx.user("poller")
     owners = set()
     for _ in range(6):
         r = requests.get(nginx.url + "/socket.io/?EIO=4&transport=polling", timeout=10)
         assert r.status_code == 200, r.text
         sid = json.loads(r.text[1:])["sid"]
         owners.add(sid.split(".")[0])
-        # Every later request of the session reaches the process that has it.
-        for _ in range(3):
-            r = requests.post(nginx.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data="40", timeout=10)
-            assert r.status_code == 200 and r.text == "ok", r.text
-            r = requests.get(nginx.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=10)
-            assert r.status_code == 200 and r.text.startswith("4"), r.text
-            break
-        requests.post(nginx.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data="1", timeout=10)
-    assert len(owners) >= 2, f"new sessions are spread over the processes: {owners}"
+        session = nginx.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+        # Every later request of the session reaches the process that has it (another would
+        # answer "Session ID unknown"): the CONNECT, its reply, an event with an ack, the ack.
+        r = requests.post(session, data='40{"token":"' + token + '"}', timeout=10)
+        assert r.status_code == 200 and r.text == "ok", r.text
+        r = requests.get(session, timeout=10)
+        assert r.status_code == 200 and r.text.startswith("40{"), r.text
+        r = requests.post(session, data='421["sync",{"limit":1}]', timeout=10)
+        assert r.status_code == 200 and r.text == "ok", r.text
+        r = requests.get(session, timeout=10)
+        assert r.status_code == 200 and r.text.startswith('431[') and json.loads(r.text[3:])[0]["ok"] is True, r.text
+        requests.post(session, data="1", timeout=10)
+    assert owners <= {"n1", "n2", "n3"} and len(owners) >= 2, f"new sessions are spread over the processes: {owners}"
 
 
 @pytest.mark.parametrize("mode", ["websocket", "polling", "upgrade"])
@@ -435,14 +440,22 @@ def test_three_processes_behind_nginx_chat_as_one(behind_nginx, mode):
             device.close()
 
 
-def test_the_clients_real_address_reaches_the_server_through_nginx(behind_nginx):
-    nginx, _ = behind_nginx
-    # Registrations are limited per address; through a trusted nginx the address is the
-    # client's own, read from X-Forwarded-For, not nginx's (a client's forged header is
-    # further left and ignored).
-    r = requests.post(nginx.url + "/api/auth/register", json={"username": "x", "email": "not-an-email", "password": "password1"},
-                      headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
-    assert r.status_code == 400, r.text  # reached a server, answered as usual
+def test_the_clients_real_address_reaches_the_server_through_nginx(database, tmp_path):
+    # Registrations are limited per address (here 2 an hour). Through a trusted nginx the
+    # server counts the address nginx names (the rightmost X-Forwarded-For entry that is not a
+    # trusted proxy; this test's client, on 127.0.0.1, is one, so what it sends stands for its
+    # address), not nginx's own: each address gets its 2.
+    server = Server(os.environ["CHAT_SERVER_BIN"], database, {"TRUSTED_PROXIES": "127.0.0.1", "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "2"})
+    nginx = Nginx([server], str(tmp_path / "nginx"))
+    try:
+        def register(address, n):
+            return requests.post(nginx.url + "/api/auth/register", json={"username": f"u{n}", "email": f"u{n}-{address}@example.com", "password": "password1"},
+                                 headers={"X-Forwarded-For": address}, timeout=10).status_code
+        assert [register("203.0.113.9", n) for n in range(3)] == [200, 200, 429]
+        assert [register("198.51.100.7", n) for n in range(3)] == [200, 200, 429], "another client is not held back by the first"
+    finally:
+        nginx.stop()
+        assert server.stop() == 0, "".join(server.output)
 
 
 def test_a_process_killed_under_load_loses_nothing_behind_nginx(behind_nginx, database):
