@@ -403,6 +403,8 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
                 outcomes.append(Outcome(context: batch.contexts[index], receiverID: original.receiverID, result: .success(original), isRepeat: true))
             case .unknownReceiver:
                 outcomes.append(Outcome(context: batch.contexts[index], receiverID: message.receiverID, result: .failure(.unknownRecipient)))
+            case .repeatNotFound:
+                outcomes.append(Outcome(context: batch.contexts[index], receiverID: message.receiverID, result: .failure(.unavailable)))
             }
         }
         return outcomes

@@ -98,6 +98,10 @@ public enum InsertedMessage: Sendable, Equatable {
     case repeatOf(StoredMessage)
     /// Left out: the receiver is no user.
     case unknownReceiver
+    /// Left out as a repeat of a message its sender stored before with the same `client_id`,
+    /// which could not be read back (the database went away right after the commit): stored
+    /// once, but what it is cannot be said now — the sender is told to try again.
+    case repeatNotFound
 }
 
 /// A bound of a history page: a message of the conversation, or a place in the stream.

@@ -336,13 +336,18 @@ struct PostgresChatStore: ChatStore {
         let missingWithClientID = messages.indices.filter { inserted[$0] == .unknownReceiver && messages[$0].clientID != nil }
         guard !missingWithClientID.isEmpty else { return completion(.success(inserted)) }
         findRepeats(of: missingWithClientID.map { messages[$0] }) { result in
-            completion(result.map { originals in
-                var inserted = inserted
+            var inserted = inserted
+            switch result {
+            case .success(let originals):
                 for (index, original) in zip(missingWithClientID, originals) {
                     if let original { inserted[index] = .repeatOf(original) }
                 }
-                return inserted
-            })
+            case .failure:
+                // The batch is committed: it is not reported as failed (its stored messages
+                // would be sent again, and its places lost); only these are left unsaid.
+                for index in missingWithClientID { inserted[index] = .repeatNotFound }
+            }
+            completion(.success(inserted))
         }
     }
 
