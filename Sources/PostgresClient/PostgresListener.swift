@@ -30,8 +30,7 @@ public final class PostgresListener: @unchecked Sendable {
     private let outbox = Locked<[(channel: String, payload: String)]>([])
     /// Notifications queued at most; more are dropped (the connection is not keeping up).
     public static let maxQueuedNotifications = 10_000
-    private let wakeReadFD: Int32
-    private let wakeWriteFD: Int32
+    private let wakePipe = WakePipe()
 
     public init(options: PostgresConnectionOptions, channels: [String], tickMilliseconds: Int64 = 1_000,
                 handler: @escaping @Sendable (Event) -> Void, tick: @escaping @Sendable () -> Void = {}) {
@@ -40,26 +39,12 @@ public final class PostgresListener: @unchecked Sendable {
         self.tickMilliseconds = tickMilliseconds
         self.handler = handler
         self.tick = tick
-        var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0, "pipe failed")
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
-        wakeReadFD = fds[0]
-        wakeWriteFD = fds[1]
-    }
-
-    deinit {
-        close(wakeReadFD)
-        close(wakeWriteFD)
     }
 
     /// Makes `run()` return soon (from any thread).
     public func stop() {
         stopping.withLock { $0 = true }
-        var byte: UInt8 = 1
-        _ = write(wakeWriteFD, &byte, 1)
+        wakePipe.wake()
     }
 
     private var isStopping: Bool { stopping.withLock { $0 } }
@@ -72,10 +57,7 @@ public final class PostgresListener: @unchecked Sendable {
             outbox.append((channel, payload))
             return (true, outbox.count == 1)
         }
-        if first {
-            var byte: UInt8 = 1
-            _ = write(wakeWriteFD, &byte, 1)
-        }
+        if first { wakePipe.wake() }
         return queued
     }
 
@@ -120,14 +102,13 @@ public final class PostgresListener: @unchecked Sendable {
                 tick()
                 nextTick = now + tickMilliseconds
             }
-            var fds = [pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: wakePipe.readFD, events: Int16(POLLIN), revents: 0)]
             if let connection { fds.append(pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)) }
             var timeout = nextTick - now
             if connection == nil { timeout = min(timeout, max(0, retryAt - now)) }
             _ = poll(&fds, nfds_t(fds.count), Int32(max(0, timeout)))
             if fds[0].revents != 0 {
-                var buffer = [UInt8](repeating: 0, count: 64)
-                while read(wakeReadFD, &buffer, buffer.count) > 0 {}
+                wakePipe.drain()
             }
             sendQueued(on: connection)
             guard let current = connection else { continue }

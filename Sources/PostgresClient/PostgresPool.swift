@@ -69,8 +69,7 @@ public final class PostgresPool: @unchecked Sendable {
     private let options: PostgresConnectionOptions
     private let configuration: Configuration
     private let inbox = Locked(Inbox())
-    private let wakeReadFD: Int32
-    private let wakeWriteFD: Int32
+    private let wakePipe = WakePipe()
     private var slots: [Slot] = []
     private var waiting: [Job] = []
     private var waitingHead = 0
@@ -79,20 +78,7 @@ public final class PostgresPool: @unchecked Sendable {
         self.options = options.withSessionDefaults(applicationName: configuration.applicationName,
                                                    statementTimeoutMilliseconds: configuration.statementTimeoutMilliseconds)
         self.configuration = configuration
-        var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0, "pipe failed")
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
-        wakeReadFD = fds[0]
-        wakeWriteFD = fds[1]
         slots = (0..<max(1, configuration.connections)).map { _ in Slot(state: .disconnected(retryAt: 0, failed: false)) }
-    }
-
-    deinit {
-        close(wakeReadFD)
-        close(wakeWriteFD)
     }
 
     /// Queues statements to run in one pipeline segment (one implicit transaction unless they
@@ -122,8 +108,7 @@ public final class PostgresPool: @unchecked Sendable {
     }
 
     private func wake() {
-        var byte: UInt8 = 1
-        _ = write(wakeWriteFD, &byte, 1)
+        wakePipe.wake()
     }
 
     // MARK: - The pool's thread
@@ -143,7 +128,7 @@ public final class PostgresPool: @unchecked Sendable {
 
             pollFDs.removeAll(keepingCapacity: true)
             polledSlots.removeAll(keepingCapacity: true)
-            pollFDs.append(pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0))
+            pollFDs.append(pollfd(fd: wakePipe.readFD, events: Int16(POLLIN), revents: 0))
             var timeout: Int64 = 1000
             for (index, slot) in slots.enumerated() {
                 switch slot.state {
@@ -162,7 +147,7 @@ public final class PostgresPool: @unchecked Sendable {
             }
             if waitingCount > 0 { timeout = min(timeout, 100) }
             _ = poll(&pollFDs, nfds_t(pollFDs.count), Int32(timeout))
-            if pollFDs[0].revents != 0 { drainWakeups() }
+            if pollFDs[0].revents != 0 { wakePipe.drain() }
             for (position, index) in polledSlots.enumerated() where pollFDs[position + 1].revents != 0 {
                 service(slots[index], events: pollFDs[position + 1].revents)
             }
@@ -180,11 +165,6 @@ public final class PostgresPool: @unchecked Sendable {
         }
         waiting.append(contentsOf: jobs)
         return stopping
-    }
-
-    private func drainWakeups() {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        while read(wakeReadFD, &buffer, buffer.count) > 0 {}
     }
 
     private func advanceConnections(now: Int64) {
