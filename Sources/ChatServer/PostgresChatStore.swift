@@ -93,11 +93,23 @@ struct PostgresChatStore: ChatStore {
         """
     }
 
-    private static func message(_ rows: PostgresRows, _ row: Int) -> ChatMessage {
-        ChatMessage(id: rows.value(row, "id") ?? "", senderID: rows.value(row, "sender_id"),
-                    receiverID: rows.value(row, "receiver_id"), content: rows.value(row, "content"),
-                    createdAt: rows.value(row, "created_at").map(Timestamps.fromPostgres),
-                    seq: rows.value(row, "seq").flatMap { Int64($0) }, clientID: rows.value(row, "client_id"))
+    /// Where `messageColumns`' columns are in a result, looked up once for all its rows.
+    private struct MessageColumns {
+        let id, senderID, receiverID, content, createdAt, seq, clientID: Int?
+
+        init(_ rows: PostgresRows) {
+            (id, senderID, receiverID, content) = (rows.columnIndex("id"), rows.columnIndex("sender_id"), rows.columnIndex("receiver_id"), rows.columnIndex("content"))
+            (createdAt, seq, clientID) = (rows.columnIndex("created_at"), rows.columnIndex("seq"), rows.columnIndex("client_id"))
+        }
+    }
+
+    private static func message(_ rows: PostgresRows, _ row: Int) -> ChatMessage { message(rows, row, MessageColumns(rows)) }
+
+    private static func message(_ rows: PostgresRows, _ row: Int, _ columns: MessageColumns) -> ChatMessage {
+        func value(_ column: Int?) -> String? { column.flatMap { rows.value(row, $0) } }
+        return ChatMessage(id: value(columns.id) ?? "", senderID: value(columns.senderID), receiverID: value(columns.receiverID),
+                           content: value(columns.content), createdAt: value(columns.createdAt).map(Timestamps.fromPostgres),
+                           seq: columns.seq.flatMap { rows.int64(row, $0) }, clientID: value(columns.clientID))
     }
 
     func history(between userID: String, and otherID: String, page: HistoryPage,
@@ -133,7 +145,8 @@ struct PostgresChatStore: ChatStore {
                     }
                 }
                 guard let rows = results.last else { return .failure(.failed("no result for the history page")) }
-                return .success((0..<rows.count).map { Self.message(rows, $0) })
+                let columns = MessageColumns(rows)
+                return .success((0..<rows.count).map { Self.message(rows, $0, columns) })
             })
         }
     }
@@ -202,7 +215,7 @@ struct PostgresChatStore: ChatStore {
                       let through = advanced.value(0, "through").flatMap({ Int64($0) }) else {
                     return .failure(.failed("no result for a write"))
                 }
-                let inserted = messages.isEmpty ? [] : Self.insertedMessages(ids: messages.map(\.id), rows: results[1].rows)
+                let inserted = messages.isEmpty ? [] : Self.insertedMessages(ids: messages.map(\.id), rows: results[1])
                 let marks: Result<[Result<ReadMark?, StoreError>], StoreError> = reads.isEmpty ? .success([]) : Self.readMarks(results[results.count - 2], count: reads.count)
                 return marks.map { StoreWrite(messages: inserted, reads: $0, span: StreamSpan(after: after, through: through)) }
             }) {
@@ -260,21 +273,24 @@ struct PostgresChatStore: ChatStore {
             completion(Self.map(result) { rows in
                 var messages: [StoredMessage] = [], receipts: [StreamRange.Receipt] = []
                 var through: Int64?
+                let columns = MessageColumns(rows)
+                guard let kind = rows.columnIndex("kind"), let userID = rows.columnIndex("user_id"), let peerID = rows.columnIndex("peer_id"),
+                      let readSeq = rows.columnIndex("read_seq"), let peerReadSeq = rows.columnIndex("peer_read_seq"),
+                      let receiptSeq = rows.columnIndex("receipt_seq") else { return .failure(.failed("a stream range without its columns")) }
+                messages.reserveCapacity(rows.count)
                 for row in 0..<rows.count {
-                    switch rows.value(row, "kind") {
-                    case "m":
-                        let found = Self.message(rows, row)
+                    switch rows.withValue(row, kind, { $0?.first }) {
+                    case UInt8(ascii: "m"):
+                        let found = Self.message(rows, row, columns)
                         guard let senderID = found.senderID, let receiverID = found.receiverID, let seq = found.seq else { continue }
                         messages.append(StoredMessage(id: found.id, senderID: senderID, receiverID: receiverID, content: found.content ?? "",
                                                       createdAt: found.createdAt ?? "", seq: seq, clientID: found.clientID))
-                    case "r":
-                        guard let userID = rows.value(row, "user_id"), let peerID = rows.value(row, "peer_id"),
-                              let position = rows.value(row, "receipt_seq").flatMap({ Int64($0) }) else { continue }
+                    case UInt8(ascii: "r"):
+                        guard let userID = rows.value(row, userID), let peerID = rows.value(row, peerID), let position = rows.int64(row, receiptSeq) else { continue }
                         receipts.append(StreamRange.Receipt(userID: userID, state: ReceiptState(
-                            peerID: peerID, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
-                            peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0, position: position)))
+                            peerID: peerID, readSeq: rows.int64(row, readSeq) ?? 0, peerReadSeq: rows.int64(row, peerReadSeq) ?? 0, position: position)))
                     default:
-                        through = rows.value(row, "receipt_seq").flatMap { Int64($0) }
+                        through = rows.int64(row, receiptSeq)
                     }
                 }
                 guard let through else { return .failure(.failed("no head for a stream range")) }
@@ -380,27 +396,33 @@ struct PostgresChatStore: ChatStore {
     /// lists rows in the order inserted — the batch's, minus rows left out — so both are walked
     /// together without hashing; from the first row out of step on, a lookup by id takes over.
     /// A batch shares one transaction time: it is converted once.
-    static func insertedMessages(ids: [String], rows: [[String?]]) -> [InsertedMessage] {
+    static func insertedMessages(ids: [String], rows: PostgresRows) -> [InsertedMessage] {
         var values: [InsertedMessage] = []
         values.reserveCapacity(ids.count)
+        guard let idColumn = rows.columnIndex("id"), let createdAtColumn = rows.columnIndex("created_at"), let seqColumn = rows.columnIndex("seq") else {
+            return ids.map { _ in .unknownReceiver }
+        }
         var lastText = "", lastConverted = ""
-        func stored(_ row: [String?]) -> InsertedMessage {
-            let text = row[1] ?? ""
-            if text != lastText { (lastText, lastConverted) = (text, Timestamps.fromPostgres(text)) }
-            return .stored(seq: row[2].flatMap { Int64($0) } ?? 0, createdAt: lastConverted)
+        func stored(_ row: Int) -> InsertedMessage {
+            // A batch's rows share their time (now() is the transaction's): converted once.
+            if !rows.value(row, createdAtColumn, equals: lastText) {
+                lastText = rows.value(row, createdAtColumn) ?? ""
+                lastConverted = Timestamps.fromPostgres(lastText)
+            }
+            return .stored(seq: rows.int64(row, seqColumn) ?? 0, createdAt: lastConverted)
         }
         var row = 0
         var byID: [String: Int]?
         for id in ids {
-            if byID == nil, row < rows.count, rows[row][0] == id {
-                values.append(stored(rows[row]))
+            if byID == nil, row < rows.count, rows.value(row, idColumn, equals: id) {
+                values.append(stored(row))
                 row += 1
                 continue
             }
             if byID == nil {
-                byID = Dictionary(rows[row...].indices.map { (rows[$0][0] ?? "", $0) }, uniquingKeysWith: { first, _ in first })
+                byID = Dictionary((row..<rows.count).map { (rows.value($0, idColumn) ?? "", $0) }, uniquingKeysWith: { first, _ in first })
             }
-            values.append(byID?[id].map { stored(rows[$0]) } ?? .unknownReceiver)
+            values.append(byID?[id].map { stored($0) } ?? .unknownReceiver)
         }
         return values
     }

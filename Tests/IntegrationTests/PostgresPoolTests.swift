@@ -86,4 +86,17 @@ final class PostgresPoolTests: XCTestCase {
             XCTAssertEqual(rows[3].value(0, "v"), "42")
         }
     }
+
+    func testRowsCopiedOutOfLibpqKeepNullsEmptyStringsAndEveryByte() throws {
+        let rows = try run([PostgresStatement("""
+            SELECT n::text AS n, CASE WHEN n % 3 = 0 THEN NULL WHEN n % 3 = 1 THEN '' ELSE repeat('é😀', n) END AS text
+            FROM generate_series(1, 5000) n
+            """)]).get()[0]
+        XCTAssertEqual(rows.count, 5000)
+        for row in 0..<rows.count {
+            let n = row + 1
+            XCTAssertEqual(rows.int64(row, 0), Int64(n))
+            XCTAssertEqual(rows.value(row, "text"), n % 3 == 0 ? nil : n % 3 == 1 ? "" : String(repeating: "é😀", count: n))
+        }
+    }
 }
