@@ -8,11 +8,13 @@
 # storm (10,000 recovering sockets drop at once and resume while 2,500 msg/s flow to them),
 # a steady 2,500 msg/s for 60 s right after a burst of a million messages (while PostgreSQL
 # checkpoints and vacuums what the burst wrote), and overload (twice the measured saturation for 60 s, then 2,500 msg/s to show the
-# recovery), checking that every acknowledged message was stored.
+# recovery), checking that every acknowledged message was stored; and the fan-out between
+# server processes: 1, 2 and 3 processes on one database behind nginx, each message crossing
+# from its sender's process to its receiver's (`processes`).
 #
 #   BENCH_PHASES   which phases (default "saturation saturation-recovery saturation-receipts steady
 #                  steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many
-#                  idle storm catch-up conversations overload")
+#                  idle processes storm catch-up conversations overload")
 #   BENCH_CONVERSATION_MESSAGES   messages written for the conversations phase (default 10,000,000)
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
@@ -30,7 +32,9 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle storm catch-up conversations overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle processes storm catch-up conversations overload}
+# The processes phase puts nginx in front of the servers.
+[[ " $phases " != *" processes "* ]] || { ensure_packages nginx; command -v nginx > /dev/null || PATH=$PATH:/usr/sbin; }
 
 if [ -n "${NODE_ORIGINAL:-}" ]; then
     [ -f "$NODE_ORIGINAL/index.js" ] && [ -d "$NODE_ORIGINAL/node_modules" ] ||
@@ -182,6 +186,9 @@ SQL
             bench "$name" burst "$port" "$pid" --users 200 --window 8 --seconds "$burst_seconds" --warmup 0 | grep -E '^persisted|^whole run'
             bench "$name" catch-up "$port" "$pid" --users 200 --rate 2500 --seconds 60 --warmup 0 --timeline
             echo "catch-up: checkpoints during the burst and after: $(( $(psql "$database" -Atqc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter") - checkpoints_before )), autovacuum/autoanalyze runs on messages: $(( $(psql "$database" -Atqc "SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'messages'") - vacuums_before ))" ;;
+        processes)
+            [ "$name" = ours ] || continue
+            processes_phase "$database" ;;
         idle)
             echo "== $name: 10,000 idle Socket.IO connections"
             bench "$name" idle "$port" "$pid" --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
@@ -203,6 +210,108 @@ SQL
             fi ;;
         *) echo "unknown phase $phase" >&2; exit 2 ;;
         esac
+    done
+}
+
+# The servers of the processes phase: started by start_processes, stopped by stop_processes.
+process_pids=() process_ports=() nginx_pids=()
+# start_processes DATABASE COUNT: COUNT servers on DATABASE, named n1…nCOUNT, each trusting
+# nginx's X-Forwarded-For; returns when every one answers.
+start_processes() {
+    local database=$1 count=$2 n port
+    for n in $(seq "$count"); do
+        port=$(free_port)
+        DATABASE_URL=$database JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning INSTANCE_ID=n$n \
+            TRUSTED_PROXIES=127.0.0.1 REGISTRATIONS_PER_ADDRESS_PER_HOUR=100000000 MESSAGE_BURST=100000000 MESSAGES_PER_SECOND=100000000 \
+            SOCKETS_PER_USER=0 CONNECTIONS_PER_ADDRESS=100000000 NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND=10000000 \
+            "$bin/ChatServer" serve > "$scratch/server-n$n.log" 2>&1 &
+        process_pids+=($!) process_ports+=("$port")
+        pids+=($!)
+    done
+    for port in "${process_ports[@]}"; do wait_for_port "$port"; done
+}
+# start_nginx NAME BACKEND_PORT…: an nginx made by scripts/cluster.sh nginx-config (the
+# committed configuration's generator) in front of those servers; prints its port.
+start_nginx() {
+    local name=$1 port prefix backends=()
+    shift
+    port=$(free_port) prefix="$scratch/nginx-$name"
+    mkdir -p "$prefix"
+    chmod 711 "$scratch"; chmod 755 "$prefix"
+    for backend in "$@"; do backends+=("127.0.0.1:$backend"); done
+    scripts/cluster.sh nginx-config "127.0.0.1:$port" "$prefix" "${backends[@]}" > "$prefix/nginx.conf"
+    nginx -p "$prefix" -c "$prefix/nginx.conf" > "$prefix/out.log" 2>&1 &
+    nginx_pids+=($!)
+    pids+=($!)
+    wait_for_port "$port"
+    echo "$port"
+}
+stop_processes() {
+    local pid
+    for pid in "${nginx_pids[@]}" "${process_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${nginx_pids[@]}" "${process_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    process_pids=() process_ports=() nginx_pids=()
+}
+wait_for_port() {
+    local tries
+    for tries in $(seq 100); do
+        (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing answers on port $1" >&2
+    exit 1
+}
+
+# processes_bench LABEL DATABASE URLS [chat-bench options…]: one run of the processes phase
+# with the load's connections spread over URLS: its summary line and the stream channel's
+# notifications per second and per message. Every write transaction that stores messages sends
+# exactly one (PostgresChatStore.write) and its messages share created_at (now() is the
+# transaction's start), so they are counted in the table afterwards — a LISTENing client would
+# add a backend for every notification to wake.
+processes_bench() {
+    local label=$1 database=$2 urls=$3 head started seconds
+    shift 3
+    head=$(psql "$database" -Atqc "SELECT last_seq FROM stream_head")
+    started=$EPOCHREALTIME
+    "$bin/chat-bench" --server "${urls%%,*}" --servers "$urls" --users-file "$scratch/users-processes" "$@" ${BENCH_ARGS:-} |
+        sed -u "s/^summary:/summary-processes-$label:/" | tee -a "$scratch/out-ours" | grep -v "^summary" || true
+    seconds=$(python3 -c "print(max(0.001, $EPOCHREALTIME - $started))")
+    local line
+    line=$(psql "$database" -Atqc "SELECT 'notifications_per_s=' || round(count(DISTINCT created_at) / $seconds) ||
+                                          ' notifications_per_message=' || round(count(DISTINCT created_at)::numeric / greatest(1, count(*)), 3)
+                                   FROM messages WHERE seq > $head")
+    echo "stream notifications: $line (the whole run, warm-up included)"
+    echo "summary-processes-$label-notify: $line" >> "$scratch/out-ours"
+}
+
+# The processes phase (README, Several processes): 1, 2 and 3 servers on one database — one of
+# their own, so that the main server hears none of their notifications — each behind an nginx
+# of its own, the bench putting every pair's two users on different processes (--servers), so
+# that every message crosses; then 3 servers behind one nginx that balances them (least_conn:
+# where a user lands is nginx's choice, two thirds of the messages cross). Each: saturation and
+# a steady 2,500 msg/s.
+processes_phase() {
+    local cluster=${1%/*} database count label urls port
+    database="$cluster/chat_processes"
+    psql "$cluster/postgres" -q -c 'DROP DATABASE IF EXISTS chat_processes' -c 'CREATE DATABASE chat_processes'
+    DATABASE_URL=$database "$bin/ChatServer" migrate schema.sql > /dev/null
+    for count in 1 2 3 balanced; do
+        if [ "$count" = balanced ]; then
+            start_processes "$database" 3
+            urls="http://127.0.0.1:$(start_nginx balanced "${process_ports[@]}")"
+            label=3-balanced
+            echo "== ours: 3 processes behind one nginx that balances them"
+        else
+            start_processes "$database" "$count"
+            urls=""
+            for port in "${process_ports[@]}"; do urls="$urls${urls:+,}http://127.0.0.1:$(start_nginx "n$port" "$port")"; done
+            label=$count
+            echo "== ours: $count process(es), each behind nginx, every message crossing from its sender's process to its receiver's"
+        fi
+        psql "$database" -qc CHECKPOINT
+        processes_bench "$label-saturation" "$database" "$urls" --users 200 --window 8 --seconds 10
+        processes_bench "$label-steady" "$database" "$urls" --users 200 --rate 2500 --seconds 10
+        stop_processes
     done
 }
 
@@ -284,3 +393,28 @@ row "GET /api/conversations p99 ms, 10,000 of them" "" "$(figure ours conversati
 row "  on a table of this many messages" "" "$(figure ours conversations-table messages)"
 row "server RSS KiB, fresh" "$(figure node fresh idle_rss_kib)" "$(figure ours fresh idle_rss_kib)"
 row "bench CPU µs per message at saturation" "$(figure node saturation bench_cpu_us)" "$(figure ours saturation bench_cpu_us)"
+
+echo
+echo "== several processes on one database, behind nginx (this run; every message crosses processes but in the last column)"
+prow() { printf '%-44s %12s %12s %12s %14s\n' "$@"; }
+prow "" "1 process" "2 processes" "3 processes" "3, balanced"
+share() {
+    local base value
+    base=$(figure ours processes-1-saturation persisted_per_s) value=$(figure ours "processes-$1-saturation" persisted_per_s)
+    [[ "$base$value" == *—* ]] && { echo —; return; }
+    echo "$(( ${value%.*} * 100 / ${base%.*} )) %"
+}
+prow "persisted msg/s at saturation" "$(figure ours processes-1-saturation persisted_per_s)" "$(figure ours processes-2-saturation persisted_per_s)" \
+    "$(figure ours processes-3-saturation persisted_per_s)" "$(figure ours processes-3-balanced-saturation persisted_per_s)"
+prow "  share of 1 process" "$(share 1)" "$(share 2)" "$(share 3)" "$(share 3-balanced)"
+for key in ack_p50_ms ack_p99_ms e2e_p50_ms e2e_p99_ms; do
+    prow "$key at 2,500 msg/s" "$(figure ours processes-1-steady $key)" "$(figure ours processes-2-steady $key)" \
+        "$(figure ours processes-3-steady $key)" "$(figure ours processes-3-balanced-steady $key)"
+done
+for key in notifications_per_s notifications_per_message; do
+    prow "$key at 2,500 msg/s" "$(figure ours processes-1-steady-notify $key)" "$(figure ours processes-2-steady-notify $key)" \
+        "$(figure ours processes-3-steady-notify $key)" "$(figure ours processes-3-balanced-steady-notify $key)"
+done
+prow "notifications_per_message at saturation" "$(figure ours processes-1-saturation-notify notifications_per_message)" \
+    "$(figure ours processes-2-saturation-notify notifications_per_message)" "$(figure ours processes-3-saturation-notify notifications_per_message)" \
+    "$(figure ours processes-3-balanced-saturation-notify notifications_per_message)"
