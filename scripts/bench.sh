@@ -10,11 +10,13 @@
 # checkpoints and vacuums what the burst wrote), and overload (twice the measured saturation for 60 s, then 2,500 msg/s to show the
 # recovery), checking that every acknowledged message was stored; and the fan-out between
 # server processes: 1, 2 and 3 processes on one database behind nginx, each message crossing
-# from its sender's process to its receiver's (`processes`).
+# from its sender's process to its receiver's (`processes`); and PostgreSQL alone taking the
+# server's write transaction from pgbench, by batch size and with idle servers listening
+# (`database`, the figures of docs/scaling.md).
 #
 #   BENCH_PHASES   which phases (default "saturation saturation-recovery saturation-receipts steady
 #                  steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many
-#                  idle processes storm catch-up conversations overload")
+#                  idle processes database storm catch-up conversations overload")
 #   BENCH_CONVERSATION_MESSAGES   messages written for the conversations phase (default 10,000,000)
 #   BENCH_ARGS     extra chat-bench options for every phase
 #   NODE_ORIGINAL  a checkout of the Node original (GitHub ArkTulips/Chat-App, node_modules
@@ -32,7 +34,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle processes storm catch-up conversations overload}
+phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle processes database storm catch-up conversations overload}
 # The processes phase puts nginx in front of the servers.
 [[ " $phases " != *" processes "* ]] || { ensure_packages nginx; command -v nginx > /dev/null || PATH=$PATH:/usr/sbin; }
 
@@ -189,6 +191,9 @@ SQL
         processes)
             [ "$name" = ours ] || continue
             processes_phase "$database" ;;
+        database)
+            [ "$name" = ours ] || continue
+            database_phase "$database" ;;
         idle)
             echo "== $name: 10,000 idle Socket.IO connections"
             bench "$name" idle "$port" "$pid" --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
@@ -284,6 +289,81 @@ processes_bench() {
     echo "summary-processes-$label-notify: $line" >> "$scratch/out-ours"
 }
 
+# The database phase (docs/scaling.md): PostgreSQL alone, taking the server's write
+# transaction (PostgresChatStore.write: the head locked, a batch of messages inserted with its
+# conversations kept, the head moved and the span announced — one pipelined transaction) from
+# pgbench, 2 clients, for batch sizes 1 to 1,000: transactions/s, rows/s, WAL bytes per row.
+# Then batches of 10 with 0, 2 and 8 idle servers on the database, each listening and reading
+# every span (what each further process costs the database). A database of its own.
+database_phase() {
+    local cluster=${1%/*} database batch listeners pgbench line before_lsn after_lsn rows_before rows_after tps
+    database="$cluster/chat_capacity"
+    pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)
+    psql "$cluster/postgres" -q -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS chat_capacity' -c 'CREATE DATABASE chat_capacity'
+    DATABASE_URL=$database "$bin/ChatServer" migrate schema.sql > /dev/null
+    # 200 users, 100 pairs; a batch's messages go to consecutive pairs, as a busy server's do.
+    psql "$database" -q -c "INSERT INTO users (username, email, password)
+                                SELECT 'capacity ' || n, 'capacity-' || lpad(n::text, 3, '0') || '@bench.chat', '!' FROM generate_series(1, 200) n" \
+                        -c "CREATE TABLE capacity_users AS SELECT row_number() OVER (ORDER BY email) - 1 AS k, id FROM users WHERE email LIKE 'capacity-%'"
+    cat > "$scratch/write.sql" <<'SQL'
+\set base random(0, 99)
+\startpipeline
+BEGIN;
+SELECT last_seq FROM stream_head FOR UPDATE;
+WITH i AS (
+    SELECT gen_random_uuid() AS id, s.id AS sender_id, r.id AS receiver_id, 'a chat message of some fifty bytes, as most of them' AS content, n
+    FROM generate_series(1, :batch) n JOIN capacity_users s ON s.k = (:base + n) % 100 JOIN capacity_users r ON r.k = (:base + n) % 100 + 100
+), inserted AS (
+    INSERT INTO messages (id, sender_id, receiver_id, content)
+    SELECT i.id, i.sender_id, i.receiver_id, i.content FROM i JOIN users u ON u.id = i.receiver_id ORDER BY i.n
+    RETURNING id, sender_id, receiver_id, created_at, seq
+), kept AS (
+    INSERT INTO conversations (user_id, peer_id, last_seq, unread)
+    SELECT user_id, peer_id, max(seq), count(*) FILTER (WHERE incoming) FROM (
+        SELECT sender_id AS user_id, receiver_id AS peer_id, seq, false AS incoming FROM inserted
+        UNION ALL
+        SELECT receiver_id, sender_id, seq, true FROM inserted WHERE receiver_id <> sender_id
+    ) pairs GROUP BY user_id, peer_id ORDER BY user_id, peer_id
+    ON CONFLICT (user_id, peer_id) DO UPDATE
+        SET last_seq = greatest(conversations.last_seq, excluded.last_seq), unread = conversations.unread + excluded.unread
+)
+SELECT id::text AS id, created_at::text AS created_at, seq::text AS seq FROM inserted;
+WITH before AS (SELECT last_seq FROM stream_head),
+taken AS (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS last FROM messages_seq_seq),
+moved AS (UPDATE stream_head SET last_seq = (SELECT last FROM taken) WHERE (SELECT last FROM taken) > last_seq RETURNING last_seq)
+SELECT b.last_seq::text AS after, coalesce(m.last_seq, b.last_seq)::text AS through,
+       CASE WHEN m.last_seq IS NOT NULL THEN pg_notify('chat_stream', b.last_seq::text || ' ' || m.last_seq::text || ' capacity') END::text
+FROM before b LEFT JOIN moved m ON true;
+COMMIT;
+\endpipeline
+SQL
+    # capacity_run LABEL BATCH: 10 s of pgbench; a line and a summary for the table.
+    capacity_run() {
+        local label=$1 batch=$2 out
+        before_lsn=$(psql "$database" -Atqc "SELECT pg_current_wal_lsn()") rows_before=$(message_rows "$database")
+        out=$("$pgbench" -n -M prepared -c 2 -j 2 -T 10 -D batch="$batch" -f "$scratch/write.sql" "$database" 2>&1) || { echo "$out" >&2; return 1; }
+        rows_after=$(message_rows "$database")
+        tps=$(grep -oE '^tps = [0-9.]+' <<< "$out" | grep -oE '[0-9.]+$')
+        line=$(psql "$database" -Atqc "SELECT 'transactions_per_s=' || round($tps) || ' rows_per_s=' || round($tps * $batch) ||
+            ' latency_ms=' || $(grep -oE '^latency average = [0-9.]+' <<< "$out" | grep -oE '[0-9.]+$') ||
+            ' wal_bytes_per_row=' || round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$before_lsn') / greatest(1, $rows_after - $rows_before))")
+        echo "$label: $line"
+        echo "summary-database-$label: $line" >> "$scratch/out-ours"
+    }
+    echo "== PostgreSQL alone: the server's write transaction from pgbench (2 clients, 10 s each)"
+    for batch in 1 10 100 1000; do capacity_run "batch-$batch" "$batch"; done
+    echo "== the same, batches of 10, with idle servers on the database (each reads every span)"
+    for listeners in 2 8; do
+        start_processes "$database" "$listeners"
+        capacity_run "listeners-$listeners" 10
+        stop_processes
+    done
+    line=$(psql "$database" -Atqc "SELECT 'table_bytes_per_message=' || round(pg_table_size('messages') / count(*)::numeric) ||
+        ' index_bytes_per_message=' || round(pg_indexes_size('messages') / count(*)::numeric) FROM messages")
+    echo "messages on disk: $line"
+    echo "summary-database-size: $line" >> "$scratch/out-ours"
+}
+
 # The processes phase (README, Several processes): 1, 2 and 3 servers on one database — one of
 # their own, so that the main server hears none of their notifications — each behind an nginx
 # of its own, the bench putting every pair's two users on different processes (--servers), so
@@ -293,7 +373,7 @@ processes_bench() {
 processes_phase() {
     local cluster=${1%/*} database count label urls port
     database="$cluster/chat_processes"
-    psql "$cluster/postgres" -q -c 'DROP DATABASE IF EXISTS chat_processes' -c 'CREATE DATABASE chat_processes'
+    psql "$cluster/postgres" -q -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS chat_processes' -c 'CREATE DATABASE chat_processes'
     DATABASE_URL=$database "$bin/ChatServer" migrate schema.sql > /dev/null
     for count in 1 2 3 balanced; do
         if [ "$count" = balanced ]; then
@@ -418,3 +498,12 @@ done
 prow "notifications_per_message at saturation" "$(figure ours processes-1-saturation-notify notifications_per_message)" \
     "$(figure ours processes-2-saturation-notify notifications_per_message)" "$(figure ours processes-3-saturation-notify notifications_per_message)" \
     "$(figure ours processes-3-balanced-saturation-notify notifications_per_message)"
+echo
+echo "== PostgreSQL alone, the server's write transaction from pgbench (this run; docs/scaling.md)"
+drow() { printf '%-44s %14s %12s %12s %18s\n' "$@"; }
+drow "" "transactions/s" "rows/s" "latency ms" "WAL bytes per row"
+for label in batch-1 batch-10 batch-100 batch-1000 listeners-2 listeners-8; do
+    drow "$label" "$(figure ours "database-$label" transactions_per_s)" "$(figure ours "database-$label" rows_per_s)" \
+        "$(figure ours "database-$label" latency_ms)" "$(figure ours "database-$label" wal_bytes_per_row)"
+done
+echo "bytes per message on disk: table $(figure ours database-size table_bytes_per_message), indexes $(figure ours database-size index_bytes_per_message)"
