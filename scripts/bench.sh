@@ -337,11 +337,12 @@ FROM before b LEFT JOIN moved m ON true;
 COMMIT;
 \endpipeline
 SQL
-    # capacity_run LABEL BATCH: 10 s of pgbench; a line and a summary for the table.
+    # capacity_run LABEL BATCH [CLIENTS]: 10 s of pgbench (2 clients unless told); a line and a
+    # summary for the table.
     capacity_run() {
-        local label=$1 batch=$2 out
+        local label=$1 batch=$2 clients=${3:-2} out
         before_lsn=$(psql "$database" -Atqc "SELECT pg_current_wal_lsn()") rows_before=$(message_rows "$database")
-        out=$("$pgbench" -n -M prepared -c 2 -j 2 -T 10 -D batch="$batch" -f "$scratch/write.sql" "$database" 2>&1) || { echo "$out" >&2; return 1; }
+        out=$("$pgbench" -n -M prepared -c "$clients" -j "$clients" -T 10 -D batch="$batch" -f "$scratch/write.sql" "$database" 2>&1) || { echo "$out" >&2; return 1; }
         rows_after=$(message_rows "$database")
         tps=$(grep -oE '^tps = [0-9.]+' <<< "$out" | grep -oE '[0-9.]+$')
         line=$(psql "$database" -Atqc "SELECT 'transactions_per_s=' || round($tps) || ' rows_per_s=' || round($tps * $batch) ||
@@ -351,6 +352,8 @@ SQL
         echo "summary-database-$label: $line" >> "$scratch/out-ours"
     }
     echo "== PostgreSQL alone: the server's write transaction from pgbench (2 clients, 10 s each)"
+    # One client: the head lock never changes hands (one process's writer).
+    capacity_run "batch-1-one-writer" 1 1
     for batch in 1 10 100 1000; do capacity_run "batch-$batch" "$batch"; done
     echo "== the same, batches of 10, with idle servers on the database (each reads every span)"
     for listeners in 2 8; do
@@ -502,7 +505,7 @@ echo
 echo "== PostgreSQL alone, the server's write transaction from pgbench (this run; docs/scaling.md)"
 drow() { printf '%-44s %14s %12s %12s %18s\n' "$@"; }
 drow "" "transactions/s" "rows/s" "latency ms" "WAL bytes per row"
-for label in batch-1 batch-10 batch-100 batch-1000 listeners-2 listeners-8; do
+for label in batch-1-one-writer batch-1 batch-10 batch-100 batch-1000 listeners-2 listeners-8; do
     drow "$label" "$(figure ours "database-$label" transactions_per_s)" "$(figure ours "database-$label" rows_per_s)" \
         "$(figure ours "database-$label" latency_ms)" "$(figure ours "database-$label" wal_bytes_per_row)"
 done
