@@ -112,7 +112,11 @@ final class Server {
                                 cluster.send("x", arguments: [userID] + reason.split(separator: " ").map(String.init))
                             })
         return serve(handler: OriginGuard(policy: configuration.allowedOrigins, inner: engine.mounted(over: api, preflightsGoToFallback: true)), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
-            // Messages already taken are committed and acknowledged before sessions close.
+            // Nothing more is taken from the sockets; what was taken is committed and
+            // acknowledged before they close, so no client is told "try again" for a message
+            // it sent as the process stopped (its unanswered sends go, resent, to the process
+            // it reconnects to).
+            engine.stopTakingInput()
             if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }
             // Everyone still here is last seen now (their grace periods would end after the loops).
             if !chat.presence.recordEveryoneSeen(timeoutMilliseconds: 2_000) { Log.warning("stopping before last_seen was stored") }

@@ -41,6 +41,8 @@ public final class EngineIOServer: HTTPHandler {
     private let makeDelegate: @Sendable (EngineIOSession) -> EngineIOSessionDelegate
     /// Sessions per client address, open and new a second; nil: no caps.
     private let caps: ConnectionCaps?
+    /// Shutting down (`stopTakingInput`): no new session.
+    private let stopping = Atomic<Bool>(false)
 
     public init(path: String, options: EngineIOOptions, caps: ConnectionCaps? = nil,
                 makeDelegate: @escaping @Sendable (EngineIOSession) -> EngineIOSessionDelegate) {
@@ -60,12 +62,31 @@ public final class EngineIOServer: HTTPHandler {
     /// A handshake past its address's caps: 429 with the reason and `Retry-After`, before any
     /// session exists (open sessions are untouched).
     private func overCaps(_ request: HTTPRequest) -> HTTPResponse? {
+        if stopping.load(ordering: .relaxed) {
+            // A client retries its connection (socket.io's reconnection), through a balancer to
+            // another process.
+            return .json(503, ["code": 503, "message": "the server is shutting down"], headers: [("Retry-After", "1"), ("Access-Control-Allow-Origin", "*")])
+        }
         guard let refusal = caps?.admit(request.clientAddress) else { return nil }
         return .json(429, ["code": 429, "message": .string(refusal.message)],
                      headers: [("Retry-After", String(refusal.retryAfterSeconds)), ("Access-Control-Allow-Origin", "*")])
     }
 
     func lookup(_ id: String) -> EngineIOSession? { sessions.withLock { $0[id] } }
+
+    /// Server shutdown, first step: no new session, and nothing more read from the open ones
+    /// (sticky: back-pressure's resume does not undo it), while what they are owed — acks of
+    /// what was taken, deliveries — still goes out. What a client sends from now on waits in
+    /// its socket and goes unanswered when the session closes: neither taken nor refused, so
+    /// a client that resends what was not acknowledged (socket.io's `retries`, with a
+    /// `client_id` to be stored once) sends it to the process it reconnects to, and its user
+    /// sees no error.
+    public func stopTakingInput() {
+        stopping.store(true, ordering: .relaxed)
+        for session in sessions.withLock({ Array($0.values) }) {
+            session.loop.execute { session.stopInput() }
+        }
+    }
 
     /// Server shutdown: every session ends, each on its own loop (see `closeAfterFlush`);
     /// waits up to `timeoutMilliseconds` for polling clients to collect what they are owed.

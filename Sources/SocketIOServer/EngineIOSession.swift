@@ -36,6 +36,8 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     /// read; a polling client's POST (all of whose packets are still handled) is answered only
     /// at `resumeInput` or after `maxPostHoldMilliseconds` (it sends one POST at a time).
     private var inputPaused = false
+    /// Paused for good: the server is shutting down (`stopInput`).
+    private var inputStopped = false
     private var heldPostAnswer: (@Sendable (HTTPResponse) -> Void)?
     private var postHoldTimer: LoopTimer?
     /// python-engineio gives up on a POST after 5 s: a held one is answered before that even
@@ -127,10 +129,17 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     }
 
     public func resumeInput() {
-        guard !isClosed, inputPaused else { return }
+        guard !isClosed, inputPaused, !inputStopped else { return }
         inputPaused = false
         answerHeldPost()
         webSocket?.resumeReading()
+    }
+
+    /// No more input until the session ends (server shutdown, see
+    /// `EngineIOServer.stopTakingInput`).
+    func stopInput() {
+        pauseInput()
+        inputStopped = true
     }
 
     private static let postAccepted = HTTPResponse(status: 200, headers: [("Content-Type", "text/html"), ("Access-Control-Allow-Origin", "*")],
@@ -211,11 +220,20 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
             respond(EngineIOServer.refusal(3, "Bad request"))
             return close(reason: "parse error")
         }
+        if inputStopped {
+            // The server is stopping: what this POST carries is not taken (as a WebSocket's
+            // frames stay unread), and its answer comes with the close.
+            heldPostAnswer = respond
+            return
+        }
         for packet in packets where !isClosed { receive(packet) }
         // Paused by what it carried: the client's next POST waits for this answer.
         guard inputPaused && !isClosed else { return respond(Self.postAccepted) }
         heldPostAnswer = respond
-        postHoldTimer = loop.schedule(after: Self.maxPostHoldMilliseconds) { [weak self] in self?.answerHeldPost() }
+        postHoldTimer = loop.schedule(after: Self.maxPostHoldMilliseconds) { [weak self] in
+            guard let self, !self.inputStopped else { return }  // stopping: answered at the close
+            self.answerHeldPost()
+        }
     }
 
     private func answerHeldPost() {

@@ -205,6 +205,33 @@ final class EngineIOSessionTests: XCTestCase {
         XCTAssertEqual(lastDelegate.closeReason, "server shutting down")
     }
 
+    func testOnceShutdownBeginsNoSessionOpensAndNothingMoreIsTakenButOutputFlows() throws {
+        let sid = try handshake()
+        let session = try XCTUnwrap(self.session(sid))
+        engine.stopTakingInput()
+        onLoop {}
+        let refused = answer(send("GET", "transport=polling"))
+        XCTAssertEqual(refused.status, 503, "a new session goes elsewhere")
+        XCTAssertEqual(refused.headers.first { $0.name == "Retry-After" }?.value, "1")
+        XCTAssertEqual(try JSONParser.parse(refused.body)["message"]?.stringValue, "the server is shutting down")
+        XCTAssertEqual(engine.sessionCount, 1)
+        // A POST now is not taken, and its answer waits for the close.
+        let posted = send("POST", "transport=polling&sid=\(sid)", body: "4not taken")
+        usleep(200_000)
+        XCTAssertNil(posted.response, "the POST's answer is held while the server stops")
+        XCTAssertEqual(lastDelegate.texts, [])
+        // Back-pressure's resume does not undo the stop.
+        onLoop { session.resumeInput() }
+        usleep(100_000)
+        XCTAssertNil(posted.response)
+        // What the session is owed still goes out.
+        onLoop { session.send(text: Array("ack".utf8)) }
+        XCTAssertEqual(bodyText(answer(send("GET", "transport=polling&sid=\(sid)"))), "4ack")
+        onLoop { session.close(reason: "server shutting down") }
+        XCTAssertEqual(bodyText(answer(posted)), "ok", "the held POST is answered at the close")
+        XCTAssertEqual(lastDelegate.texts, [])
+    }
+
     // MARK: - Upgrade
 
     func testUpgradeProbeThenSwitchReleasesTheHeldPollAndMovesTheQueue() throws {

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -527,6 +528,145 @@ def test_a_process_killed_under_load_loses_nothing_behind_nginx(behind_nginx, da
     sender.disconnect()
 
 
+def test_a_rolling_restart_moves_a_process_clients_with_no_error_behind_nginx(database, tmp_path):
+    # One of three processes stopped gracefully (SIGTERM) under load, as a rolling restart
+    # does. Its receivers see their transport close, reconnect through nginx (which passes the
+    # stopped process over) and resume; its sender resends what was not acknowledged, with the
+    # same client_id, as the clients do. No send is refused, nothing acknowledged is lost,
+    # nothing arrives twice.
+    servers = [Server(os.environ["CHAT_SERVER_BIN"], database, {"INSTANCE_ID": f"n{n}", "TRUSTED_PROXIES": "127.0.0.1"}) for n in (1, 2, 3)]
+    nginx = Nginx(servers, str(tmp_path / "nginx"))
+    victim = servers[1]
+    clients = []
+    try:
+        def on_victim(client):
+            return client.eio.sid.startswith("n2.")
+
+        receivers = []
+        while sum(on_victim(client.client) for _, client in receivers) < 2 or all(on_victim(client.client) for _, client in receivers):
+            assert len(receivers) < 20, "nginx never spread the receivers over n2 and the others"
+            user_id, _, token = nginx.user(f"rolling-bob{len(receivers)}")
+            receivers.append((user_id, RecoveringClient(token, TRANSPORTS["websocket"]).connect(nginx.url)))
+        moving = [client for _, client in receivers if on_victim(client.client)]
+
+        def connect_where(token, wanted):
+            for _ in range(20):
+                client = connect(nginx, token, TRANSPORTS["websocket"])
+                if wanted(client):
+                    return client
+                client.disconnect()
+            raise AssertionError("nginx never chose the process wanted")
+
+        steady_id, _, steady_token = nginx.user("rolling-steady")
+        mover_id, _, mover_token = nginx.user("rolling-mover")
+        steady = connect_where(steady_token, lambda client: not on_victim(client))
+        mover = {"client": connect_where(mover_token, on_victim), "moved": False}
+        clients += [steady, mover["client"]]
+        acked = {user_id: [] for user_id, _ in receivers}
+        refused = []
+        stop = threading.Event()
+
+        def steady_sender():
+            n = 0
+            while not stop.is_set() and n < 3000:
+                for user_id, _ in receivers:
+                    try:
+                        ack = steady.call("send_message", {"to": user_id, "message": f"steady {n}"}, timeout=10)
+                    except Exception as error:  # on a process that stays: an error shown to its user
+                        refused.append(repr(error))
+                        continue
+                    (acked[user_id].append(ack["id"]) if ack.get("ok") else refused.append(ack))
+                n += 1
+
+        def moving_sender():
+            n = 0
+            while not stop.is_set() and n < 3000:
+                for user_id, _ in receivers:
+                    payload = {"to": user_id, "message": f"mover {n}", "client_id": str(uuid.uuid4())}
+                    while True:
+                        try:
+                            ack = mover["client"].call("send_message", payload, timeout=10)
+                            break
+                        except Exception:
+                            # The transport closed under the send: back through nginx, the same
+                            # client_id again (stored once, whichever copy got there).
+                            try:
+                                mover["client"].disconnect()
+                            except Exception:
+                                pass
+                            for _ in range(50):
+                                try:
+                                    mover["client"] = connect(nginx, mover_token, TRANSPORTS["websocket"])
+                                    clients.append(mover["client"])
+                                    mover["moved"] = True
+                                    break
+                                except Exception:
+                                    time.sleep(0.1)
+                    (acked[user_id].append(ack["id"]) if ack.get("ok") else refused.append(ack))
+                n += 1
+
+        senders = [threading.Thread(target=steady_sender), threading.Thread(target=moving_sender)]
+        for sender in senders:
+            sender.start()
+        try:
+            time.sleep(1.5)
+            stopping = threading.Thread(target=lambda: victim.stop())
+            stopping.start()
+            stopped_at = time.monotonic()
+            back_at = stopped_at
+            for client in moving:
+                deadline = time.monotonic() + 15
+                while client.client.connected:
+                    assert time.monotonic() < deadline, "the stopping process closed its sockets"
+                    time.sleep(0.02)
+                with client.lock:
+                    client.generation += 1
+                gone, client.client = client.client, None
+                try:
+                    gone.disconnect()
+                except Exception:
+                    pass
+                for _ in range(50):
+                    try:
+                        client.connect(nginx.url)
+                        break
+                    except Exception:
+                        time.sleep(0.1)
+                assert client.client is not None and client.recovered, "resumed on another process"
+                assert not on_victim(client.client)
+                back_at = time.monotonic()
+            stopping.join(30)
+            assert victim.process.returncode == 0, "".join(victim.output)
+            time.sleep(1.5)
+        finally:
+            stop.set()
+            for sender in senders:
+                sender.join(60)
+        print(f"{len(moving)} receivers of the stopped process back {back_at - stopped_at:.2f} s after SIGTERM")
+        assert mover["moved"] and not on_victim(mover["client"]), "the sender on the stopped process moved too"
+        assert refused == [], f"no send refused: {refused[:3]}"
+        mover_rows = psql(database, f"SELECT count(*) || ' ' || count(DISTINCT client_id) FROM messages WHERE sender_id = '{mover_id}'").split()
+        assert mover_rows[0] == mover_rows[1], "each of the mover's messages stored once, resends included"
+        for user_id, client in receivers:
+            stored = psql(database, f"SELECT id FROM messages WHERE receiver_id = '{user_id}' ORDER BY seq").split()
+            assert set(acked[user_id]) <= set(stored), "every acknowledged message is stored"
+            assert client.events.wait(lambda: len(client.of("receive_message")) >= len(stored), timeout=20)
+            time.sleep(0.2)
+            got = [event["id"] for event in client.of("receive_message")]
+            assert got == stored, f"{user_id}: {len(got)} received, {len(stored)} stored: each once, in order"
+            client.client.disconnect()
+    finally:
+        for client in clients:
+            try:
+                client.disconnect()
+            except Exception:
+                pass
+        nginx.stop()
+        for server in servers:
+            if server.process.poll() is None:
+                assert server.stop() == 0, "".join(server.output)
+
+
 def test_the_committed_nginx_configuration_is_what_the_script_makes():
     made = subprocess.run([os.path.join(REPOSITORY, "scripts", "cluster.sh"), "nginx-config", "127.0.0.1:5001", "/var/lib/chat-nginx",
                            "127.0.0.1:5101", "127.0.0.1:5102", "127.0.0.1:5103"], check=True, capture_output=True, text=True).stdout
@@ -549,7 +689,6 @@ def restart_postgresql(database):
 
 
 def test_postgresql_restarted_under_load_with_three_processes_loses_and_repeats_nothing(servers, database):
-    import uuid
     one, two, three = servers
     a_id, _, a_token = one.user("ann")
     b_id, _, b_token = one.user("bob")
