@@ -236,20 +236,21 @@ start_processes() {
     for port in "${process_ports[@]}"; do wait_for_port "$port"; done
 }
 # start_nginx NAME BACKEND_PORT…: an nginx made by scripts/cluster.sh nginx-config (the
-# committed configuration's generator) in front of those servers; prints its port.
+# committed configuration's generator) in front of those servers, listening on $nginx_port.
+# (Not called in a subshell: its pid must reach nginx_pids, for stop_processes.)
+nginx_port=""
 start_nginx() {
-    local name=$1 port prefix backends=()
+    local name=$1 prefix backends=()
     shift
-    port=$(free_port) prefix="$scratch/nginx-$name"
+    nginx_port=$(free_port) prefix="$scratch/nginx-$name"
     mkdir -p "$prefix"
     chmod 711 "$scratch"; chmod 755 "$prefix"
     for backend in "$@"; do backends+=("127.0.0.1:$backend"); done
-    scripts/cluster.sh nginx-config "127.0.0.1:$port" "$prefix" "${backends[@]}" > "$prefix/nginx.conf"
+    scripts/cluster.sh nginx-config "127.0.0.1:$nginx_port" "$prefix" "${backends[@]}" > "$prefix/nginx.conf"
     nginx -p "$prefix" -c "$prefix/nginx.conf" > "$prefix/out.log" 2>&1 &
     nginx_pids+=($!)
     pids+=($!)
-    wait_for_port "$port"
-    echo "$port"
+    wait_for_port "$nginx_port"
 }
 stop_processes() {
     local pid
@@ -381,13 +382,17 @@ processes_phase() {
     for count in 1 2 3 balanced; do
         if [ "$count" = balanced ]; then
             start_processes "$database" 3
-            urls="http://127.0.0.1:$(start_nginx balanced "${process_ports[@]}")"
+            start_nginx balanced "${process_ports[@]}"
+            urls="http://127.0.0.1:$nginx_port"
             label=3-balanced
             echo "== ours: 3 processes behind one nginx that balances them"
         else
             start_processes "$database" "$count"
             urls=""
-            for port in "${process_ports[@]}"; do urls="$urls${urls:+,}http://127.0.0.1:$(start_nginx "n$port" "$port")"; done
+            for port in "${process_ports[@]}"; do
+                start_nginx "n$port" "$port"
+                urls="$urls${urls:+,}http://127.0.0.1:$nginx_port"
+            done
             label=$count
             echo "== ours: $count process(es), each behind nginx, every message crossing from its sender's process to its receiver's"
         fi
