@@ -98,6 +98,9 @@ EOF
             proxy_read_timeout 120s;
             proxy_send_timeout 120s;
             proxy_buffering off;
+            # A process that is stopping refuses new sessions (503): the next one takes them.
+            # (nginx never passes a POST on, so no polling packet is sent twice.)
+            proxy_next_upstream error timeout http_503;
         }
 
         location / {

@@ -76,16 +76,28 @@ public final class EngineIOServer: HTTPHandler {
 
     /// Server shutdown, first step: no new session, and nothing more read from the open ones
     /// (sticky: back-pressure's resume does not undo it), while what they are owed — acks of
-    /// what was taken, deliveries — still goes out. What a client sends from now on waits in
-    /// its socket and goes unanswered when the session closes: neither taken nor refused, so
-    /// a client that resends what was not acknowledged (socket.io's `retries`, with a
+    /// what was taken, deliveries — still goes out. Returns once every session's loop has
+    /// stopped its input (or after `timeoutMilliseconds`): what the loops handed the
+    /// application before then was taken while the application still takes input, and nothing
+    /// comes after. What a client sends from now on waits in its socket (a polling POST is
+    /// held, then refused at the close) and is neither taken nor answered as taken, so a
+    /// client that resends what was not acknowledged (socket.io's `retries`, with a
     /// `client_id` to be stored once) sends it to the process it reconnects to, and its user
-    /// sees no error.
-    public func stopTakingInput() {
-        stopping.store(true, ordering: .relaxed)
-        for session in sessions.withLock({ Array($0.values) }) {
-            session.loop.execute { session.stopInput() }
+    /// is never told "try again".
+    public func stopTakingInput(timeoutMilliseconds: Int64 = 1_000) {
+        // Under the sessions' lock: a session `open` registers after this sees the flag.
+        let all = sessions.withLock { sessions -> [EngineIOSession] in
+            stopping.store(true, ordering: .relaxed)
+            return Array(sessions.values)
         }
+        let pending = Atomic<Int>(all.count)
+        for session in all {
+            session.loop.execute {
+                session.stopInput()
+                pending.subtract(1, ordering: .releasing)
+            }
+        }
+        _ = MonotonicClock.wait(upTo: timeoutMilliseconds) { pending.load(ordering: .acquiring) == 0 }
     }
 
     /// Server shutdown: every session ends, each on its own loop (see `closeAfterFlush`);
@@ -182,10 +194,15 @@ public final class EngineIOServer: HTTPHandler {
     private func open(on loop: EventLoop, handshake: HTTPRequest) -> EngineIOSession {
         let session = EngineIOSession(id: options.sessionIDPrefix.isEmpty ? Self.makeSessionID() : options.sessionIDPrefix + "." + Self.makeSessionID(), loop: loop, server: self, options: options,
                                       handshake: EngineIOHandshake(target: handshake.target), clientAddress: handshake.clientAddress)
-        sessions.withLock { $0[session.id] = session }
+        let stopping = sessions.withLock { sessions -> Bool in
+            sessions[session.id] = session
+            return self.stopping.load(ordering: .relaxed)
+        }
         caps?.opened(session.clientAddress)
         session.delegate = makeDelegate(session)
         session.startHeartbeat()
+        // Passed the check in `overCaps` as the stop began: stopped here, before any input.
+        if stopping { session.stopInput() }
         return session
     }
 

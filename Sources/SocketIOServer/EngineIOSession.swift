@@ -39,6 +39,8 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     /// Paused for good: the server is shutting down (`stopInput`).
     private var inputStopped = false
     private var heldPostAnswer: (@Sendable (HTTPResponse) -> Void)?
+    /// The held POST's packets were not taken (the server is stopping): refused when answered.
+    private var heldPostDropped = false
     private var postHoldTimer: LoopTimer?
     /// python-engineio gives up on a POST after 5 s: a held one is answered before that even
     /// while the pause lasts (the next POST is held again).
@@ -222,8 +224,9 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         }
         if inputStopped {
             // The server is stopping: what this POST carries is not taken (as a WebSocket's
-            // frames stay unread), and its answer comes with the close.
+            // frames stay unread); it is refused at the close, so the client knows.
             heldPostAnswer = respond
+            heldPostDropped = true
             return
         }
         for packet in packets where !isClosed { receive(packet) }
@@ -241,6 +244,10 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         postHoldTimer = nil
         guard let answer = heldPostAnswer else { return }
         heldPostAnswer = nil
+        if heldPostDropped {
+            heldPostDropped = false
+            return answer(.json(503, ["code": 503, "message": "the server is shutting down"], headers: [("Access-Control-Allow-Origin", "*")]))
+        }
         answer(Self.postAccepted)
     }
 

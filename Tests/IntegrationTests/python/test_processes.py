@@ -583,7 +583,8 @@ def test_a_rolling_restart_moves_a_process_clients_with_no_error_behind_nginx(da
             while not stop.is_set() and n < 3000:
                 for user_id, _ in receivers:
                     payload = {"to": user_id, "message": f"mover {n}", "client_id": str(uuid.uuid4())}
-                    while True:
+                    ack = None
+                    for _ in range(5):
                         try:
                             ack = mover["client"].call("send_message", payload, timeout=10)
                             break
@@ -602,6 +603,10 @@ def test_a_rolling_restart_moves_a_process_clients_with_no_error_behind_nginx(da
                                     break
                                 except Exception:
                                     time.sleep(0.1)
+                    if ack is None:
+                        refused.append(f"mover {n}: no answer after 5 tries")
+                        stop.set()
+                        return
                     (acked[user_id].append(ack["id"]) if ack.get("ok") else refused.append(ack))
                 n += 1
 
