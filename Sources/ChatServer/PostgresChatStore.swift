@@ -103,8 +103,6 @@ struct PostgresChatStore: ChatStore {
         }
     }
 
-    private static func message(_ rows: PostgresRows, _ row: Int) -> ChatMessage { message(rows, row, MessageColumns(rows)) }
-
     private static func message(_ rows: PostgresRows, _ row: Int, _ columns: MessageColumns) -> ChatMessage {
         func value(_ column: Int?) -> String? { column.flatMap { rows.value(row, $0) } }
         return ChatMessage(id: value(columns.id) ?? "", senderID: value(columns.senderID), receiverID: value(columns.receiverID),
@@ -180,10 +178,11 @@ struct PostgresChatStore: ChatStore {
                     return .failure(.failed("no result for the stream page"))
                 }
                 let rows = results[1]
+                let columns = MessageColumns(rows)
                 var messages: [ChatMessage] = [], receipts: [ReceiptState] = []
                 for row in 0..<rows.count {
                     if rows.value(row, "kind") == "m" {
-                        messages.append(Self.message(rows, row))
+                        messages.append(Self.message(rows, row, columns))
                     } else if let peer = rows.value(row, "peer_id"), let position = rows.value(row, "receipt_seq").flatMap({ Int64($0) }) {
                         receipts.append(ReceiptState(peerID: peer, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
                                                      peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0, position: position))
@@ -215,7 +214,9 @@ struct PostgresChatStore: ChatStore {
                       let through = advanced.value(0, "through").flatMap({ Int64($0) }) else {
                     return .failure(.failed("no result for a write"))
                 }
-                let inserted = messages.isEmpty ? [] : Self.insertedMessages(ids: messages.map(\.id), rows: results[1])
+                guard let inserted = messages.isEmpty ? [] : Self.insertedMessages(ids: messages.map(\.id), rows: results[1]) else {
+                    return .failure(.failed("the insert returned no id, created_at or seq"))
+                }
                 let marks: Result<[Result<ReadMark?, StoreError>], StoreError> = reads.isEmpty ? .success([]) : Self.readMarks(results[results.count - 2], count: reads.count)
                 return marks.map { StoreWrite(messages: inserted, reads: $0, span: StreamSpan(after: after, through: through)) }
             }) {
@@ -379,8 +380,9 @@ struct PostgresChatStore: ChatStore {
         pool.submit(statement) { result in
             completion(Self.map(result) { rows in
                 var originals = [StoredMessage?](repeating: nil, count: messages.count)
+                let columns = MessageColumns(rows)
                 for row in 0..<rows.count {
-                    let found = Self.message(rows, row)
+                    let found = Self.message(rows, row, columns)
                     guard let n = rows.value(row, "n").flatMap({ Int($0) }), (1...messages.count).contains(n),
                           let senderID = found.senderID, let receiverID = found.receiverID, let seq = found.seq else { continue }
                     originals[n - 1] = StoredMessage(id: found.id, senderID: senderID, receiverID: receiverID, content: found.content ?? "",
@@ -396,11 +398,11 @@ struct PostgresChatStore: ChatStore {
     /// lists rows in the order inserted — the batch's, minus rows left out — so both are walked
     /// together without hashing; from the first row out of step on, a lookup by id takes over.
     /// A batch shares one transaction time: it is converted once.
-    static func insertedMessages(ids: [String], rows: PostgresRows) -> [InsertedMessage] {
+    static func insertedMessages(ids: [String], rows: PostgresRows) -> [InsertedMessage]? {
         var values: [InsertedMessage] = []
         values.reserveCapacity(ids.count)
         guard let idColumn = rows.columnIndex("id"), let createdAtColumn = rows.columnIndex("created_at"), let seqColumn = rows.columnIndex("seq") else {
-            return ids.map { _ in .unknownReceiver }
+            return nil
         }
         var lastText = "", lastConverted = ""
         func stored(_ row: Int) -> InsertedMessage {
@@ -503,9 +505,10 @@ struct PostgresChatStore: ChatStore {
     }
 
     private static func conversations(_ rows: PostgresRows) -> [Conversation] {
-        (0..<rows.count).compactMap { row -> Conversation? in
+        let columns = MessageColumns(rows)
+        return (0..<rows.count).compactMap { row -> Conversation? in
             guard let peerID = rows.value(row, "peer_id"), let lastSeq = rows.value(row, "last_seq").flatMap({ Int64($0) }) else { return nil }
-            let message = rows.value(row, "id") == nil ? nil : Self.message(rows, row)
+            let message = rows.value(row, "id") == nil ? nil : Self.message(rows, row, columns)
             return Conversation(peer: User(id: peerID, email: rows.value(row, "peer_email") ?? "", username: rows.value(row, "peer_username")),
                                 lastMessage: message, lastSeq: lastSeq, readSeq: rows.value(row, "read_seq").flatMap { Int64($0) } ?? 0,
                                 peerReadSeq: rows.value(row, "peer_read_seq").flatMap { Int64($0) } ?? 0,

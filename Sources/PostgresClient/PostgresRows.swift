@@ -18,8 +18,8 @@ public struct PostgresStatement: Sendable {
 }
 
 /// The rows a statement returned, copied out of libpq, in text format: every value's bytes in
-/// one buffer, made a `String` only when asked for (a stream read of 2,000 rows × 13 columns
-/// used to make 26,000 strings, most of them never looked at).
+/// one buffer, made a `String` only when asked for (a row used to be an array of strings, one
+/// per value, and numbers were parsed from those strings).
 public struct PostgresRows: Sendable {
     public let columns: [String]
     public let count: Int
