@@ -253,9 +253,12 @@ start_nginx() {
     wait_for_port "$nginx_port"
 }
 stop_processes() {
-    local pid
+    local pid stopped=" ${nginx_pids[*]} ${process_pids[*]} " kept=()
     for pid in "${nginx_pids[@]}" "${process_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${nginx_pids[@]}" "${process_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # Out of cleanup's list too: their pids may be another process's by the end.
+    for pid in "${pids[@]}"; do [[ "$stopped" == *" $pid "* ]] || kept+=("$pid"); done
+    pids=("${kept[@]}")
     process_pids=() process_ports=() nginx_pids=()
 }
 wait_for_port() {
@@ -278,10 +281,10 @@ processes_bench() {
     local label=$1 database=$2 urls=$3 head started seconds
     shift 3
     head=$(psql "$database" -Atqc "SELECT last_seq FROM stream_head")
-    started=$EPOCHREALTIME
+    started=$(date +%s.%N)
     "$bin/chat-bench" --server "${urls%%,*}" --servers "$urls" --users-file "$scratch/users-processes" "$@" ${BENCH_ARGS:-} |
-        sed -u "s/^summary:/summary-processes-$label:/" | tee -a "$scratch/out-ours" | grep -v "^summary" || true
-    seconds=$(python3 -c "print(max(0.001, $EPOCHREALTIME - $started))")
+        sed -u "s/^summary:/summary-processes-$label:/" | tee -a "$scratch/out-ours" | { grep -v "^summary" || true; }
+    seconds=$(python3 -c "print(max(0.001, $(date +%s.%N) - $started))")
     local line
     line=$(psql "$database" -Atqc "SELECT 'notifications_per_s=' || round(count(DISTINCT created_at) / $seconds) ||
                                           ' notifications_per_message=' || round(count(DISTINCT created_at)::numeric / greatest(1, count(*)), 3)
@@ -297,10 +300,11 @@ processes_bench() {
 # Then batches of 10 with 0, 2 and 8 idle servers on the database, each listening and reading
 # every span (what each further process costs the database). A database of its own.
 database_phase() {
-    local cluster=${1%/*} database batch listeners pgbench line before_lsn after_lsn rows_before rows_after tps
-    database="$cluster/chat_capacity"
+    # (Not `cluster`: that global names the throw-away cluster's folder for cleanup.)
+    local server=${1%/*} database batch listeners pgbench line before_lsn rows_before rows_after tps
+    database="$server/chat_capacity"
     pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)
-    psql "$cluster/postgres" -q -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS chat_capacity' -c 'CREATE DATABASE chat_capacity'
+    psql "$server/postgres" -q -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS chat_capacity' -c 'CREATE DATABASE chat_capacity'
     DATABASE_URL=$database "$bin/ChatServer" migrate schema.sql > /dev/null
     # 200 users, 100 pairs; a batch's messages go to consecutive pairs, as a busy server's do.
     psql "$database" -q -c "INSERT INTO users (username, email, password)
@@ -338,12 +342,18 @@ FROM before b LEFT JOIN moved m ON true;
 COMMIT;
 \endpipeline
 SQL
-    # capacity_run LABEL BATCH [CLIENTS]: 10 s of pgbench (2 clients unless told); a line and a
-    # summary for the table.
+    # The control: the same transaction without the head — no lock, no head row moved, the
+    # notification still sent — to tell what the lock costs from what the commits do.
+    awk '/FOR UPDATE/ { next }
+         /^WITH before AS/ { skipping = 1; print "SELECT pg_notify('"'"'chat_stream'"'"', '"'"'control'"'"');" }
+         skipping { if (/LEFT JOIN moved m ON true;/) skipping = 0; next }
+         { print }' "$scratch/write.sql" > "$scratch/write-without-head.sql"
+    # capacity_run LABEL BATCH [CLIENTS] [SCRIPT]: 10 s of pgbench (2 clients, write.sql unless
+    # told); a line and a summary for the table.
     capacity_run() {
-        local label=$1 batch=$2 clients=${3:-2} out
+        local label=$1 batch=$2 clients=${3:-2} script=${4:-$scratch/write.sql} out
         before_lsn=$(psql "$database" -Atqc "SELECT pg_current_wal_lsn()") rows_before=$(message_rows "$database")
-        out=$("$pgbench" -n -M prepared -c "$clients" -j "$clients" -T 10 -D batch="$batch" -f "$scratch/write.sql" "$database" 2>&1) || { echo "$out" >&2; return 1; }
+        out=$("$pgbench" -n -M prepared -c "$clients" -j "$clients" -T 10 -D batch="$batch" -f "$script" "$database" 2>&1) || { echo "$out" >&2; return 1; }
         rows_after=$(message_rows "$database")
         tps=$(grep -oE '^tps = [0-9.]+' <<< "$out" | grep -oE '[0-9.]+$')
         line=$(psql "$database" -Atqc "SELECT 'transactions_per_s=' || round($tps) || ' rows_per_s=' || round($tps * $batch) ||
@@ -355,6 +365,7 @@ SQL
     echo "== PostgreSQL alone: the server's write transaction from pgbench (2 clients, 10 s each)"
     # One client: the head lock never changes hands (one process's writer).
     capacity_run "batch-1-one-writer" 1 1
+    capacity_run "batch-1-no-head-lock" 1 2 "$scratch/write-without-head.sql"
     for batch in 1 10 100 1000; do capacity_run "batch-$batch" "$batch"; done
     echo "== the same, batches of 10, with idle servers on the database (each reads every span)"
     for listeners in 2 8; do
@@ -375,9 +386,9 @@ SQL
 # where a user lands is nginx's choice, two thirds of the messages cross). Each: saturation and
 # a steady 2,500 msg/s.
 processes_phase() {
-    local cluster=${1%/*} database count label urls port
-    database="$cluster/chat_processes"
-    psql "$cluster/postgres" -q -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS chat_processes' -c 'CREATE DATABASE chat_processes'
+    local server=${1%/*} database count label urls port
+    database="$server/chat_processes"
+    psql "$server/postgres" -q -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS chat_processes' -c 'CREATE DATABASE chat_processes'
     DATABASE_URL=$database "$bin/ChatServer" migrate schema.sql > /dev/null
     for count in 1 2 3 balanced; do
         if [ "$count" = balanced ]; then
@@ -394,7 +405,11 @@ processes_phase() {
                 urls="$urls${urls:+,}http://127.0.0.1:$nginx_port"
             done
             label=$count
-            echo "== ours: $count process(es), each behind nginx, every message crossing from its sender's process to its receiver's"
+            if [ "$count" = 1 ]; then
+                echo "== ours: 1 process behind nginx (the baseline: nothing crosses)"
+            else
+                echo "== ours: $count processes, each behind nginx, every message crossing from its sender's process to its receiver's"
+            fi
         fi
         psql "$database" -qc CHECKPOINT
         processes_bench "$label-saturation" "$database" "$urls" --users 200 --window 8 --seconds 10
@@ -489,7 +504,7 @@ prow "" "1 process" "2 processes" "3 processes" "3, balanced"
 share() {
     local base value
     base=$(figure ours processes-1-saturation persisted_per_s) value=$(figure ours "processes-$1-saturation" persisted_per_s)
-    [[ "$base$value" == *—* ]] && { echo —; return; }
+    [[ "$base$value" == *—* ]] || [ "${base%.*}" -le 0 ] && { echo —; return; }
     echo "$(( ${value%.*} * 100 / ${base%.*} )) %"
 }
 prow "persisted msg/s at saturation" "$(figure ours processes-1-saturation persisted_per_s)" "$(figure ours processes-2-saturation persisted_per_s)" \
@@ -510,7 +525,7 @@ echo
 echo "== PostgreSQL alone, the server's write transaction from pgbench (this run; docs/scaling.md)"
 drow() { printf '%-44s %14s %12s %12s %18s\n' "$@"; }
 drow "" "transactions/s" "rows/s" "latency ms" "WAL bytes per row"
-for label in batch-1-one-writer batch-1 batch-10 batch-100 batch-1000 listeners-2 listeners-8; do
+for label in batch-1-one-writer batch-1-no-head-lock batch-1 batch-10 batch-100 batch-1000 listeners-2 listeners-8; do
     drow "$label" "$(figure ours "database-$label" transactions_per_s)" "$(figure ours "database-$label" rows_per_s)" \
         "$(figure ours "database-$label" latency_ms)" "$(figure ours "database-$label" wal_bytes_per_row)"
 done
