@@ -62,13 +62,14 @@ public struct PostgresRows: Sendable {
 
     public func columnIndex(_ name: String) -> Int? { columns.firstIndex(of: name) }
 
-    /// The value of `column` in row `row`, or nil for NULL or an unknown column.
+    /// The value of `column` in row `row`, or nil for NULL, an unknown column or a row that is
+    /// not there.
     public func value(_ row: Int, _ column: String) -> String? {
         guard let index = columnIndex(column) else { return nil }
         return value(row, index)
     }
 
-    /// The value in column number `column` of row `row`, or nil for NULL.
+    /// The value in column number `column` of row `row`, or nil for NULL or no such value.
     public func value(_ row: Int, _ column: Int) -> String? {
         withValue(row, column) { $0.map { String(decoding: $0, as: UTF8.self) } }
     }
@@ -105,9 +106,10 @@ public struct PostgresRows: Sendable {
         }
     }
 
-    /// The bytes of a value (nil for NULL), valid only inside `body`.
+    /// The bytes of a value (nil for NULL, and where there is no such row or column: `value(0, …)`
+    /// asks for the first row if there is one), valid only inside `body`.
     public func withValue<Result>(_ row: Int, _ column: Int, _ body: (UnsafeBufferPointer<UInt8>?) throws -> Result) rethrows -> Result {
-        precondition(row >= 0 && row < count && column >= 0 && column < columns.count, "no value at row \(row), column \(column)")
+        guard row >= 0, row < count, column >= 0, column < columns.count else { return try body(nil) }
         let cell = row * columns.count + column
         let length = Int(lengths[cell])
         guard length >= 0 else { return try body(nil) }

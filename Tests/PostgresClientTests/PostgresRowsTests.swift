@@ -45,6 +45,14 @@ final class PostgresRowsTests: XCTestCase {
 
     func testNoRows() {
         let none = PostgresRows(columns: ["a"], rows: [], affectedRows: 0)
+        // `value(0, …)`: the first row's, if there is one (a user that is not there any more).
+        XCTAssertNil(none.value(0, "a"))
+        XCTAssertNil(none.value(0, 0))
+        XCTAssertNil(none.int64(0, 0))
+        XCTAssertFalse(none.value(0, 0, equals: ""))
+        XCTAssertNil(rows.value(3, 0), "past the last row")
+        XCTAssertNil(rows.value(-1, 0))
+        XCTAssertNil(rows.value(0, 3), "past the last column")
         XCTAssertTrue(none.isEmpty)
         XCTAssertEqual(none.rows, [])
         XCTAssertEqual(PostgresRows(columns: [], rows: [], affectedRows: 7).affectedRows, 7)

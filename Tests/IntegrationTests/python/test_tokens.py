@@ -153,3 +153,17 @@ def test_a_revocation_outlives_the_process(database):
         assert requests.get(second.url + "/api/conversations", headers=bearer(fresh), timeout=10).status_code == 200
     finally:
         assert second.stop() == 0, "".join(second.output)
+
+
+def test_a_well_signed_token_of_a_user_who_is_not_there_is_refused_and_the_server_stays(server):
+    # Signed with the server's secret, naming no user of this database (one deleted, or a
+    # token from another deployment with the same secret): refused like a revoked one — an
+    # empty answer from the database once crashed the server here.
+    import uuid
+    stranger = node_token(str(uuid.uuid4()))
+    assert requests.get(server.url + "/api/conversations", headers=bearer(stranger), timeout=10).status_code == 403
+    inbox = Inbox()
+    refused_connect(server, stranger, ["websocket"], inbox)
+    assert inbox.of("connect_error") == [{"message": "Invalid token"}]
+    assert requests.get(server.url + "/livez", timeout=10).status_code == 200
+    assert server.process.poll() is None, "".join(server.output)
