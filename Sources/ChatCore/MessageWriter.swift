@@ -222,6 +222,9 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     /// Messages waiting for a batch (not those being written).
     public var queuedCount: Int { state.withLock { $0.queue.count } }
 
+    /// As many messages wait as make senders pause (`highWater`): the writer is behind.
+    public var isOverloaded: Bool { state.withLock { $0.queue.count >= highWater } }
+
     /// Queues a read receipt for a coming write, at most `readDelayNanoseconds` later (see
     /// there); at most `maxReadsPerBatch` go in one. False, and nothing
     /// queued, when the writer is stopping or `maxQueued` receipts already wait.

@@ -16,6 +16,7 @@ struct APIRouter: HTTPHandler {
     let announceRead: @Sendable (_ reader: String, _ peer: String, _ readSeq: Int64, _ position: Int64) -> Void
     /// Ends every live socket of a user whose tokens were just revoked, telling it why.
     let closeSessions: @Sendable (_ userID: String, _ reason: String) -> Void
+    let readiness: Readiness
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
@@ -166,6 +167,16 @@ struct APIRouter: HTTPHandler {
                 accounts.findUser(email: request.queryParameter("email")) { result in
                     reply(answer(result) { .json(200, userJSON($0)) })
                 }
+            }
+        case ["livez"]:
+            // The process serves: nothing else is asked.
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            reply(.json(200, ["status": "ok"]))
+        case ["readyz"]:
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            readiness.reasons { reasons in
+                if reasons.isEmpty { return reply(.json(200, ["status": "ready"])) }
+                reply(.json(503, ["status": "unavailable", "reasons": .array(reasons.map(JSONValue.string))], headers: [("Retry-After", "1")]))
             }
         case ["healthz"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }

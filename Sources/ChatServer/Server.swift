@@ -103,6 +103,7 @@ final class Server {
         let engine = EngineIOServer(path: "/socket.io/", options: engineOptions, caps: ConnectionCaps(settings: configuration.connectionCaps)) { session in
             socketIO.makeConnection(for: session)
         }
+        let readiness = Readiness(store: store, writerOverloaded: { writer.isOverloaded })
         let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, blocks: blocks, store: store,
                             announceRead: { reader, peer, readSeq, position in
                                 ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)
@@ -110,8 +111,10 @@ final class Server {
                             closeSessions: { userID, reason in
                                 ChatSocketApp.closeSessions(of: userID, reason: reason, rooms: rooms)
                                 cluster.send("x", arguments: [userID] + reason.split(separator: " ").map(String.init))
-                            })
+                            }, readiness: readiness)
         return serve(handler: OriginGuard(policy: configuration.allowedOrigins, inner: engine.mounted(over: api, preflightsGoToFallback: true)), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
+            // A balancer asking /readyz drains this process from now on.
+            readiness.beginStopping()
             // Nothing more is taken from the sockets; what was taken is committed and
             // acknowledged before they close, so no client is told "try again" for a message
             // it sent as the process stopped (its unanswered sends go, resent, to the process
