@@ -390,6 +390,7 @@ processes_phase() {
     database="$server/chat_processes"
     psql "$server/postgres" -q -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS chat_processes' -c 'CREATE DATABASE chat_processes'
     DATABASE_URL=$database "$bin/ChatServer" migrate schema.sql > /dev/null
+    rm -f "$scratch/users-processes"  # registered in the database just dropped, if any
     for count in 1 2 3 balanced; do
         if [ "$count" = balanced ]; then
             start_processes "$database" 3
