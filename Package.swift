@@ -12,6 +12,10 @@ let package = Package(
         .executable(name: "chat-bench", targets: ["chat-bench"]),
         .library(name: "ChatClient", targets: ["ChatClient"]),
     ],
+    dependencies: [
+        // The command line: subcommands, --help, --version (the ecosystem's interface for it).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         // C headers, wrapped once; nothing else includes C.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -34,7 +38,8 @@ let package = Package(
         .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux"]),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket", "DotEnv"],
+            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket", "DotEnv",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // The web page, compiled into the executable: one file to deploy.
             resources: [.embedInCode("Web/index.html"), .embedInCode("Web/chat.css"), .embedInCode("Web/chat.js")]
         ),

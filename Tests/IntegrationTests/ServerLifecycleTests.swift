@@ -8,15 +8,67 @@ final class ServerLifecycleTests: XCTestCase {
     func testRefusesToStartWithoutAJWTSecret() throws {
         let environment = try TestEnvironment.current()
         let result = try ServerProcess.runToCompletion(environment.serverBinary, ["serve"], environment: ["DATABASE_URL": environment.adminURL])
-        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.output.contains("JWT_SECRET is not set"), result.output)
     }
 
-    func testRefusesABadSettingNamingIt() throws {
+    func testRefusesABadSettingNamingItAndWhatItAccepts() throws {
         let environment = try TestEnvironment.current()
-        let result = try ServerProcess.runToCompletion(environment.serverBinary, ["serve"], environment: ["JWT_SECRET": "s", "PORT": "eighty"])
-        XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.output.contains("PORT"), result.output)
+        for (setting, value, message) in [("PORT", "eighty", "PORT must be a whole number in 0…65535, not 'eighty'"),
+                                          ("WORKERS", "0", "WORKERS must be a whole number in 1…256, not '0'"),
+                                          ("CONNECTION_STATE_RECOVERY", "maybe", "CONNECTION_STATE_RECOVERY must be true or false, not 'maybe'"),
+                                          ("LOG_LEVEL", "loud", "LOG_LEVEL must be debug, info, warning or error, not 'loud'")] {
+            for command in [["serve"], [], ["migrate", environment.schemaFile], ["address"]] {
+                let result = try ServerProcess.runToCompletion(environment.serverBinary, command, environment: ["JWT_SECRET": "s", setting: value, "ENV_FILE": ""])
+                XCTAssertEqual(result.status, 2, "\(command) \(setting)=\(value): \(result.output)")
+                XCTAssertTrue(result.output.contains(message), result.output)
+            }
+        }
+    }
+
+    // MARK: - The command line
+
+    /// Every setting .env.example explains is in `--help`, with its default where it has one.
+    func testHelpListsEverySettingWithItsDefault() throws {
+        let environment = try TestEnvironment.current()
+        let help = try ServerProcess.runToCompletion(environment.serverBinary, ["--help"], environment: [:])
+        XCTAssertEqual(help.status, 0, help.output)
+        let root = URL(fileURLWithPath: environment.schemaFile).deletingLastPathComponent()
+        let example = try String(contentsOf: root.appendingPathComponent(".env.example"), encoding: .utf8)
+        let names = example.split(separator: "\n").compactMap { line -> String? in
+            let text = line.hasPrefix("#") ? line.dropFirst() : line[...]
+            guard let equals = text.firstIndex(of: "="), !text[..<equals].isEmpty,
+                  text[..<equals].allSatisfy({ $0.isUppercase || $0 == "_" || $0.isNumber }) else { return nil }
+            return String(text[..<equals])
+        }
+        XCTAssertGreaterThan(names.count, 40)
+        for name in names + ["ENV_FILE"] {
+            XCTAssertTrue(help.output.contains("  \(name)=") || help.output.contains("  \(name)  (default: "), "\(name) is not in --help:\n\(help.output)")
+        }
+        for shown in ["  PORT=5001\n", "  MESSAGE_QUEUE_LIMIT=20000\n", "  HOST=::\n", "  WORKERS  (default: one per CPU core)\n", "SUBCOMMANDS", "serve", "migrate", "address", "--version"] {
+            XCTAssertTrue(help.output.contains(shown), "\(shown) is not in --help:\n\(help.output)")
+        }
+        XCTAssertFalse(help.output.contains("conformance"), "the tests' subcommand is not offered")
+        XCTAssertTrue(help.output.split(separator: "\n").allSatisfy { $0.count < 80 }, "no line wrapped:\n\(help.output)")
+        let subcommandHelp = try ServerProcess.runToCompletion(environment.serverBinary, ["migrate", "--help"], environment: [:])
+        XCTAssertEqual(subcommandHelp.status, 0)
+        XCTAssertTrue(subcommandHelp.output.contains("schema"), subcommandHelp.output)
+    }
+
+    func testVersion() throws {
+        let environment = try TestEnvironment.current()
+        let version = try ServerProcess.runToCompletion(environment.serverBinary, ["--version"], environment: [:])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertTrue(version.output.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, version.output)
+    }
+
+    func testAnUnknownSubcommandOrArgumentIsRefusedWithTheUsage() throws {
+        let environment = try TestEnvironment.current()
+        for arguments in [["serv"], ["serve", "--port", "80"], ["migrate", "a.sql", "b.sql"]] {
+            let result = try ServerProcess.runToCompletion(environment.serverBinary, arguments, environment: ["JWT_SECRET": "s", "ENV_FILE": ""])
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.output)")
+            XCTAssertTrue(result.output.contains("Error:") && result.output.contains("Usage:"), "\(arguments): \(result.output)")
+        }
     }
 
     func testReadsItsSettingsFromTheEnvFile() throws {
