@@ -15,6 +15,10 @@ let package = Package(
     dependencies: [
         // The command line: subcommands, --help, --version (the ecosystem's interface for it).
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Metrics: the ecosystem's interface (swift-metrics) in the layers, Prometheus's text
+        // format from swift-prometheus at /metrics.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C headers, wrapped once; nothing else includes C.
@@ -35,11 +39,12 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["ServerRuntime", "JSON", "WebSocket"]),
         .target(name: "DotEnv", dependencies: ["HTTPServer"]),
         .target(name: "SocketIOServer", dependencies: ["HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "Base64", "CLinux"]),
-        .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux"]),
+        .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .executableTarget(
             name: "ChatServer",
             dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket", "DotEnv",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
             // The web page, compiled into the executable: one file to deploy.
             resources: [.embedInCode("Web/index.html"), .embedInCode("Web/chat.css"), .embedInCode("Web/chat.js")]
         ),

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import ServerRuntime
 import Synchronization
@@ -153,6 +154,11 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let pauseEpisodes = Atomic<Int>(0)
     @usableFromInline let pausesLoggedAt = Atomic<Int64>(0)
     @usableFromInline let pausesLogged = Atomic<Int>(0)
+    /// Per batch, never per message (swift-metrics; no-ops until a backend is bootstrapped):
+    /// messages stored, messages per batch, and how long the store took to commit a batch.
+    @usableFromInline let storedMessages = Counter(label: "chat_messages_stored_total")
+    @usableFromInline let batchMessages = Recorder(label: "chat_write_batch_messages")
+    @usableFromInline let commitDuration = CoreMetrics.Timer(label: "chat_write_commit_seconds")
 
     /// No batch for `milliseconds`: the chat is quiet (then logins may take every core).
     public func isQuiet(forMilliseconds milliseconds: Int64 = 250) -> Bool {
@@ -313,7 +319,17 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             resume(batch.resumed, batch.resumeRoom)
             if batch.resumeEndsOverload { notePauseEpisode(senders: batch.resumed.count) }
         }
+        let started = MonotonicClock.nanoseconds()
         let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in
+            commitDuration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - started))
+            if !batch.messages.isEmpty {
+                batchMessages.record(batch.messages.count)
+                if case .success(let written) = result {
+                    storedMessages.increment(by: written.messages.reduce(0) { count, message in
+                        if case .stored = message { return count + 1 } else { return count }
+                    })
+                }
+            }
             // The next batch goes to the store first; this one is reported while it runs.
             let next = state.withLock { state in
                 state.unreported.append((batch, result))

@@ -1,6 +1,7 @@
 import ChatCore
 import HTTPServer
 import JSON
+import JWT
 import ServerRuntime
 
 /// The REST API of CONTRACT.md: routes, CORS, and the mapping of service results to statuses
@@ -17,6 +18,10 @@ struct APIRouter: HTTPHandler {
     /// Ends every live socket of a user whose tokens were just revoked, telling it why.
     let closeSessions: @Sendable (_ userID: String, _ reason: String) -> Void
     let readiness: Readiness
+    /// The Prometheus exposition, read now (`ServerMetrics`).
+    let metrics: @Sendable () -> [UInt8]
+    /// What `GET /metrics` asks for in `Authorization: Bearer …`, if anything (`METRICS_TOKEN`).
+    let metricsToken: [UInt8]?
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
 
@@ -168,6 +173,17 @@ struct APIRouter: HTTPHandler {
                     reply(answer(result) { .json(200, userJSON($0)) })
                 }
             }
+        case ["metrics"]:
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            if let metricsToken {
+                // The API's own reading of the header (its second word is the token).
+                guard case .success(let presented) = AccountService.token(authorizationHeader: request.header("authorization")),
+                      constantTimeEqual(Array(presented.utf8), metricsToken) else {
+                    return reply(.json(401, ["code": 401, "message": "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"],
+                                       headers: [("WWW-Authenticate", "Bearer")]))
+                }
+            }
+            reply(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: metrics()))
         case ["livez"]:
             // The process serves: nothing else is asked.
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }

@@ -240,9 +240,11 @@ struct ChatSocketApp: Sendable {
         let origin = Origin(socket: socket, ackID: ackID, payload: payload, quota: quota)
         switch Validation.outgoingMessage(payload, maxBytes: maxMessageBytes) {
         case .failure(let failure):
+            MessageRefusal.invalid.count()
             socket.sendEncoded(Self.refusal(failure.message, to: origin))
         case .success(let message):
             if let refusal = blockRefusal(from: userID, to: message.to) {
+                (refusal == Self.tryAgain ? MessageRefusal.storeUnavailable : .blocked).count()
                 return socket.sendEncoded(Self.refusal(refusal, to: origin))
             }
             var budgetSpent = false
@@ -255,9 +257,12 @@ struct ChatSocketApp: Sendable {
             case .queued: break
             case .queuedPauseSender: socket.pauseInput()
             case .refusedPauseSender:
+                MessageRefusal.overloaded.count()
                 socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
                 socket.pauseInput()
-            case .refused: socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
+            case .refused:
+                MessageRefusal.overloaded.count()
+                socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
             }
         }
     }
@@ -344,9 +349,15 @@ struct ChatSocketApp: Sendable {
             case .failure(let error):
                 let reason: String
                 switch error {
-                case .unknownRecipient: reason = "no user with id \(outcome.receiverID)"
-                case .unavailable: reason = tryAgain
-                case .failed: reason = "the message could not be stored"
+                case .unknownRecipient:
+                    MessageRefusal.unknownReceiver.count()
+                    reason = "no user with id \(outcome.receiverID)"
+                case .unavailable:
+                    MessageRefusal.storeUnavailable.count()
+                    reason = tryAgain
+                case .failed:
+                    MessageRefusal.storeFailed.count()
+                    reason = "the message could not be stored"
                 }
                 post(refusal(reason, to: origin), to: origin.socket)
             }

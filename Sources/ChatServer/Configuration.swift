@@ -57,6 +57,8 @@ struct Configuration {
     /// Starts every Engine.IO session id (`INSTANCE_ID` and a dot), so a load balancer in front
     /// of several processes can send a polling session's requests to the process that has it.
     var instanceID = ""
+    /// When set, `GET /metrics` asks for `Authorization: Bearer <it>` (`METRICS_TOKEN`).
+    var metricsToken: String?
     var maxHeaderBytes = 16_384
     var maxBodyBytes = 1_048_576
     var headerTimeoutMilliseconds: Int64 = 10_000
@@ -135,6 +137,7 @@ struct Configuration {
             }
             instanceID = id
         }
+        metricsToken = value("METRICS_TOKEN")
         if let origins = value("ALLOWED_ORIGINS") {
             do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }

@@ -32,6 +32,9 @@ final class Server {
         guard let jwtSecret else {
             return serve(handler: Conformance.router(), pool: nil, poolThread: nil, description: "conformance mode (no database)", beforeShutdown: {}, afterLoops: {})
         }
+        // Before anything makes a counter: swift-metrics binds a counter to the backend there
+        // is when it is made.
+        let metrics = ServerMetrics()
         var poolConfiguration = PostgresPool.Configuration()
         poolConfiguration.connections = configuration.databasePoolSize
         poolConfiguration.applicationName = "chat-server"
@@ -111,7 +114,9 @@ final class Server {
                             closeSessions: { userID, reason in
                                 ChatSocketApp.closeSessions(of: userID, reason: reason, rooms: rooms)
                                 cluster.send("x", arguments: [userID] + reason.split(separator: " ").map(String.init))
-                            }, readiness: readiness)
+                            }, readiness: readiness,
+                            metrics: { metrics.render(sessions: engine.sessionCount, queued: writer.queuedCount, overloaded: writer.isOverloaded) },
+                            metricsToken: configuration.metricsToken.map { Array($0.utf8) })
         return serve(handler: OriginGuard(policy: configuration.allowedOrigins, inner: engine.mounted(over: api, preflightsGoToFallback: true)), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // A balancer asking /readyz drains this process from now on.
             readiness.beginStopping()

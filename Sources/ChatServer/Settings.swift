@@ -18,6 +18,7 @@ extension Configuration {
             Setting(name: "ENV_FILE", defaultValue: ".env", summary: "the file of settings read under the environment's"),
             Setting(name: "LOG_LEVEL", defaultValue: "info", summary: "debug, info, warning or error"),
             Setting(name: "ALLOWED_ORIGINS", defaultValue: "*", summary: "web pages allowed to use the server: * or origins, comma-separated"),
+            Setting(name: "METRICS_TOKEN", defaultValue: "", summary: "when set, GET /metrics asks for Authorization: Bearer <it>"),
             Setting(name: "HEADER_TIMEOUT_SECONDS", defaultValue: "10", summary: "a request head must be in within this, 1-3600"),
             Setting(name: "IDLE_TIMEOUT_SECONDS", defaultValue: "60", summary: "idle keep-alive connections close after this, 1-86400"),
             Setting(name: "SHUTDOWN_TIMEOUT_SECONDS", defaultValue: "10", summary: "on SIGTERM/SIGINT, how long requests in flight may take, 0-3600"),

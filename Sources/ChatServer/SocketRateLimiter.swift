@@ -60,6 +60,7 @@ struct SocketRateLimiter: Sendable {
                        retryAfterMilliseconds wait: Int64) {
         switch kind {
         case .message:
+            MessageRefusal.rateLimited.count()
             let origin = ChatSocketApp.Origin(socket: socket, ackID: ack?.id, payload: arguments.first)
             socket.sendEncoded(ChatSocketApp.refusal("too many messages; slow down", to: origin, retryAfterMilliseconds: wait))
         case .typing, .receipt, .other:

@@ -1,0 +1,58 @@
+import CoreMetrics
+import Prometheus
+
+/// What `GET /metrics` serves, in Prometheus's text format (README, Operations). The layers
+/// count through swift-metrics (so another backend can be bootstrapped instead); this
+/// process's backend is swift-prometheus. Counts on the message path are per batch or per
+/// refusal, never per stored message; values that are states (sessions open, messages
+/// waiting) are read when scraped, at no cost in between.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let sessions: Prometheus.Gauge
+    private let queued: Prometheus.Gauge
+    private let overloaded: Prometheus.Gauge
+
+    /// Becomes swift-metrics' backend (once per process).
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["chat_write_commit_seconds"] =
+            [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+             .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)]
+        factory.valueHistogramBuckets["chat_write_batch_messages"] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000]
+        MetricsSystem.bootstrap(factory)
+        MessageRefusal.registerAll()
+        sessions = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "engineio_sessions", unitName: "", helpText: "Engine.IO sessions (Socket.IO connections, either transport) open"))
+        queued = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "chat_writer_queued", unitName: "messages", helpText: "Messages waiting to be written"))
+        overloaded = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "chat_writer_overloaded", unitName: "", helpText: "1 while senders are being paused (the writer is behind)"))
+    }
+
+    /// The exposition, with the states read now.
+    func render(sessions: Int, queued: Int, overloaded: Bool) -> [UInt8] {
+        self.sessions.set(to: Double(sessions))
+        self.queued.set(to: Double(queued))
+        self.overloaded.set(to: overloaded ? 1 : 0)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8_192)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+/// Why a message was not stored, as `chat_messages_refused_total{reason}` counts it.
+enum MessageRefusal: String, CaseIterable {
+    case invalid, blocked, rateLimited = "rate_limited", overloaded, unknownReceiver = "unknown_receiver",
+         storeUnavailable = "store_unavailable", storeFailed = "store_failed"
+
+    /// One counter per reason, made at first use (after `ServerMetrics` bootstrapped the backend).
+    private static let counters: [MessageRefusal: CoreMetrics.Counter] = Dictionary(uniqueKeysWithValues: allCases.map {
+        ($0, Counter(label: "chat_messages_refused_total", dimensions: [("reason", $0.rawValue)]))
+    })
+
+    func count() { Self.counters[self]?.increment() }
+
+    /// Every reason's counter made now, so each is in the exposition (at 0) from the start.
+    static func registerAll() { _ = counters }
+}
