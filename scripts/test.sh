@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-# The web page is tested in a real browser: Debian's Chromium and its driver.
-ensure_packages chromium chromium-driver
+# The web page is tested in a real browser (Debian's Chromium and its driver); /metrics is
+# scraped by a real Prometheus (Debian's).
+ensure_packages chromium chromium-driver prometheus
 ensure_swift
 # The project's own code builds without a warning: make test fails on a new one. CI (CI=true)
 # also builds in release, where the optimizer has warnings of its own; locally that build is

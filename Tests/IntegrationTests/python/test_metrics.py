@@ -72,3 +72,64 @@ def test_a_metrics_token_guards_the_metrics(database):
         assert requests.post(server.url + "/metrics", timeout=10).status_code == 405
     finally:
         assert server.stop() == 0, "".join(server.output)
+
+
+def test_a_real_prometheus_scrapes_the_server(database, tmp_path):
+    # Debian's prometheus (make test installs it), scraping every second with the token, as an
+    # operator would configure it: the target is up and the series are in its database.
+    import socket
+    import subprocess
+    import time
+    server = Server(os.environ["CHAT_SERVER_BIN"], database, {"METRICS_TOKEN": "scrape-me"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        prometheus_port = probe.getsockname()[1]
+    (tmp_path / "prometheus.yml").write_text(f"""
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: chat
+    authorization:
+      credentials: scrape-me
+    static_configs:
+      - targets: ["127.0.0.1:{server.port}"]
+""")
+    prometheus = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                                   f"--web.listen-address=127.0.0.1:{prometheus_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    api = f"http://127.0.0.1:{prometheus_port}/api/v1"
+    try:
+        _, _, a_token = server.user("ann")
+        b_id, _, _ = server.user("bob")
+        sender = connect(server, a_token, TRANSPORTS["websocket"])
+        try:
+            assert all(ack["ok"] for ack in send_all(sender, b_id, [f"scraped {n}" for n in range(10)]))
+        finally:
+            sender.disconnect()
+
+        def until(what, check, timeout=30):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    found = check()
+                    if found:
+                        return found
+                except (requests.ConnectionError, KeyError, IndexError, ValueError):
+                    pass
+                assert prometheus.poll() is None, prometheus.stderr.read()
+                time.sleep(0.5)
+            raise AssertionError(f"prometheus: {what} within {timeout} s")
+
+        target = until("the target up", lambda: [t for t in requests.get(api + "/targets", timeout=5).json()["data"]["activeTargets"]
+                                                 if t["health"] == "up"])
+        assert target[0]["scrapeUrl"] == f"http://127.0.0.1:{server.port}/metrics"
+
+        def stored():
+            result = requests.get(api + "/query", params={"query": "chat_messages_stored_total"}, timeout=5).json()["data"]["result"]
+            return result and float(result[0]["value"][1]) >= 10 and result
+        until("chat_messages_stored_total at 10", stored)
+        for series in ("chat_write_commit_seconds_bucket", "chat_write_batch_messages_count", "chat_messages_refused_total", "engineio_sessions"):
+            until(f"{series} present", lambda: requests.get(api + "/query", params={"query": series}, timeout=5).json()["data"]["result"])
+    finally:
+        prometheus.terminate()
+        prometheus.wait(10)
+        assert server.stop() == 0, "".join(server.output)
