@@ -24,17 +24,25 @@ struct APIRouter: HTTPHandler {
     let metricsToken: [UInt8]?
 
     private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
+    /// Every literal segment of the routes below and of the web page's files.
+    static let routeWords: Set<String> = ["api", "auth", "register", "login", "logout", "password", "refresh", "messages", "sync",
+                                          "conversations", "read", "users", "presence", "block", "blocks", "metrics", "livez", "readyz",
+                                          "healthz", "index.html", "chat.js", "chat.css"]
 
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        let reply: @Sendable (HTTPResponse) -> Void = { response in
-            var response = response
-            response.headers += Self.cors
-            respond(response)
-        }
-        if request.method == "OPTIONS" { return reply(preflight(request)) }
-
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: true)
         let lowered = segments.map { $0.lowercased() }
+        let finish: @Sendable (HTTPResponse, _ route: String) -> Void = { response, route in
+            var response = response
+            response.headers += Self.cors
+            HTTPRequestMetrics.count(route: route, status: response.status)
+            respond(response)
+        }
+        // The route as a template: the API's own words kept, anything else (an id) `:id`.
+        let route = "/" + lowered.map { Self.routeWords.contains($0) ? $0 : ":id" }.joined(separator: "/")
+        let reply: @Sendable (HTTPResponse) -> Void = { finish($0, route) }
+        if request.method == "OPTIONS" { return finish(preflight(request), "preflight") }
+
         let isGet = request.method == "GET" || request.method == "HEAD"
 
         switch lowered {
@@ -207,7 +215,8 @@ struct APIRouter: HTTPHandler {
                 guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
                 return reply(page)
             }
-            reply(.error(404, "Not found: \(request.method) \(request.path)"))
+            // No route: one series for all such paths, whatever they are.
+            finish(.error(404, "Not found: \(request.method) \(request.path)"), "unmatched")
         }
     }
 

@@ -144,6 +144,10 @@ struct ChatSocketApp: Sendable {
     /// offset that is no cursor of ours or lies ahead of the stream, more than
     /// `maxReplayedEvents` missed, or a database away. One bounded read per attempt.
     private func resume(_ socket: SocketIOSocket, pid: String, offset: String?, completion: @escaping @Sendable (SocketIORecovery.Missed?) -> Void) {
+        let completion: @Sendable (SocketIORecovery.Missed?) -> Void = { missed in
+            ResumeMetrics.count(replayedEvents: missed.map(\.packets.count))
+            completion(missed)
+        }
         guard let userID = socket.userID, let start = sessions.start(of: pid, userID: userID) else { return completion(nil) }
         let after = offset ?? StreamCursor.encode(start)
         guard let position = StreamCursor.decode(after) else { return completion(nil) }

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Prometheus
+import ServerRuntime
 
 /// What `GET /metrics` serves, in Prometheus's text format (README, Operations). The layers
 /// count through swift-metrics (so another backend can be bootstrapped instead); this
@@ -19,8 +20,10 @@ final class ServerMetrics: Sendable {
             [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
              .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)]
         factory.valueHistogramBuckets["chat_write_batch_messages"] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000]
+        factory.valueHistogramBuckets["chat_resume_replayed_events"] = [0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10000]
         MetricsSystem.bootstrap(factory)
         MessageRefusal.registerAll()
+        ResumeMetrics.registerAll()
         sessions = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "engineio_sessions", unitName: "", helpText: "Engine.IO sessions (Socket.IO connections, either transport) open"))
         queued = registry.makeGauge(descriptor: MetricNameDescriptor(
@@ -55,4 +58,41 @@ enum MessageRefusal: String, CaseIterable {
 
     /// Every reason's counter made now, so each is in the exposition (at 0) from the start.
     static func registerAll() { _ = counters }
+}
+
+/// `http_requests_total{route, status}` for the REST API and the pages: the route as a template
+/// (`APIRouter.routeWords` kept, an id `:id`; a path that is no route is `unmatched`), so the
+/// series stay few whatever clients send.
+enum HTTPRequestMetrics {
+    private static let counters = Locked<[String: CoreMetrics.Counter]>([:])
+
+    static func count(route: String, status: Int) {
+        let key = route + " " + String(status)
+        let counter = counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(label: "http_requests_total", dimensions: [("route", route), ("status", String(status))])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+}
+
+/// Connection state recovery: `chat_resumes_total{outcome}` (recovered, or not: the client
+/// then starts afresh and syncs) and `chat_resume_replayed_events` (events each recovery
+/// replayed).
+enum ResumeMetrics {
+    private static let recovered = CoreMetrics.Counter(label: "chat_resumes_total", dimensions: [("outcome", "recovered")])
+    private static let notRecovered = CoreMetrics.Counter(label: "chat_resumes_total", dimensions: [("outcome", "not_recovered")])
+    private static let replayed = CoreMetrics.Recorder(label: "chat_resume_replayed_events")
+
+    static func count(replayedEvents: Int?) {
+        guard let replayedEvents else { return notRecovered.increment() }
+        recovered.increment()
+        replayed.record(replayedEvents)
+    }
+
+    static func registerAll() {
+        _ = (recovered, notRecovered, replayed)
+    }
 }

@@ -133,3 +133,31 @@ scrape_configs:
         prometheus.terminate()
         prometheus.wait(10)
         assert server.stop() == 0, "".join(server.output)
+
+
+def test_requests_by_route_and_status_and_resumes_are_counted(database):
+    from test_resume_and_sync import RecoveringClient
+    server = Server(os.environ["CHAT_SERVER_BIN"], database)
+    try:
+        user_id, email, token = server.user("ann")
+        assert requests.post(server.url + "/api/auth/login", json={"email": email, "password": "wrong password"}, timeout=10).status_code == 401
+        assert requests.get(server.url + f"/api/users/{user_id}/presence", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+        assert requests.get(server.url + "/api/users/not-an-id/presence", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 400
+        for n in range(3):
+            assert requests.get(server.url + f"/no/such/path/{n}", timeout=10).status_code == 404
+        client = RecoveringClient(token, TRANSPORTS["websocket"]).connect(server.url)
+        client.client.disconnect()
+        client.connect(server.url)
+        assert client.recovered
+        client.client.disconnect()
+        samples = scrape(server)
+        assert value(samples, "http_requests_total", route="/api/auth/login", status="401") == 1
+        assert value(samples, "http_requests_total", route="/api/auth/login", status="200") == 1
+        assert value(samples, "http_requests_total", route="/api/users/:id/presence", status="200") == 1
+        assert value(samples, "http_requests_total", route="/api/users/:id/presence", status="400") == 1, "a bad id is no new series"
+        assert value(samples, "http_requests_total", route="unmatched", status="404") == 3, "every unknown path in one series"
+        assert not [key for key in samples if key[0] == "http_requests_total" and "such" in str(key)]
+        assert value(samples, "chat_resumes_total", outcome="recovered") == 1
+        assert value(samples, "chat_resume_replayed_events_count") == 1
+    finally:
+        assert server.stop() == 0, "".join(server.output)
