@@ -72,6 +72,10 @@ public final class StreamSequencer: Sendable {
     /// Through where the stream has been delivered (nil before the first head or span).
     public var deliveredThrough: Int64? { state.withLock { $0.applied } }
 
+    /// Places known committed but not yet delivered here: how far this process is behind the
+    /// database's stream (0 when caught up, or before the first head).
+    public var undelivered: Int64 { state.withLock { state in state.applied.map { max(0, state.known - $0) } ?? 0 } }
+
     /// Finished writes of ours still waiting for an earlier span.
     public var waitingWrites: Int { state.withLock { $0.own.count } }
 

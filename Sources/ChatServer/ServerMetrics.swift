@@ -10,6 +10,9 @@ import ServerRuntime
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let sessions: Prometheus.Gauge
+    private let webSocketSessions: Prometheus.Gauge
+    private let pollingSessions: Prometheus.Gauge
+    private let undelivered: Prometheus.Gauge
     private let queued: Prometheus.Gauge
     private let overloaded: Prometheus.Gauge
 
@@ -26,6 +29,12 @@ final class ServerMetrics: Sendable {
         ResumeMetrics.registerAll()
         sessions = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "engineio_sessions", unitName: "", helpText: "Engine.IO sessions (Socket.IO connections, either transport) open"))
+        let byTransport = MetricNameDescriptor(metricName: "engineio_sessions_by_transport", unitName: "", helpText: "Engine.IO sessions open, by transport")
+        webSocketSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "websocket")])
+        pollingSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "polling")])
+        undelivered = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "chat_stream_undelivered", unitName: "places",
+            helpText: "Places of the stream committed (by any process) but not yet delivered here: the notification lag"))
         queued = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "chat_writer_queued", unitName: "messages", helpText: "Messages waiting to be written"))
         overloaded = registry.makeGauge(descriptor: MetricNameDescriptor(
@@ -33,8 +42,11 @@ final class ServerMetrics: Sendable {
     }
 
     /// The exposition, with the states read now.
-    func render(sessions: Int, queued: Int, overloaded: Bool) -> [UInt8] {
+    func render(sessions: Int, webSocketSessions: Int, queued: Int, overloaded: Bool, undelivered: Int64) -> [UInt8] {
         self.sessions.set(to: Double(sessions))
+        self.webSocketSessions.set(to: Double(webSocketSessions))
+        pollingSessions.set(to: Double(max(0, sessions - webSocketSessions)))
+        self.undelivered.set(to: Double(undelivered))
         self.queued.set(to: Double(queued))
         self.overloaded.set(to: overloaded ? 1 : 0)
         var buffer: [UInt8] = []

@@ -54,6 +54,10 @@ public final class EngineIOServer: HTTPHandler {
 
     public var sessionCount: Int { sessions.withLock { $0.count } }
 
+    /// Sessions on a WebSocket (opened on one, or upgraded); the others poll.
+    public var webSocketSessionCount: Int { webSocketSessions.load(ordering: .relaxed) }
+    let webSocketSessions = Atomic<Int>(0)
+
     func remove(_ session: EngineIOSession) {
         sessions.withLock { _ = $0.removeValue(forKey: session.id) }
         caps?.release(session.clientAddress)

@@ -2,6 +2,7 @@ import HTTPServer
 import JSON
 import ServerRuntime
 import SocketIO
+import Synchronization
 import WebSocket
 
 /// One Engine.IO session, confined to its loop: its transport (polling, or a WebSocket after
@@ -274,6 +275,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     // MARK: - WebSocket
 
     func attachWebSocket(_ connection: WebSocketConnection) {
+        if webSocket == nil { server.webSocketSessions.add(1, ordering: .relaxed) }
         webSocket = connection
         connection.delegate = self
     }
@@ -320,6 +322,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
                 pendingPoll = nil
                 pending(EngineIOServer.refusal(3, "Bad request"))
             }
+            if webSocket == nil { server.webSocketSessions.add(1, ordering: .relaxed) }
             webSocket = connection
             if inputPaused { connection.pauseReading() }
             let waiting = queue
@@ -363,6 +366,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
         pongTimer?.cancel()
         releaseTimer?.cancel()
         server.remove(self)
+        if webSocket != nil { server.webSocketSessions.subtract(1, ordering: .relaxed) }
         if let pending = pendingPoll {
             pendingPoll = nil
             pending(EngineIOServer.pollingResponse(EngineIOPacket(.close).encodedText()))

@@ -42,8 +42,15 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
             assert refused["ok"] is False
             nobody = sender.call("send_message", {"to": "00000000-0000-4000-8000-000000000000", "message": "to no one"}, timeout=10)
             assert nobody["ok"] is False
-            during = scrape(server)
-            assert value(during, "engineio_sessions") == 1
+            poller = connect(server, a_token, TRANSPORTS["polling"])
+            try:
+                during = scrape(server)
+            finally:
+                poller.disconnect()
+            assert value(during, "engineio_sessions") == 2
+            assert value(during, "engineio_sessions_by_transport", transport="websocket") == 1
+            assert value(during, "engineio_sessions_by_transport", transport="polling") == 1
+            assert value(during, "chat_stream_undelivered_places") == 0, "one process: nothing waits"
         finally:
             sender.disconnect()
         after = scrape(server)
