@@ -171,6 +171,12 @@ def test_cut_listening_connections_catch_up_without_a_gap_or_a_repeat(servers, d
             time.sleep(0.1)
         assert int(psql(database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chat-server-listen'")) == 3
         assert any("listening" in line for line in two.output), "the outage is in the log"
+        # Caught up: the notification lag each process reports (/metrics) is back to nothing.
+        for server in servers:
+            deadline = time.monotonic() + 5
+            while "\nchat_stream_undelivered_places 0.0\n" not in (metrics := requests.get(server.url + "/metrics", timeout=10).text):
+                assert time.monotonic() < deadline, [line for line in metrics.splitlines() if "undelivered" in line]
+                time.sleep(0.1)
     finally:
         sender.disconnect()
         receiver.close()
