@@ -115,8 +115,11 @@ final class Server {
                                 ChatSocketApp.closeSessions(of: userID, reason: reason, rooms: rooms)
                                 cluster.send("x", arguments: [userID] + reason.split(separator: " ").map(String.init))
                             }, readiness: readiness,
-                            metrics: { metrics.render(sessions: engine.sessionCount, webSocketSessions: engine.webSocketSessionCount, queued: writer.queuedCount,
-                                                      overloaded: writer.isOverloaded, undelivered: sequencer.undelivered) },
+                            metrics: {
+                                metrics.render(ServerMetrics.Snapshot(
+                                    sessions: engine.sessionCount, webSocketSessions: engine.webSocketSessionCount, queued: writer.queuedCount,
+                                    overloaded: writer.isOverloaded, undelivered: sequencer.undelivered, pool: pool.occupancy, hashingPending: hashing.pendingCount))
+                            },
                             metricsToken: configuration.metricsToken.map { Array($0.utf8) })
         return serve(handler: OriginGuard(policy: configuration.allowedOrigins, inner: engine.mounted(over: api, preflightsGoToFallback: true)), pool: pool, poolThread: poolThread, description: "database \(configuration.databaseDescription)") {
             // A balancer asking /readyz drains this process from now on.

@@ -1,4 +1,5 @@
 import CoreMetrics
+import PostgresClient
 import Prometheus
 import ServerRuntime
 
@@ -13,6 +14,16 @@ final class ServerMetrics: Sendable {
     private let webSocketSessions: Prometheus.Gauge
     private let pollingSessions: Prometheus.Gauge
     private let undelivered: Prometheus.Gauge
+    private let poolReady: Prometheus.Gauge
+    private let poolWaiting: Prometheus.Gauge
+    private let poolInFlight: Prometheus.Gauge
+    private let hashing: Prometheus.Gauge
+
+    /// The states `/metrics` reads when scraped.
+    struct Snapshot {
+        var sessions = 0, webSocketSessions = 0, queued = 0, overloaded = false, undelivered: Int64 = 0
+        var pool = PostgresPool.Occupancy(), hashingPending = 0
+    }
     private let queued: Prometheus.Gauge
     private let overloaded: Prometheus.Gauge
 
@@ -35,6 +46,14 @@ final class ServerMetrics: Sendable {
         undelivered = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "chat_stream_undelivered", unitName: "places",
             helpText: "Places of the stream committed (by any process) but not yet delivered here: the notification lag"))
+        let registry = self.registry
+        func gauge(_ name: String, _ unit: String, _ help: String) -> Prometheus.Gauge {
+            registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help))
+        }
+        poolReady = gauge("postgres_pool_connections_ready", "", "Pool connections connected and ready")
+        poolWaiting = gauge("postgres_pool_waiting", "statements", "Statements waiting for a pool connection")
+        poolInFlight = gauge("postgres_pool_in_flight", "statements", "Statements sent, their results not in yet")
+        hashing = gauge("chat_password_hashing_pending", "", "bcrypt jobs (logins, registrations) waiting or running")
         queued = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "chat_writer_queued", unitName: "messages", helpText: "Messages waiting to be written"))
         overloaded = registry.makeGauge(descriptor: MetricNameDescriptor(
@@ -42,13 +61,17 @@ final class ServerMetrics: Sendable {
     }
 
     /// The exposition, with the states read now.
-    func render(sessions: Int, webSocketSessions: Int, queued: Int, overloaded: Bool, undelivered: Int64) -> [UInt8] {
-        self.sessions.set(to: Double(sessions))
-        self.webSocketSessions.set(to: Double(webSocketSessions))
-        pollingSessions.set(to: Double(max(0, sessions - webSocketSessions)))
-        self.undelivered.set(to: Double(undelivered))
-        self.queued.set(to: Double(queued))
-        self.overloaded.set(to: overloaded ? 1 : 0)
+    func render(_ now: Snapshot) -> [UInt8] {
+        sessions.set(to: Double(now.sessions))
+        webSocketSessions.set(to: Double(now.webSocketSessions))
+        pollingSessions.set(to: Double(max(0, now.sessions - now.webSocketSessions)))
+        undelivered.set(to: Double(now.undelivered))
+        queued.set(to: Double(now.queued))
+        overloaded.set(to: now.overloaded ? 1 : 0)
+        poolReady.set(to: Double(now.pool.connectionsReady))
+        poolWaiting.set(to: Double(now.pool.statementsWaiting))
+        poolInFlight.set(to: Double(now.pool.statementsInFlight))
+        hashing.set(to: Double(now.hashingPending))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(8_192)
         registry.emit(into: &buffer)

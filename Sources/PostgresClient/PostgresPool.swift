@@ -125,6 +125,7 @@ public final class PostgresPool: @unchecked Sendable {
             collectBufferedResults()
             expireWaiting(now: now)
             if stopping && waitingCount == 0 && slots.allSatisfy({ $0.inFlightCount == 0 }) { break }
+            publishState()
 
             pollFDs.removeAll(keepingCapacity: true)
             polledSlots.removeAll(keepingCapacity: true)
@@ -156,6 +157,36 @@ public final class PostgresPool: @unchecked Sendable {
     }
 
     private var waitingCount: Int { waiting.count - waitingHead }
+
+    /// The pool as its thread last saw it (for metrics, read from any thread).
+    public struct Occupancy: Sendable {
+        public init() {}
+        public var connectionsReady = 0
+        public var statementsWaiting = 0
+        public var statementsInFlight = 0
+    }
+    public var occupancy: Occupancy {
+        var now = Occupancy()
+        now.connectionsReady = published.ready.load(ordering: .relaxed)
+        now.statementsWaiting = published.waiting.load(ordering: .relaxed)
+        now.statementsInFlight = published.inFlight.load(ordering: .relaxed)
+        return now
+    }
+    private final class Published: Sendable {
+        let ready = Atomic<Int>(0), waiting = Atomic<Int>(0), inFlight = Atomic<Int>(0)
+    }
+    private let published = Published()
+
+    private func publishState() {
+        var ready = 0, inFlight = 0
+        for slot in slots {
+            if case .ready = slot.state { ready += 1 }
+            inFlight += slot.inFlightCount
+        }
+        published.ready.store(ready, ordering: .relaxed)
+        published.waiting.store(waitingCount, ordering: .relaxed)
+        published.inFlight.store(inFlight, ordering: .relaxed)
+    }
 
     private func takeSubmissions() -> Bool {
         let (jobs, stopping) = inbox.withLock { inbox -> ([Job], Bool) in

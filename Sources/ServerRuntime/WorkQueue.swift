@@ -80,6 +80,9 @@ public final class WorkQueue: Sendable {
         for _ in 0..<threadCount { shared.available.signal() }
     }
 
+    /// Jobs waiting or running now.
+    public var pendingCount: Int { shared.pending.load(ordering: .relaxed) }
+
     /// False when `limit` jobs are already waiting or running; then `work` is not run.
     @discardableResult
     public func submit(_ work: @escaping @Sendable () -> Void) -> Bool {

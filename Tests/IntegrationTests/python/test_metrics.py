@@ -64,6 +64,9 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
         assert value(after, "chat_write_commit_seconds_bucket", le="+Inf") == value(after, "chat_write_commit_seconds_count")
         assert 0 < value(after, "chat_write_commit_seconds_sum") < 30
         assert value(after, "chat_writer_queued_messages") == 0 and value(after, "chat_writer_overloaded") == 0
+        assert value(after, "postgres_pool_connections_ready") >= 1, "the pool is connected (4 connections by default)"
+        assert value(after, "postgres_pool_waiting_statements") == 0
+        assert ("postgres_pool_in_flight_statements", ()) in after and ("chat_password_hashing_pending", ()) in after
     finally:
         assert server.stop() == 0, "".join(server.output)
 
