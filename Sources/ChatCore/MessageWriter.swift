@@ -131,6 +131,9 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         /// high-water mark.
         @usableFromInline var paused: [Context] = []
         @usableFromInline var reachedHighWater = false
+        /// Since when (monotonic milliseconds) the queue has been at or past the mark, senders
+        /// paused, until they are resumed.
+        @usableFromInline var overloadedSince: Int64 = 0
 
         @usableFromInline
         init(ids: MessageIDGenerator) {
@@ -214,7 +217,10 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
                                                    clientID: clientID))
             state.queue.contexts.append(context)
             var admission = WriteAdmission.queued
-            if state.queue.count >= highWater { state.reachedHighWater = true }
+            if state.queue.count >= highWater {
+                if !state.reachedHighWater { state.overloadedSince = MonotonicClock.milliseconds() }
+                state.reachedHighWater = true
+            }
             if pauseSender || state.queue.count >= highWater {
                 state.paused.append(context)
                 admission = .queuedPauseSender
@@ -228,8 +234,14 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     /// Messages waiting for a batch (not those being written).
     public var queuedCount: Int { state.withLock { $0.queue.count } }
 
-    /// As many messages wait as make senders pause (`highWater`): the writer is behind.
-    public var isOverloaded: Bool { state.withLock { $0.queue.count >= highWater } }
+    /// The queue reached the mark (`highWater`) and its senders are paused until it drains to
+    /// half of it: the writer is behind.
+    public var isOverloaded: Bool { state.withLock { $0.reachedHighWater } }
+
+    /// How long the writer has been overloaded without a break (0: it is not).
+    public var overloadedForMilliseconds: Int64 {
+        state.withLock { $0.reachedHighWater ? MonotonicClock.milliseconds() - $0.overloadedSince : 0 }
+    }
 
     /// Queues a read receipt for a coming write, at most `readDelayNanoseconds` later (see
     /// there); at most `maxReadsPerBatch` go in one. False, and nothing
@@ -321,8 +333,10 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         }
         let started = MonotonicClock.nanoseconds()
         let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in
-            commitDuration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - started))
             if !batch.messages.isEmpty {
+                // Batches of messages only (receipts alone are quicker): the two histograms
+                // count the same batches.
+                commitDuration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - started))
                 batchMessages.record(batch.messages.count)
                 if case .success(let written) = result {
                     storedMessages.increment(by: written.messages.reduce(0) { count, message in

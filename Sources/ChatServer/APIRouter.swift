@@ -184,9 +184,9 @@ struct APIRouter: HTTPHandler {
         case ["metrics"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
             if let metricsToken {
-                // The API's own reading of the header (its second word is the token).
-                guard case .success(let presented) = AccountService.token(authorizationHeader: request.header("authorization")),
-                      constantTimeEqual(Array(presented.utf8), metricsToken) else {
+                let header = request.header("authorization") ?? ""
+                let presented = header.lowercased().hasPrefix("bearer ") ? Array(header.utf8.dropFirst(7)) : []
+                guard constantTimeEqual(presented, metricsToken) else {
                     return reply(.json(401, ["code": 401, "message": "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"],
                                        headers: [("WWW-Authenticate", "Bearer")]))
                 }

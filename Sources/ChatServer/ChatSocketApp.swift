@@ -265,7 +265,7 @@ struct ChatSocketApp: Sendable {
                 socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
                 socket.pauseInput()
             case .refused:
-                MessageRefusal.overloaded.count()
+                MessageRefusal.shuttingDown.count()  // the writer takes nothing more: the process is stopping
                 socket.sendEncoded(Self.refusal(Self.tryAgain, to: origin))
             }
         }

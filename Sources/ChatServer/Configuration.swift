@@ -137,7 +137,12 @@ struct Configuration {
             }
             instanceID = id
         }
-        metricsToken = value("METRICS_TOKEN")
+        if let token = value("METRICS_TOKEN") {
+            guard token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw Invalid(description: "METRICS_TOKEN must be printable ASCII without spaces (it travels in an Authorization header)")
+            }
+            metricsToken = token
+        }
         if let origins = value("ALLOWED_ORIGINS") {
             do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }

@@ -106,7 +106,7 @@ final class Server {
         let engine = EngineIOServer(path: "/socket.io/", options: engineOptions, caps: ConnectionCaps(settings: configuration.connectionCaps)) { session in
             socketIO.makeConnection(for: session)
         }
-        let readiness = Readiness(store: store, writerOverloaded: { writer.isOverloaded })
+        let readiness = Readiness(store: store, writerOverloaded: { writer.overloadedForMilliseconds >= Readiness.overloadMilliseconds })
         let api = APIRouter(accounts: accounts, messages: messages, conversations: chat.conversations, presence: chat.presence, blocks: blocks, store: store,
                             announceRead: { reader, peer, readSeq, position in
                                 ChatSocketApp.announceRead(reader: reader, peer: peer, readSeq: readSeq, position: position, rooms: rooms, head: streamHead)

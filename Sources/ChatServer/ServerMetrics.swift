@@ -57,7 +57,7 @@ final class ServerMetrics: Sendable {
         queued = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "chat_writer_queued", unitName: "messages", helpText: "Messages waiting to be written"))
         overloaded = registry.makeGauge(descriptor: MetricNameDescriptor(
-            metricName: "chat_writer_overloaded", unitName: "", helpText: "1 while senders are being paused (the writer is behind)"))
+            metricName: "chat_writer_overloaded", unitName: "", helpText: "1 from when the queue reaches the mark until its paused senders are resumed (the writer is behind)"))
     }
 
     /// The exposition, with the states read now.
@@ -81,7 +81,7 @@ final class ServerMetrics: Sendable {
 
 /// Why a message was not stored, as `chat_messages_refused_total{reason}` counts it.
 enum MessageRefusal: String, CaseIterable {
-    case invalid, blocked, rateLimited = "rate_limited", overloaded, unknownReceiver = "unknown_receiver",
+    case invalid, blocked, rateLimited = "rate_limited", overloaded, shuttingDown = "shutting_down", unknownReceiver = "unknown_receiver",
          storeUnavailable = "store_unavailable", storeFailed = "store_failed"
 
     /// One counter per reason, made at first use (after `ServerMetrics` bootstrapped the backend).

@@ -85,15 +85,19 @@ final class MessageWriterTests: XCTestCase {
         func write(_ number: Int) -> WriteAdmission { writer.write(senderID: alice, receiverID: bob, content: "m\(number)", context: number) }
         XCTAssertEqual(write(0), .queued, "in flight at once")
         for number in 1...7 { XCTAssertEqual(write(number), .queued, "message \(number): the queue below the mark") }
-        XCTAssertFalse(writer.isOverloaded, "7 waiting: below the mark (what /readyz asks)")
+        XCTAssertFalse(writer.isOverloaded, "7 waiting: below the mark (what /readyz and /metrics ask)")
+        XCTAssertEqual(writer.overloadedForMilliseconds, 0)
         XCTAssertEqual(write(8), .queuedPauseSender, "the 8th waiting reaches the mark: taken, and its sender asked to pause")
         XCTAssertTrue(writer.isOverloaded)
+        usleep(20_000)
+        XCTAssertGreaterThanOrEqual(writer.overloadedForMilliseconds, 15, "overloaded since the mark was reached")
         XCTAssertEqual(write(9), .queuedPauseSender)
         XCTAssertEqual(writer.queuedCount, 9)
         XCTAssertTrue(resumed.withLock { $0 }.isEmpty)
         store.releaseWrites()
         XCTAssertTrue(writer.waitUntilIdle(timeoutMilliseconds: 5000))
-        XCTAssertFalse(writer.isOverloaded)
+        XCTAssertFalse(writer.isOverloaded, "the paused senders were resumed")
+        XCTAssertEqual(writer.overloadedForMilliseconds, 0)
         // Batches [0], [1…4] (5 left: more than half the mark), [5…8] (1 left: resumed), [9].
         XCTAssertEqual(store.batchSizes, [1, 4, 4, 1])
         XCTAssertEqual(resumed.withLock { $0 }, [[8, 9]], "the paused senders handed back once, in the order paused")

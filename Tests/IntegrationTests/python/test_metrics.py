@@ -30,7 +30,7 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
     server = Server(os.environ["CHAT_SERVER_BIN"], database)
     try:
         before = scrape(server)
-        for reason in ("invalid", "blocked", "rate_limited", "overloaded", "unknown_receiver", "store_unavailable", "store_failed"):
+        for reason in ("invalid", "blocked", "rate_limited", "overloaded", "shutting_down", "unknown_receiver", "store_unavailable", "store_failed"):
             assert ("chat_messages_refused_total", (("reason", reason),)) in before, f"{reason} is there from the start"
         a_id, _, a_token = server.user("ann")
         b_id, _, _ = server.user("bob")
@@ -58,6 +58,7 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
         assert value(after, "chat_messages_refused_total", reason="invalid") - value(before, "chat_messages_refused_total", reason="invalid") == 1
         assert value(after, "chat_messages_refused_total", reason="unknown_receiver") == value(before, "chat_messages_refused_total", reason="unknown_receiver") + 1
         batches = value(after, "chat_write_batch_messages_count") - value(before, "chat_write_batch_messages_count")
+        assert value(after, "chat_write_commit_seconds_count") == value(after, "chat_write_batch_messages_count"), "the same batches"
         assert 1 <= batches <= 26, batches  # the 25 in as many batches as the writer made of them, the refused receiver's too
         assert value(after, "chat_write_batch_messages_sum") - value(before, "chat_write_batch_messages_sum") == 26
         assert value(after, "chat_write_commit_seconds_count") >= batches
@@ -74,11 +75,12 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
 def test_a_metrics_token_guards_the_metrics(database):
     server = Server(os.environ["CHAT_SERVER_BIN"], database, {"METRICS_TOKEN": "scrape-me"})
     try:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-me"}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-me"}, {"Authorization": "Basic scrape-me"}):
             r = requests.get(server.url + "/metrics", headers=headers, timeout=10)
             assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer", (headers, r.status_code)
             assert "METRICS_TOKEN" in r.json()["message"]
         assert ("chat_messages_stored_total", ()) in scrape(server, {"Authorization": "Bearer scrape-me"})
+        assert ("chat_messages_stored_total", ()) in scrape(server, {"Authorization": "bearer scrape-me"}), "the scheme in any case"
         assert requests.post(server.url + "/metrics", timeout=10).status_code == 405
     finally:
         assert server.stop() == 0, "".join(server.output)
