@@ -248,7 +248,6 @@ struct ChatSocketApp: Sendable {
             socket.sendEncoded(Self.refusal(failure.message, to: origin))
         case .success(let message):
             if let refusal = blockRefusal(from: userID, to: message.to) {
-                (refusal == Self.tryAgain ? MessageRefusal.storeUnavailable : .blocked).count()
                 return socket.sendEncoded(Self.refusal(refusal, to: origin))
             }
             var budgetSpent = false
@@ -294,8 +293,12 @@ struct ChatSocketApp: Sendable {
     /// Why a message between these two may not go, if it may not: the blocked sender is told
     /// nothing more than that it was not delivered; a blocker is told to unblock first.
     private func blockRefusal(from sender: String, to receiver: String) -> String? {
-        guard blocks.isLoaded else { return Self.tryAgain }
+        guard blocks.isLoaded else {
+            MessageRefusal.storeUnavailable.count()
+            return Self.tryAgain
+        }
         guard blocks.separates(sender, receiver) else { return nil }
+        MessageRefusal.blocked.count()
         return blocks.isBlocked(sender, by: receiver) ? "the message could not be delivered" : "you have blocked this user: unblock them to send messages"
     }
 

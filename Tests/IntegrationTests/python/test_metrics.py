@@ -34,8 +34,11 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
             assert ("chat_messages_refused_total", (("reason", reason),)) in before, f"{reason} is there from the start"
         a_id, _, a_token = server.user("ann")
         b_id, _, _ = server.user("bob")
+        c_id, _, c_token = server.user("cid")
+        assert requests.post(server.url + f"/api/users/{a_id}/block", headers={"Authorization": f"Bearer {c_token}"}, timeout=10).status_code == 200
         sender = connect(server, a_token, TRANSPORTS["websocket"])
         try:
+            assert sender.call("send_message", {"to": c_id, "message": "to one who blocked me"}, timeout=10)["ok"] is False
             acks = send_all(sender, b_id, [f"counted {n}" for n in range(25)])
             assert all(ack["ok"] for ack in acks)
             refused = sender.call("send_message", {"to": b_id, "message": ""}, timeout=10)
@@ -56,6 +59,7 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
         after = scrape(server)
         assert value(after, "chat_messages_stored_total") - value(before, "chat_messages_stored_total") == 25
         assert value(after, "chat_messages_refused_total", reason="invalid") - value(before, "chat_messages_refused_total", reason="invalid") == 1
+        assert value(after, "chat_messages_refused_total", reason="blocked") - value(before, "chat_messages_refused_total", reason="blocked") == 1
         assert value(after, "chat_messages_refused_total", reason="unknown_receiver") == value(before, "chat_messages_refused_total", reason="unknown_receiver") + 1
         batches = value(after, "chat_write_batch_messages_count") - value(before, "chat_write_batch_messages_count")
         assert value(after, "chat_write_commit_seconds_count") == value(after, "chat_write_batch_messages_count"), "the same batches"
