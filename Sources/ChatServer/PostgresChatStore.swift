@@ -399,14 +399,13 @@ struct PostgresChatStore: ChatStore {
     /// together without hashing; from the first row out of step on, a lookup by id takes over.
     /// A batch shares one transaction time: it is converted once.
     static func insertedMessages(ids: [String], rows: PostgresRows) -> [InsertedMessage]? {
-        var values: [InsertedMessage] = []
-        values.reserveCapacity(ids.count)
         guard let idColumn = rows.columnIndex("id"), let createdAtColumn = rows.columnIndex("created_at"), let seqColumn = rows.columnIndex("seq") else {
             return nil
         }
+        var values: [InsertedMessage] = []
+        values.reserveCapacity(ids.count)
         var lastText = "", lastConverted = ""
         func stored(_ row: Int) -> InsertedMessage {
-            // A batch's rows share their time (now() is the transaction's): converted once.
             if !rows.value(row, createdAtColumn, equals: lastText) {
                 lastText = rows.value(row, createdAtColumn) ?? ""
                 lastConverted = Timestamps.fromPostgres(lastText)

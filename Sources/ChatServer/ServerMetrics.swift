@@ -10,22 +10,14 @@ import ServerRuntime
 /// waiting) are read when scraped, at no cost in between.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
-    private let sessions: Prometheus.Gauge
-    private let webSocketSessions: Prometheus.Gauge
-    private let pollingSessions: Prometheus.Gauge
-    private let undelivered: Prometheus.Gauge
-    private let poolReady: Prometheus.Gauge
-    private let poolWaiting: Prometheus.Gauge
-    private let poolInFlight: Prometheus.Gauge
-    private let hashing: Prometheus.Gauge
+    private let sessions, webSocketSessions, pollingSessions, undelivered, queued, overloaded: Prometheus.Gauge
+    private let poolReady, poolWaiting, poolInFlight, hashing: Prometheus.Gauge
 
     /// The states `/metrics` reads when scraped.
     struct Snapshot {
         var sessions = 0, webSocketSessions = 0, queued = 0, overloaded = false, undelivered: Int64 = 0
         var pool = PostgresPool.Occupancy(), hashingPending = 0
     }
-    private let queued: Prometheus.Gauge
-    private let overloaded: Prometheus.Gauge
 
     /// Becomes swift-metrics' backend (once per process).
     init() {
@@ -38,26 +30,22 @@ final class ServerMetrics: Sendable {
         MetricsSystem.bootstrap(factory)
         MessageRefusal.registerAll()
         ResumeMetrics.registerAll()
-        sessions = registry.makeGauge(descriptor: MetricNameDescriptor(
-            metricName: "engineio_sessions", unitName: "", helpText: "Engine.IO sessions (Socket.IO connections, either transport) open"))
-        let byTransport = MetricNameDescriptor(metricName: "engineio_sessions_by_transport", unitName: "", helpText: "Engine.IO sessions open, by transport")
-        webSocketSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "websocket")])
-        pollingSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "polling")])
-        undelivered = registry.makeGauge(descriptor: MetricNameDescriptor(
-            metricName: "chat_stream_undelivered", unitName: "places",
-            helpText: "Places of the stream committed (by any process) but not yet delivered here: the notification lag"))
         let registry = self.registry
         func gauge(_ name: String, _ unit: String, _ help: String) -> Prometheus.Gauge {
             registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help))
         }
+        sessions = gauge("engineio_sessions", "", "Engine.IO sessions (Socket.IO connections, either transport) open")
+        let byTransport = MetricNameDescriptor(metricName: "engineio_sessions_by_transport", unitName: "", helpText: "Engine.IO sessions open, by transport")
+        webSocketSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "websocket")])
+        pollingSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "polling")])
+        undelivered = gauge("chat_stream_undelivered", "places",
+                            "Places of the stream committed (by any process) but not yet delivered here: the notification lag")
+        queued = gauge("chat_writer_queued", "messages", "Messages waiting to be written")
+        overloaded = gauge("chat_writer_overloaded", "", "1 from when the queue reaches the mark until its paused senders are resumed (the writer is behind)")
         poolReady = gauge("postgres_pool_connections_ready", "", "Pool connections connected and ready")
         poolWaiting = gauge("postgres_pool_waiting", "statements", "Statements waiting for a pool connection")
         poolInFlight = gauge("postgres_pool_in_flight", "statements", "Statements sent, their results not in yet")
         hashing = gauge("chat_password_hashing_pending", "", "bcrypt jobs (logins, registrations) waiting or running")
-        queued = registry.makeGauge(descriptor: MetricNameDescriptor(
-            metricName: "chat_writer_queued", unitName: "messages", helpText: "Messages waiting to be written"))
-        overloaded = registry.makeGauge(descriptor: MetricNameDescriptor(
-            metricName: "chat_writer_overloaded", unitName: "", helpText: "1 from when the queue reaches the mark until its paused senders are resumed (the writer is behind)"))
     }
 
     /// The exposition, with the states read now.

@@ -69,8 +69,8 @@ extension Configuration {
     ]
 
     /// The settings as `--help` lists them: each as NAME=default (or its default described),
-    /// then what it is, indented
-    /// (lines kept under 80 columns: the help is wrapped at the terminal's width).
+    /// then what it is, indented (lines kept under 80 columns: the help is wrapped at the
+    /// terminal's width).
     static var settingsHelp: String {
         var lines = ["SETTINGS come from the environment, then from ENV_FILE (.env); an empty value",
                      "counts as unset. A bad value ends the server with a message naming it (exit",

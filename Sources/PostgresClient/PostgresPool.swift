@@ -160,22 +160,19 @@ public final class PostgresPool: @unchecked Sendable {
 
     /// The pool as its thread last saw it (for metrics, read from any thread).
     public struct Occupancy: Sendable {
-        public init() {}
         public var connectionsReady = 0
         public var statementsWaiting = 0
         public var statementsInFlight = 0
+        public init() {}
     }
     public var occupancy: Occupancy {
         var now = Occupancy()
-        now.connectionsReady = published.ready.load(ordering: .relaxed)
-        now.statementsWaiting = published.waiting.load(ordering: .relaxed)
-        now.statementsInFlight = published.inFlight.load(ordering: .relaxed)
+        now.connectionsReady = publishedReady.load(ordering: .relaxed)
+        now.statementsWaiting = publishedWaiting.load(ordering: .relaxed)
+        now.statementsInFlight = publishedInFlight.load(ordering: .relaxed)
         return now
     }
-    private final class Published: Sendable {
-        let ready = Atomic<Int>(0), waiting = Atomic<Int>(0), inFlight = Atomic<Int>(0)
-    }
-    private let published = Published()
+    private let publishedReady = Atomic<Int>(0), publishedWaiting = Atomic<Int>(0), publishedInFlight = Atomic<Int>(0)
 
     private func publishState() {
         var ready = 0, inFlight = 0
@@ -183,9 +180,9 @@ public final class PostgresPool: @unchecked Sendable {
             if case .ready = slot.state { ready += 1 }
             inFlight += slot.inFlightCount
         }
-        published.ready.store(ready, ordering: .relaxed)
-        published.waiting.store(waitingCount, ordering: .relaxed)
-        published.inFlight.store(inFlight, ordering: .relaxed)
+        publishedReady.store(ready, ordering: .relaxed)
+        publishedWaiting.store(waitingCount, ordering: .relaxed)
+        publishedInFlight.store(inFlight, ordering: .relaxed)
     }
 
     private func takeSubmissions() -> Bool {

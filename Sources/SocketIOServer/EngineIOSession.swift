@@ -275,9 +275,14 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     // MARK: - WebSocket
 
     func attachWebSocket(_ connection: WebSocketConnection) {
+        useWebSocket(connection)
+        connection.delegate = self
+    }
+
+    /// The session's transport is this WebSocket from now on (counted once, for metrics).
+    private func useWebSocket(_ connection: WebSocketConnection) {
         if webSocket == nil { server.webSocketSessions.add(1, ordering: .relaxed) }
         webSocket = connection
-        connection.delegate = self
     }
 
     /// A WebSocket arrived for this polling session: probe, then switch on `5`.
@@ -322,8 +327,7 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
                 pendingPoll = nil
                 pending(EngineIOServer.refusal(3, "Bad request"))
             }
-            if webSocket == nil { server.webSocketSessions.add(1, ordering: .relaxed) }
-            webSocket = connection
+            useWebSocket(connection)
             if inputPaused { connection.pauseReading() }
             let waiting = queue
             queue.removeAll()
