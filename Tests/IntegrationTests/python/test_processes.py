@@ -465,6 +465,25 @@ def test_the_clients_real_address_reaches_the_server_through_nginx(database, tmp
         assert server.stop() == 0, "".join(server.output)
 
 
+def resume_through(nginx, client):
+    """A RecoveringClient whose process went away reconnects through nginx (retrying while
+    nginx still tries the dead one) and must resume its session there."""
+    with client.lock:
+        client.generation += 1
+    gone, client.client = client.client, None
+    try:
+        gone.disconnect()
+    except Exception:
+        pass
+    for _ in range(50):
+        try:
+            client.connect(nginx.url)
+            break
+        except Exception:
+            time.sleep(0.1)
+    assert client.client is not None and client.recovered, "resumed on another process"
+
+
 def test_a_process_killed_under_load_loses_nothing_behind_nginx(behind_nginx, database):
     nginx, servers = behind_nginx
     victim = servers[2]
@@ -502,20 +521,7 @@ def test_a_process_killed_under_load_loses_nothing_behind_nginx(behind_nginx, da
         # Those whose connection died with it come back through nginx, to the others.
         back_at = killed_at
         for client in on_victim:
-            with client.lock:
-                client.generation += 1
-            gone, client.client = client.client, None
-            try:
-                gone.disconnect()
-            except Exception:
-                pass
-            for _ in range(50):
-                try:
-                    client.connect(nginx.url)
-                    break
-                except Exception:
-                    time.sleep(0.1)
-            assert client.client is not None and client.recovered, "resumed on another process"
+            resume_through(nginx, client)
             assert not client.client.eio.sid.startswith("n3.")
             back_at = time.monotonic()
         time.sleep(1.5)
@@ -630,20 +636,7 @@ def test_a_rolling_restart_moves_a_process_clients_with_no_error_behind_nginx(da
                 while client.client.connected:
                     assert time.monotonic() < deadline, "the stopping process closed its sockets"
                     time.sleep(0.02)
-                with client.lock:
-                    client.generation += 1
-                gone, client.client = client.client, None
-                try:
-                    gone.disconnect()
-                except Exception:
-                    pass
-                for _ in range(50):
-                    try:
-                        client.connect(nginx.url)
-                        break
-                    except Exception:
-                        time.sleep(0.1)
-                assert client.client is not None and client.recovered, "resumed on another process"
+                resume_through(nginx, client)
                 assert not on_victim(client.client)
                 back_at = time.monotonic()
             stopping.join(30)
