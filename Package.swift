@@ -18,6 +18,8 @@ let package = Package(
         // Metrics: the ecosystem's interface (swift-metrics) in the layers, Prometheus's text
         // format from swift-prometheus at /metrics.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // Logging: every layer logs through swift-log's Logger; ServerLogging writes the lines.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -34,16 +36,19 @@ let package = Package(
         .target(name: "SocketIO", dependencies: ["JSON", "Base64"]),
 
         // The server's layers.
-        .target(name: "ServerRuntime", dependencies: ["CLinux"]),
+        .target(name: "ServerRuntime", dependencies: ["CLinux", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ServerLogging", dependencies: ["JSON", .product(name: "Logging", package: "swift-log")]),
         .target(name: "PostgresClient", dependencies: ["CLibPQ", "ServerRuntime"]),
-        .target(name: "HTTPServer", dependencies: ["ServerRuntime", "JSON", "WebSocket"]),
+        .target(name: "HTTPServer", dependencies: ["ServerRuntime", "JSON", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .target(name: "DotEnv", dependencies: ["HTTPServer"]),
-        .target(name: "SocketIOServer", dependencies: ["HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "Base64", "CLinux"]),
-        .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux", .product(name: "CoreMetrics", package: "swift-metrics")]),
+        .target(name: "SocketIOServer", dependencies: ["HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "Base64", "CLinux",
+                                                 .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ChatCore", dependencies: ["ServerRuntime", "JSON", "JWT", "CLinux", .product(name: "CoreMetrics", package: "swift-metrics"),
+                                                 .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket", "DotEnv",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket", "DotEnv", "ServerLogging",
+                           .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
             // The web page, compiled into the executable: one file to deploy.
             resources: [.embedInCode("Web/index.html"), .embedInCode("Web/chat.css"), .embedInCode("Web/chat.js")]
@@ -66,6 +71,7 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "JSON"]),
         .testTarget(name: "ServerRuntimeTests", dependencies: ["ServerRuntime", "CLinux"]),
+        .testTarget(name: "ServerLoggingTests", dependencies: ["ServerLogging", "JSON", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "HTTPServer", "ServerRuntime", "SocketIO", "WebSocket", "JSON", "CLinux"]),

@@ -2,6 +2,10 @@ import CoreMetrics
 import Dispatch
 import ServerRuntime
 import Synchronization
+import Logging
+
+/// Module-internal and usable from inlinable code: the writer's code is inlined into its callers.
+@usableFromInline let writerLog = Logger(label: "chat.writer")
 
 /// Whoever writes read receipts: they take places in the message sequence, so the message
 /// writer writes them (`MessageWriter.markRead`).
@@ -365,8 +369,9 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         let last = pausesLoggedAt.load(ordering: .relaxed)
         guard now - last >= 10_000, pausesLoggedAt.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
         let since = episodes - pausesLogged.exchange(episodes, ordering: .relaxed)
-        Log.warning("overload: \(highWater) messages were waiting to be written, so senders were paused until the queue drained "
-                    + "(\(since) time\(since == 1 ? "" : "s") since the last report, \(senders) sender\(senders == 1 ? "" : "s") the last time)")
+        let report = "overload: \(highWater) messages were waiting to be written, so senders were paused until the queue drained "
+            + "(\(since) time\(since == 1 ? "" : "s") since the last report, \(senders) sender\(senders == 1 ? "" : "s") the last time)"
+        writerLog.warning("\(report)")
     }
 
     /// Hands out done batches oldest first, one thread at a time (through the sequencer, when
@@ -419,7 +424,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             precondition(values.count == batch.count, "ChatStore.write answered \(values.count) results for \(batch.count) messages")
             inserted = values
         case .failure(let error):
-            Log.warning("message batch of \(batch.count) not written: \(error)")
+            writerLog.warning("message batch of \(batch.count) not written: \(error)")
             let failure: MessageWriteError = error == .unavailable ? .unavailable : .failed
             return zip(batch.messages, batch.contexts).map { Outcome(context: $1, receiverID: $0.receiverID, result: .failure(failure)) }
         }

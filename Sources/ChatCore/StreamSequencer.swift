@@ -1,5 +1,8 @@
 import Dispatch
 import ServerRuntime
+import Logging
+
+private let logger = Logger(label: "chat.stream")
 
 /// Places (after, through] in the sequence messages and receipts share: what one write took.
 public struct StreamSpan: Sendable, Equatable, CustomStringConvertible {
@@ -97,7 +100,7 @@ public final class StreamSequencer: Sendable {
             if let applied = state.applied, span.after < applied {
                 // Cannot happen: a gap is read only when no write of ours can be in it. Were it
                 // read, delivering again beats leaving our senders without their answers.
-                Log.warning("stream: our write \(span) was behind the stream already delivered (through \(applied))")
+                logger.warning("stream: our write \(span) was behind the stream already delivered (through \(applied))")
                 return true
             }
             state.own[span.after] = (span.through, deliver)

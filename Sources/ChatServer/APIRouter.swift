@@ -3,6 +3,7 @@ import HTTPServer
 import JSON
 import JWT
 import ServerRuntime
+import Synchronization
 
 /// The REST API of CONTRACT.md: routes, CORS, and the mapping of service results to statuses
 /// and bodies. Everything slow happens in the services, off the event loop.
@@ -32,9 +33,11 @@ struct APIRouter: HTTPHandler {
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: true)
         let lowered = segments.map { $0.lowercased() }
+        let caller = Caller()
         let finish: @Sendable (HTTPResponse, _ route: String) -> Void = { response, route in
             var response = response
             response.headers += Self.cors
+            response.userID = caller.userID.withLock { $0 }
             HTTPRequestMetrics.count(route: route, status: response.status)
             respond(response)
         }
@@ -50,6 +53,7 @@ struct APIRouter: HTTPHandler {
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
             withJSONBody(request, reply) { body in
                 accounts.register(body, from: request.clientAddress) { result in
+                    if case .success(let user) = result { caller.userID.withLock { $0 = user.id } }
                     Self.tarpit(result, on: loop, reply) { user in .json(200, ["message": "User registered", "user": userJSON(user)]) }
                 }
             }
@@ -57,12 +61,13 @@ struct APIRouter: HTTPHandler {
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
             withJSONBody(request, reply) { body in
                 accounts.login(body, from: request.clientAddress) { result in
+                    if case .success(let session) = result { caller.userID.withLock { $0 = session.user.id } }
                     Self.tarpit(result, on: loop, reply) { session in .json(200, ["token": .string(session.token), "user": userJSON(session.user)]) }
                 }
             }
         case ["api", "auth", "logout"]:
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
-            authenticated(request, reply) { [closeSessions] userID in
+            authenticated(request, caller, reply) { [closeSessions] userID in
                 accounts.logout(userID: userID) { result in
                     if case .success = result { closeSessions(userID, "logged out") }
                     reply(answer(result) { .json(200, ["message": "Logged out"]) })
@@ -70,7 +75,7 @@ struct APIRouter: HTTPHandler {
             }
         case ["api", "auth", "password"]:
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
-            authenticated(request, reply) { [closeSessions] userID in
+            authenticated(request, caller, reply) { [closeSessions] userID in
                 withJSONBody(request, reply) { body in
                     accounts.changePassword(userID: userID, body, from: request.clientAddress) { result in
                         if case .success = result { closeSessions(userID, "password changed") }
@@ -82,14 +87,14 @@ struct APIRouter: HTTPHandler {
             }
         case ["api", "auth", "refresh"]:
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
-            withAuthentication(request, reply) { authenticated in
+            withAuthentication(request, caller, reply) { authenticated in
                 reply(answer(accounts.refresh(authenticated)) { fresh in
                     .json(200, ["token": .string(fresh.token), "expires_at": .number(Double(fresh.expiresAt))])
                 })
             }
         case _ where lowered.count == 3 && lowered[0] == "api" && lowered[1] == "messages":
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            authenticated(request, reply) { callerID in
+            authenticated(request, caller, reply) { callerID in
                 guard let otherID = PercentDecoding.decode(segments[2], plusIsSpace: false) else {
                     return reply(.error(400, "userId must be a UUID"))
                 }
@@ -102,7 +107,7 @@ struct APIRouter: HTTPHandler {
             }
         case ["api", "sync"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            authenticated(request, reply) { callerID in
+            authenticated(request, caller, reply) { callerID in
                 guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
                 messages.sync(callerID: callerID, after: request.queryParameter("after"), limit: limit) { result in
                     reply(answer(result) { .json(200, .object(SyncResponse.json($0, for: callerID))) })
@@ -110,7 +115,7 @@ struct APIRouter: HTTPHandler {
             }
         case ["api", "conversations"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            authenticated(request, reply) { callerID in
+            authenticated(request, caller, reply) { callerID in
                 guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
                 conversations.list(userID: callerID, limit: limit, after: request.queryParameter("after")) { result in
                     reply(answer(result) { page in
@@ -120,7 +125,7 @@ struct APIRouter: HTTPHandler {
             }
         case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "conversations" && lowered[3] == "read":
             guard request.method == "POST" else { return reply(methodNotAllowed(["POST"])) }
-            authenticated(request, reply) { callerID in
+            authenticated(request, caller, reply) { callerID in
                 guard let peer = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
                     return reply(.error(400, "the user id in the path must be a UUID"))
                 }
@@ -135,7 +140,7 @@ struct APIRouter: HTTPHandler {
             }
         case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "users" && lowered[3] == "presence":
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            authenticated(request, reply) { callerID in
+            authenticated(request, caller, reply) { callerID in
                 guard let userID = PercentDecoding.decode(segments[2], plusIsSpace: false).flatMap(Validation.uuid) else {
                     return reply(.error(400, "the user id must be a UUID"))
                 }
@@ -151,7 +156,7 @@ struct APIRouter: HTTPHandler {
         case _ where lowered.count == 4 && lowered[0] == "api" && lowered[1] == "users" && lowered[3] == "block":
             guard request.method == "POST" || request.method == "DELETE" else { return reply(methodNotAllowed(["POST", "DELETE"])) }
             let blocking = request.method == "POST"
-            authenticated(request, reply) { callerID in
+            authenticated(request, caller, reply) { callerID in
                 let target = PercentDecoding.decode(segments[2], plusIsSpace: false)
                 blocks.set(blocker: callerID, target: target, blocking: blocking) { result in
                     reply(answer(result) { .json(200, ["user": .string(Validation.uuid(target ?? "") ?? ""), "blocked": .bool(blocking)]) })
@@ -159,7 +164,7 @@ struct APIRouter: HTTPHandler {
             }
         case ["api", "blocks"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            authenticated(request, reply) { callerID in
+            authenticated(request, caller, reply) { callerID in
                 blocks.list(blocker: callerID) { result in
                     reply(answer(result) { blocked in
                         .json(200, ["blocked": .array(blocked.map { ["user": userJSON($0.user), "since": .string($0.since)] })])
@@ -168,7 +173,7 @@ struct APIRouter: HTTPHandler {
             }
         case ["api", "users"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
-            authenticated(request, reply) { _ in
+            authenticated(request, caller, reply) { _ in
                 if let query = request.queryParameter("q") {
                     guard case .success(let limit) = wholeNumber(request, "limit", reply) else { return }
                     return accounts.searchUsers(query: query, limit: limit, after: request.queryParameter("after")) { result in
@@ -262,19 +267,21 @@ struct APIRouter: HTTPHandler {
 
     /// Goes on with the caller's user id once the `Authorization` header's token is checked
     /// (at once when its generation is in memory), or answers 401/403.
-    private func authenticated(_ request: HTTPRequest, _ reply: @escaping @Sendable (HTTPResponse) -> Void,
+    private func authenticated(_ request: HTTPRequest, _ caller: Caller, _ reply: @escaping @Sendable (HTTPResponse) -> Void,
                                _ next: @escaping @Sendable (String) -> Void) {
-        withAuthentication(request, reply) { next($0.userID) }
+        withAuthentication(request, caller, reply) { next($0.userID) }
     }
 
-    private func withAuthentication(_ request: HTTPRequest, _ reply: @escaping @Sendable (HTTPResponse) -> Void,
+    private func withAuthentication(_ request: HTTPRequest, _ caller: Caller, _ reply: @escaping @Sendable (HTTPResponse) -> Void,
                                     _ next: @escaping @Sendable (AccountService.Authenticated) -> Void) {
         switch AccountService.token(authorizationHeader: request.header("authorization")) {
         case .failure(let error): reply(Self.response(for: error))
         case .success(let token):
             accounts.authenticate(token: token) { result in
                 switch result {
-                case .success(let authenticated): next(authenticated)
+                case .success(let authenticated):
+                    caller.userID.withLock { $0 = authenticated.userID }
+                    next(authenticated)
                 case .failure(let error): reply(Self.response(for: error))
                 }
             }
@@ -343,4 +350,10 @@ private func conversationJSON(_ conversation: Conversation) -> JSONValue {
     return .object(JSONObject([("peer", userJSON(conversation.peer)), ("last_message", last), ("unread", .number(Double(conversation.unread))),
                                ("read_up_to", .string(StreamCursor.encode(conversation.readSeq))),
                                ("peer_read_up_to", .string(StreamCursor.encode(conversation.peerReadSeq)))]))
+}
+
+/// Who made a request, once known (a verified token, a login, a registration): the request's
+/// log line names them. Set on whichever thread verified them, read where the answer goes.
+private final class Caller: Sendable {
+    let userID = Mutex<String?>(nil)
 }

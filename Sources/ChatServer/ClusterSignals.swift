@@ -1,6 +1,9 @@
 import PostgresClient
 import ServerRuntime
 import Synchronization
+import Logging
+
+private let logger = Logger(label: "chat.stream")
 
 /// What processes on one database tell each other that is not stored (README, Several
 /// processes): typing, who is online where, tokens revoked, blocks changed. Each signal is one
@@ -37,7 +40,7 @@ final class ClusterSignals: Sendable {
         let payload = ([processID, kind] + arguments).joined(separator: " ")
         guard let listener = listener.withLock({ $0 }) else { return }
         if !listener.notify(channel: Self.channel, payload: payload) {
-            Log.warning("a signal to other processes was dropped: too many waiting to be sent")
+            logger.warning("a signal to other processes was dropped: too many waiting to be sent")
         }
     }
 

@@ -1,7 +1,9 @@
 import ChatCore
 import DotEnv
 import HTTPServer
+import Logging
 import PostgresClient
+import ServerLogging
 import ServerRuntime
 
 #if canImport(Glibc)
@@ -65,7 +67,8 @@ struct Configuration {
     var requestTimeoutMilliseconds: Int64 = 30_000
     var idleTimeoutMilliseconds: Int64 = 60_000
     var shutdownTimeoutMilliseconds: Int64 = 10_000
-    var logLevel = Log.Level.info
+    var logLevel = Logger.Level.info
+    var logFormat = LogLineHandler.Format.text
 
     /// The variables, environment winning over the file's.
     static func variables(environment: [String: String], dotEnvText: String?) -> [String: String] {
@@ -147,10 +150,16 @@ struct Configuration {
             do { allowedOrigins = try OriginPolicy(setting: origins) } catch { throw Invalid(description: error.description) }
         }
         if let level = value("LOG_LEVEL") {
-            guard let parsed = ["debug": Log.Level.debug, "info": .info, "warning": .warning, "error": .error][level.lowercased()] else {
-                throw Invalid(description: "LOG_LEVEL must be debug, info, warning or error, not '\(level)'")
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw Invalid(description: "LOG_LEVEL must be one of \(Self.logLevelNames), not '\(level)'")
             }
             logLevel = parsed
+        }
+        if let format = value("LOG_FORMAT") {
+            guard let parsed = LogLineHandler.Format(rawValue: format.lowercased()) else {
+                throw Invalid(description: "LOG_FORMAT must be text or json, not '\(format)'")
+            }
+            logFormat = parsed
         }
 
         if let url = value("DATABASE_URL") {
@@ -188,6 +197,9 @@ struct Configuration {
     }
 
     /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+    /// swift-log's levels, lowest first, as LOG_LEVEL takes them.
+    static let logLevelNames = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+
     static func redactingPassword(_ url: String) -> String {
         guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
         let credentials = url[scheme.upperBound..<at]

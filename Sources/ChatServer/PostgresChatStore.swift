@@ -1,6 +1,9 @@
 import ChatCore
 import PostgresClient
 import ServerRuntime
+import Logging
+
+private let logger = Logger(label: "chat.database")
 
 /// `ChatStore` on PostgreSQL through the non-blocking pool. Every statement is parameterised.
 struct PostgresChatStore: ChatStore {
@@ -728,10 +731,10 @@ struct PostgresChatStore: ChatStore {
             if error.isUniqueViolation, let uniqueViolation { return .failure(uniqueViolation) }
             switch error.kind {
             case .unavailable, .overloaded, .connectionLost, .shuttingDown, .connectionFailed:
-                Log.warning("database: \(error)")
+                logger.warning("database: \(error)")
                 return .failure(.unavailable)
             case .server:
-                Log.error("database: \(error)")
+                logger.error("database: \(error)")
                 return .failure(.failed(error.description))
             }
         }

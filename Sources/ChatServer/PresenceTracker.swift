@@ -8,6 +8,9 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
+
+private let logger = Logger(label: "chat.presence")
 
 /// Presence: a user is online while at least one of their sockets is connected, on this
 /// process or another. Going offline here waits out a grace period — a socket that reconnects
@@ -164,7 +167,7 @@ final class PresenceTracker: Sendable {
         let time = Self.now()
         for user in offline { announce(user, online: false, lastSeen: time) }
         store.recordLastSeen(offline.map { (userID: $0, time: time) }) { result in
-            if case .failure(let error) = result { Log.warning("last_seen of \(offline.count) users of a silent process not stored: \(error)") }
+            if case .failure(let error) = result { logger.warning("last_seen of \(offline.count) users of a silent process not stored: \(error)") }
         }
     }
 
@@ -234,7 +237,7 @@ final class PresenceTracker: Sendable {
             }
             guard !times.isEmpty else { return }
             store.recordLastSeen(times) { result in
-                if case .failure(let error) = result { Log.warning("last_seen of \(times.count) users not stored: \(error)") }
+                if case .failure(let error) = result { logger.warning("last_seen of \(times.count) users not stored: \(error)") }
             }
         }
     }
@@ -253,7 +256,7 @@ final class PresenceTracker: Sendable {
         guard !times.isEmpty else { return true }
         let done = Locked(false)
         store.recordLastSeen(times) { result in
-            if case .failure(let error) = result { Log.warning("last_seen of \(times.count) users not stored at shutdown: \(error)") }
+            if case .failure(let error) = result { logger.warning("last_seen of \(times.count) users not stored at shutdown: \(error)") }
             done.withLock { $0 = true }
         }
         return MonotonicClock.wait(upTo: timeoutMilliseconds) { done.withLock { $0 } }

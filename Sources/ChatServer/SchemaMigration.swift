@@ -4,13 +4,16 @@ import ServerRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
+
+private let logger = Logger(label: "chat.database")
 
 /// `ChatServer migrate [FILE]`: applies schema.sql (idempotent) with the server's own
 /// database settings, so `make run` needs no second way of reading them.
 enum SchemaMigration {
     static func apply(file: String, configuration: Configuration) -> Int32 {
         guard let sql = readFile(file) else {
-            Log.error("cannot read \(file): \(String(cString: strerror(errno)))")
+            logger.error("cannot read \(file): \(String(cString: strerror(errno)))")
             return 1
         }
         do {
@@ -20,7 +23,7 @@ enum SchemaMigration {
             print("schema applied from \(file) to \(configuration.databaseDescription) (schema version \(version))")
             return 0
         } catch {
-            Log.error("applying \(file) to \(configuration.databaseDescription) failed: \(error)")
+            logger.error("applying \(file) to \(configuration.databaseDescription) failed: \(error)")
             return 1
         }
     }

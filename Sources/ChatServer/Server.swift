@@ -8,6 +8,9 @@ import SocketIOServer
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
+
+private let logger = Logger(label: "chat.server")
 
 /// The running server: event loops with their listeners, the database pool, the services,
 /// and the signal handling that stops them in order.
@@ -52,7 +55,7 @@ final class Server {
                     ChatSocketApp.deliverRemote(range, rooms: rooms, head: streamHead)
                     completion(range.through)
                 case .failure(let error):
-                    Log.warning("could not read the stream \(span) other processes wrote (trying again): \(error)")
+                    logger.warning("could not read the stream \(span) other processes wrote (trying again): \(error)")
                     completion(nil)
                 }
             }
@@ -129,9 +132,9 @@ final class Server {
             // it sent as the process stopped (its unanswered sends go, resent, to the process
             // it reconnects to).
             engine.stopTakingInput()
-            if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { Log.warning("stopping with messages still being written") }
+            if !writer.waitUntilIdle(timeoutMilliseconds: 5_000) { logger.warning("stopping with messages still being written") }
             // Everyone still here is last seen now (their grace periods would end after the loops).
-            if !chat.presence.recordEveryoneSeen(timeoutMilliseconds: 2_000) { Log.warning("stopping before last_seen was stored") }
+            if !chat.presence.recordEveryoneSeen(timeoutMilliseconds: 2_000) { logger.warning("stopping before last_seen was stored") }
             engine.closeAllSessions(timeoutMilliseconds: 3_000)
         } afterLoops: {
             listener.stop()
@@ -168,7 +171,7 @@ final class Server {
             bound = try HTTPListener.start(on: group.loops, host: configuration.host, port: configuration.port, handler: router,
                                            limits: configuration.httpLimits)
         } catch {
-            Log.error("cannot listen: \(error)")
+            logger.error("cannot listen: \(error)")
             afterLoops()
             pool?.shutdown()
             poolThread?.join()
@@ -177,21 +180,24 @@ final class Server {
         group.start()
         print("chat server listening on \(Configuration.url(host: bound.host, port: bound.port)) with \(group.loops.count) event loops; \(description)")
         fflush(nil)
+        // The same as a record, for a log collector that reads only standard error.
+        logger.info("listening", metadata: ["url": .string(Configuration.url(host: bound.host, port: bound.port)),
+                                            "event_loops": .stringConvertible(group.loops.count), "version": .string(chatServerVersion)])
 
         var received: Int32 = 0
         sigwait(&signals, &received)
-        Log.info("received \(received == SIGINT ? "SIGINT" : "SIGTERM"): finishing requests in flight, then stopping")
+        logger.info("received \(received == SIGINT ? "SIGINT" : "SIGTERM"): finishing requests in flight, then stopping")
         beforeShutdown()
         // The loops drain, up to the shutdown time-out or a second signal.
         let drained = group.shutdown(timeoutMilliseconds: configuration.shutdownTimeoutMilliseconds) {
             var none = timespec()
             return sigtimedwait(&signals, nil, &none) > 0  // a second signal, if one is pending; never blocks
         }
-        if !drained { Log.warning("stopping with connections still open") }
+        if !drained { logger.warning("stopping with connections still open") }
         afterLoops()
         pool?.shutdown()
         poolThread?.join()
-        Log.info("stopped")
+        logger.info("stopped")
         return 0
     }
 }

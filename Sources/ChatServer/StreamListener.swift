@@ -2,6 +2,9 @@ import ChatCore
 import PostgresClient
 import ServerRuntime
 import Synchronization
+import Logging
+
+private let logger = Logger(label: "chat.stream")
 
 /// This process's ear on the database (README, Several processes): the spans every process's
 /// writes announce (`PostgresChatStore.streamChannel`) go to the sequencer, and so does the
@@ -22,7 +25,7 @@ final class StreamListener: Sendable {
             let now = MonotonicClock.milliseconds()
             let last = strayLoggedAt.load(ordering: .relaxed)
             guard now - last >= 10_000, strayLoggedAt.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
-            Log.warning("ignored a notification on \(PostgresChatStore.streamChannel) that no server sent: \(payload.prefix(80))")
+            logger.warning("ignored a notification on \(PostgresChatStore.streamChannel) that no server sent: \(payload.prefix(80))")
         }
     }
 
@@ -41,12 +44,12 @@ final class StreamListener: Sendable {
                                     channels: [PostgresChatStore.streamChannel, ClusterSignals.channel], tickMilliseconds: tickMilliseconds, handler: { event in
             switch event {
             case .listening:
-                if notes.away.exchange(false, ordering: .relaxed) { Log.info("listening to the stream again; catching up") }
+                if notes.away.exchange(false, ordering: .relaxed) { logger.info("listening to the stream again; catching up") }
                 pollHead()
                 signals.listening(true)
             case .lost(let error):
                 if !notes.away.exchange(true, ordering: .relaxed) {
-                    Log.warning("the connection listening to other processes' writes is away (\(error)); retrying, and catching up when back")
+                    logger.warning("the connection listening to other processes' writes is away (\(error)); retrying, and catching up when back")
                     signals.listening(false)
                 }
             case .notification(let channel, let payload) where channel == ClusterSignals.channel:

@@ -13,6 +13,8 @@ import ServerRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
+import ServerLogging
 
 /// What `--version` prints.
 let chatServerVersion = "0.13.0"
@@ -21,6 +23,9 @@ let chatServerVersion = "0.13.0"
 /// `--version`. Settings are not options: they come from the environment and `.env`, as the
 /// Node server's did.
 struct ChatServerCommand: ParsableCommand {
+    /// Made on first use, after `LogLineHandler.bootstrap()` at the bottom of this file.
+    static let logger = Logger(label: "chat.server")
+
     static let configuration = CommandConfiguration(
         commandName: "ChatServer",
         abstract: "A self-hosted chat server: REST, Socket.IO (Engine.IO v4, Socket.IO v5) and a web page on one port, PostgreSQL behind.",
@@ -44,10 +49,10 @@ struct ChatServerCommand: ParsableCommand {
         let variables = Configuration.variables(environment: environment, dotEnvText: SchemaMigration.readFile(envFile))
         do {
             let configuration = try Configuration(variables)
-            Log.minimumLevel = configuration.logLevel
+            LogLineHandler.configure(level: configuration.logLevel, format: configuration.logFormat)
             return configuration
         } catch {
-            Log.error("configuration: \(error) (ChatServer --help lists every setting)")
+            ChatServerCommand.logger.error("configuration: \(error) (ChatServer --help lists every setting)")
             throw ExitCode(2)
         }
     }
@@ -59,7 +64,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         let configuration = try ChatServerCommand.loadConfiguration()
         guard let secret = configuration.jwtSecret else {
-            Log.error("JWT_SECRET is not set: put a long random secret in .env or the environment (see .env.example)")
+            ChatServerCommand.logger.error("JWT_SECRET is not set: put a long random secret in .env or the environment (see .env.example)")
             throw ExitCode(2)
         }
         throw ExitCode(Server(configuration: configuration, jwtSecret: secret).run())
@@ -83,7 +88,7 @@ struct Address: ParsableCommand {
     func run() throws {
         let configuration = try ChatServerCommand.loadConfiguration()
         guard configuration.port != 0 else {
-            Log.error("PORT=0 lets the kernel choose a port at start-up; no address can be known before")
+            ChatServerCommand.logger.error("PORT=0 lets the kernel choose a port at start-up; no address can be known before")
             throw ExitCode(1)
         }
         print(configuration.localURL)
@@ -101,6 +106,7 @@ struct ConformanceTargets: ParsableCommand {
     }
 }
 
+LogLineHandler.bootstrap()
 OpenSSLProcess.keepStateUntilExit()
 do {
     var command = try ChatServerCommand.parseAsRoot()

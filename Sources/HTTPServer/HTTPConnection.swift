@@ -1,9 +1,13 @@
 import CLinux
+import Logging
 import ServerRuntime
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// One line per request (`HTTPConnection.logAnswer`).
+private let accessLog = Logger(label: "chat.http")
 
 /// One HTTP/1.1 connection, confined to its event loop: reads, parses, hands one request at
 /// a time to the handler (pipelined requests wait their turn, so answers keep their order),
@@ -32,6 +36,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var output = OutputBuffer()
     private var generation: UInt64 = 0
     private var requestStartedAt: Int64?
+    /// The request being answered, for its log line.
+    private var answering: (method: String, path: Substring, requestID: String, client: String, startedAt: UInt64)?
     private let acceptedAt: Int64
     private var servedRequests = 0
     private var lastActivity: Int64
@@ -135,7 +141,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
                     try parser.parse(UnsafeBufferPointer(rebasing: buffer[inputStart...]))
                 }
             } catch {
-                sendAndClose(HTTPResponse.error(error.status, error.message))
+                refuse(error.status, error.message)
                 break
             }
             switch event {
@@ -173,6 +179,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func dispatch(_ request: HTTPRequest) {
         var request = request
         request.clientAddress = limits.trustedProxies.client(of: request, peer: clientAddress)
+        request.requestID = RequestID.of(header: request.header("x-request-id"))
+        answering = (request.method, request.path, request.requestID, request.clientAddress, MonotonicClock.nanoseconds())
         servedRequests += 1
         generation &+= 1
         let current = generation
@@ -189,6 +197,12 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     private func complete(generation finished: UInt64, response: HTTPResponse) {
         guard case .awaitingResponse(let current, let keepAlive, let headOnly) = state, current == finished else { return }
+        var response = response
+        if let answering {
+            response.headers.append(("X-Request-Id", answering.requestID))
+            logAnswer(response, to: answering)
+            self.answering = nil
+        }
         if let takeover = response.takeover {
             state = .handingOver(takeover)
             enqueue(response.serialized(keepAlive: true, date: dates.current))
@@ -205,7 +219,26 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         }
     }
 
-    private func sendAndClose(_ response: HTTPResponse) {
+    /// The request's line: what was asked, the answer, how long it took, by whom. Never the
+    /// query (it may hold a token or an email address), headers or bodies.
+    private func logAnswer(_ response: HTTPResponse, to request: (method: String, path: Substring, requestID: String, client: String, startedAt: UInt64)) {
+        accessLog.log(level: response.accessLogLevel, "request", metadata: {
+            let microseconds = (MonotonicClock.nanoseconds() &- request.startedAt) / 1_000
+            var fields: Logger.Metadata = ["method": .string(request.method), "path": .string(String(request.path.prefix(256))),
+                                           "status": .stringConvertible(response.status),
+                                           "duration_ms": .stringConvertible(Double(microseconds) / 1_000),
+                                           "bytes": .stringConvertible(response.body.count),
+                                           "client": .string(request.client), "request_id": .string(request.requestID)]
+            if let user = response.userID { fields["user"] = .string(user) }
+            return fields
+        }())
+    }
+
+    /// A request this connection refuses before any handler sees it (malformed, too large, too
+    /// slow): a line of its own, since it has no request line to speak of.
+    private func refuse(_ status: Int, _ message: String) {
+        accessLog.info("refused", metadata: ["status": .stringConvertible(status), "client": .string(clientAddress), "reason": .string(message)])
+        let response = HTTPResponse.error(status, message)
         enqueue(response.serialized(keepAlive: false, date: dates.current))
         state = .closingAfterWrite
         finishClosingIfFlushed()
@@ -292,7 +325,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
                 let limit = parser.hasHead ? limits.requestTimeoutMilliseconds : limits.headerTimeoutMilliseconds
                 if now - started >= limit {
                     requestStartedAt = nil
-                    return sendAndClose(HTTPResponse.error(408, "Request timed out"))
+                    return refuse(408, "Request timed out")
                 }
             } else if servedRequests == 0 && now - acceptedAt >= limits.headerTimeoutMilliseconds {
                 return close()  // connected and said nothing

@@ -9,6 +9,8 @@ public struct HTTPRequest: Sendable {
     /// The client's IP address: the connection's, or behind a trusted proxy the one it names
     /// (`TrustedProxies`).
     public var clientAddress = ""
+    /// Its id in the logs and in the answer's `X-Request-Id` (`RequestID`).
+    public var requestID = ""
 
     /// The first value of a header, by lower-case name.
     public func header(_ name: String) -> String? {

@@ -1,4 +1,5 @@
 import JSON
+import Logging
 
 /// A response before it is framed. Content-Length, Connection and Date are added on writing.
 public struct HTTPResponse: Sendable {
@@ -8,6 +9,11 @@ public struct HTTPResponse: Sendable {
     /// For 101 Switching Protocols: called on the loop, once the response is written, with the
     /// socket and any bytes already read past the request; the connection then forgets both.
     public var takeover: (@Sendable (Int32, [UInt8]) -> Void)?
+    /// Who asked, once the handler knows (a verified token's user): for the request's log line.
+    public var userID: String?
+    /// The level of the request's log line: `info`, or `debug` for a transport's chatter (a
+    /// polling client's every poll) that has its own connection lines.
+    public var accessLogLevel = Logger.Level.info
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

@@ -3,6 +3,9 @@ import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
+
+private let logger = Logger(label: "chat.server")
 
 /// A listening socket on one loop: accepts and gives each connection to that loop.
 ///
@@ -62,7 +65,7 @@ public final class Acceptor: Selectable {
                 // Out of descriptors (or memory): the pending connection would wake the loop
                 // again at once, so stop watching the listener and look again in 100 ms.
                 guard resumeTimer == nil else { return }
-                Log.warning("accept: \(String(cString: strerror(-client))); pausing accepts for 100 ms")
+                logger.warning("accept: \(String(cString: strerror(-client))); pausing accepts for 100 ms")
                 loop.modify(self, events: 0)
                 resumeTimer = loop.schedule(after: 100) { [weak self] in
                     guard let self else { return }

@@ -2,6 +2,7 @@ import Base64
 import CLinux
 import HTTPServer
 import JSON
+import Logging
 import ServerRuntime
 import SocketIO
 import Synchronization
@@ -197,18 +198,22 @@ public final class EngineIOServer: HTTPHandler {
 
     private func open(on loop: EventLoop, handshake: HTTPRequest) -> EngineIOSession {
         let session = EngineIOSession(id: options.sessionIDPrefix.isEmpty ? Self.makeSessionID() : options.sessionIDPrefix + "." + Self.makeSessionID(), loop: loop, server: self, options: options,
-                                      handshake: EngineIOHandshake(target: handshake.target), clientAddress: handshake.clientAddress)
+                                      handshake: EngineIOHandshake(target: handshake.target, requestID: handshake.requestID), clientAddress: handshake.clientAddress)
         let stopping = sessions.withLock { sessions -> Bool in
             sessions[session.id] = session
             return self.stopping.load(ordering: .relaxed)
         }
         caps?.opened(session.clientAddress)
+        Self.sessionLog.debug("session opened", metadata: ["sid": .string(session.id), "transport": .string(session.transportName),
+                                                          "client": .string(session.clientAddress), "request_id": .string(handshake.requestID)])
         session.delegate = makeDelegate(session)
         session.startHeartbeat()
         // Passed the check in `overCaps` as the stop began: stopped here, before any input.
         if stopping { session.stopInput() }
         return session
     }
+
+    private static let sessionLog = Logger(label: "chat.socketio")
 
     static func pollingResponse(_ body: [UInt8]) -> HTTPResponse {
         HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; charset=UTF-8"), ("Access-Control-Allow-Origin", "*")], body: body)
@@ -229,7 +234,12 @@ private struct EngineIOMount: HTTPHandler {
 
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         if engine.serves(request) && !(preflightsGoToFallback && request.method == "OPTIONS") {
-            engine.handle(request, on: loop, respond: respond)
+            // The transport's requests log at debug: its sessions have their own lines at info.
+            engine.handle(request, on: loop) { response in
+                var response = response
+                response.accessLogLevel = .debug
+                respond(response)
+            }
         } else {
             fallback.handle(request, on: loop, respond: respond)
         }

@@ -58,6 +58,10 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
     public let handshake: EngineIOHandshake
     /// Where the client connected from (counted against its address's caps while open).
     let clientAddress: String
+    /// When it opened (`MonotonicClock.milliseconds`), for its length in the closing log line.
+    let openedAt = MonotonicClock.milliseconds()
+    /// What it runs on now, as the log and the metrics name it.
+    var transportName: String { webSocket != nil ? "websocket" : "polling" }
 
     init(id: String, loop: EventLoop, server: EngineIOServer, options: EngineIOOptions, handshake: EngineIOHandshake, clientAddress: String = "") {
         self.id = id
@@ -392,6 +396,8 @@ public final class EngineIOSession: WebSocketDelegate, @unchecked Sendable {
 /// strings were a third of an idle connection's memory.
 public struct EngineIOHandshake: Sendable {
     public let target: String
+    /// The opening request's id (`HTTPRequest.requestID`), in the session's log lines.
+    public var requestID = ""
 
     public func queryParameter(_ name: String) -> String? {
         HTTPRequest.query(of: target).flatMap { HTTPRequest.queryParameter(name, in: $0) }

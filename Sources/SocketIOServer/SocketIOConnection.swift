@@ -1,6 +1,10 @@
 import JSON
+import Logging
 import ServerRuntime
 import SocketIO
+
+/// A line per connection and per disconnection (`SocketIOConnection`).
+private let connectionLog = Logger(label: "chat.socketio")
 
 /// The Socket.IO side of one Engine.IO session, confined to its loop (answers from other
 /// threads are brought back to it with `loop.execute`; hence `@unchecked Sendable`).
@@ -13,6 +17,8 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
     /// Namespaces whose CONNECT is being checked: a second CONNECT meanwhile is ignored.
     private var authorizing: Set<String> = []
     private var closed = false
+    /// Whom the connection was let in as (the first namespace's user), for its closing line.
+    private var userID: String?
 
     init(server: SocketIOServer, session: EngineIOSession) {
         self.server = server
@@ -64,7 +70,7 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
         case .connect:
             connect(packet)
         case .disconnect:
-            sockets.removeValue(forKey: packet.namespace)?.didDisconnect(reason: "client namespace disconnect")
+            if let socket = sockets.removeValue(forKey: packet.namespace) { ended(socket, reason: "client namespace disconnect") }
         case .event, .binaryEvent:
             guard let socket = sockets[packet.namespace], case .array(let arguments)? = packet.data else { return }
             socket.handleEvent(arguments, attachments: attachments, ackID: packet.ackID)
@@ -94,6 +100,7 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
         if case .accepted(let userID) = answer, let refusal = namespace.admit?(userID) { answer = .refused(message: refusal) }
         switch answer {
         case .refused(let message, let data):
+            connectionLog.info("connect refused", metadata: lineFields(["namespace": .string(packet.namespace), "reason": .string(message)]))
             var payload = JSONObject([("message", .string(message))])
             if let data { payload["data"] = data }
             send(SocketIOPacket(.connectError, namespace: packet.namespace, data: .object(payload)))
@@ -107,6 +114,8 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
             let socket = SocketIOSocket(id: EngineIOServer.makeSessionID(), namespace: packet.namespace, connection: self,
                                         loop: session.loop, rooms: server.rooms, userID: userID, recovers: recovery != nil)
             sockets[packet.namespace] = socket
+            if self.userID == nil { self.userID = userID }
+            connectionLog.info("connected", metadata: lineFields(["namespace": .string(packet.namespace), "resuming": .stringConvertible(pid != nil)]))
             namespace.onConnect(socket, auth)
             guard let recovery else { return socket.completeConnect(pid: nil, missed: nil) }
             guard let pid else { return socket.completeConnect(pid: recovery.newSession(socket), missed: nil) }
@@ -119,19 +128,41 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
         }
     }
 
+    /// What every line of this connection has, with `fields`.
+    private func lineFields(_ fields: Logger.Metadata) -> Logger.Metadata {
+        var all = fields
+        all["sid"] = .string(session.id)
+        all["transport"] = .string(session.transportName)
+        all["client"] = .string(session.clientAddress)
+        all["request_id"] = .string(session.handshake.requestID)
+        if let userID { all["user"] = .string(userID) }
+        return all
+    }
+
     /// The server ends `socket` (see `SocketIOSocket.disconnect`).
     func disconnect(_ socket: SocketIOSocket, reason: String) {
         guard sockets[socket.namespace] === socket else { return }
         send(SocketIOPacket(.disconnect, namespace: socket.namespace))
         sockets.removeValue(forKey: socket.namespace)
-        socket.didDisconnect(reason: reason)
+        ended(socket, reason: reason)
         session.closeAfterFlush(reason: reason)
     }
 
     func sessionDidClose(_ session: EngineIOSession, reason: String) {
+        connectionLog.debug("session closed", metadata: lineFields(["reason": .string(reason), "duration_ms": .stringConvertible(openFor)]))
         closed = true
         connectTimer?.cancel()
-        for socket in sockets.values { socket.didDisconnect(reason: reason) }
+        for socket in sockets.values { ended(socket, reason: reason) }
         sockets.removeAll()
     }
+
+    /// A socket is gone, for whichever reason: its line, then the application is told.
+    private func ended(_ socket: SocketIOSocket, reason: String) {
+        connectionLog.info("disconnected", metadata: lineFields(["namespace": .string(socket.namespace), "reason": .string(reason),
+                                                                 "duration_ms": .stringConvertible(openFor)]))
+        socket.didDisconnect(reason: reason)
+    }
+
+    /// How long the session has been open, in milliseconds.
+    private var openFor: Int64 { MonotonicClock.milliseconds() - session.openedAt }
 }

@@ -70,7 +70,7 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testRefusesNonsenseWithTheVariableNamed() {
-        for (key, value) in [("PORT", "http"), ("PORT", "70000"), ("BCRYPT_COST", "3"), ("WORKERS", "0"), ("BCRYPT_THREADS", "0"), ("LOG_LEVEL", "loud"), ("ALLOWED_ORIGINS", "chat.example.com")] {
+        for (key, value) in [("PORT", "http"), ("PORT", "70000"), ("BCRYPT_COST", "3"), ("WORKERS", "0"), ("BCRYPT_THREADS", "0"), ("LOG_LEVEL", "loud"), ("LOG_FORMAT", "xml"), ("ALLOWED_ORIGINS", "chat.example.com")] {
             XCTAssertThrowsError(try Configuration([key: value])) { error in
                 XCTAssertTrue("\(error)".contains(key), "\(error)")
             }

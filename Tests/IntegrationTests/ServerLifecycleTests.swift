@@ -17,7 +17,8 @@ final class ServerLifecycleTests: XCTestCase {
         for (setting, value, message) in [("PORT", "eighty", "PORT must be a whole number in 0…65535, not 'eighty'"),
                                           ("WORKERS", "0", "WORKERS must be a whole number in 1…256, not '0'"),
                                           ("CONNECTION_STATE_RECOVERY", "maybe", "CONNECTION_STATE_RECOVERY must be true or false, not 'maybe'"),
-                                          ("LOG_LEVEL", "loud", "LOG_LEVEL must be debug, info, warning or error, not 'loud'"),
+                                          ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical, not 'loud'"),
+                                          ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json, not 'xml'"),
                                           ("METRICS_TOKEN", "two words", "METRICS_TOKEN must be printable ASCII without spaces")] {
             for command in [["serve"], [], ["migrate", environment.schemaFile], ["address"]] {
                 let result = try ServerProcess.runToCompletion(environment.serverBinary, command, environment: ["JWT_SECRET": "s", setting: value, "ENV_FILE": ""])
