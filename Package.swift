@@ -59,7 +59,10 @@ let package = Package(
         .executableTarget(name: "chat-cli-a", dependencies: ["ChatClient"]),
         .executableTarget(name: "chat-cli-b", dependencies: ["ChatClient"]),
         // make bench: the load generator.
-        .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "ServerRuntime", "JWT", "CLinux"]),
+        .executableTarget(name: "chat-bench", dependencies: ["ChatClient", "WebSocket", "ServerRuntime", "JWT", "CLinux", "ServerLogging",
+                                                    .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "CoreMetrics", package: "swift-metrics"),
+                                                    .product(name: "Prometheus", package: "swift-prometheus")]),
 
         // Test support: an in-memory ChatStore; in no product, so no executable links it.
         .target(name: "ChatTestSupport", dependencies: ["ChatCore"], path: "Tests/ChatTestSupport"),

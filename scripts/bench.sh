@@ -12,9 +12,11 @@
 # server processes: 1, 2 and 3 processes on one database behind nginx, each message crossing
 # from its sender's process to its receiver's (`processes`); and PostgreSQL alone taking the
 # server's write transaction from pgbench, by batch size and with idle servers listening
-# (`database`, the figures of docs/scaling.md).
+# (`database`, the figures of docs/scaling.md). First, what one log line and one metrics
+# update cost (`costs`).
 #
-#   BENCH_PHASES   which phases (default "saturation saturation-recovery saturation-receipts steady
+#   BENCH_LOG_LEVEL  the server's LOG_LEVEL (default info, as shipped)
+#   BENCH_PHASES   which phases (default "costs saturation saturation-recovery saturation-receipts steady
 #                  steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many
 #                  idle processes database storm catch-up conversations overload")
 #   BENCH_CONVERSATION_MESSAGES   messages written for the conversations phase (default 10,000,000)
@@ -34,7 +36,7 @@ bin=$(swift build -c release --show-bin-path)
 for product in ChatServer chat-bench; do
     output=$(swift build -c release --product "$product" 2>&1) || { echo "$output" >&2; echo "building $product failed" >&2; exit 1; }
 done
-phases=${BENCH_PHASES:-saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle processes database storm catch-up conversations overload}
+phases=${BENCH_PHASES:-costs saturation saturation-recovery saturation-receipts steady steady-recovery steady-receipts typing logins logins-quiet guess-one guess-many idle processes database storm catch-up conversations overload}
 # The processes phase puts nginx in front of the servers.
 [[ " $phases " != *" processes "* ]] || { ensure_packages nginx; command -v nginx > /dev/null || PATH=$PATH:/usr/sbin; }
 
@@ -194,6 +196,10 @@ SQL
         database)
             [ "$name" = ours ] || continue
             database_phase "$database" ;;
+        costs)
+            [ "$name" = ours ] || continue
+            echo "== what one log line and one metrics update cost (chat-bench --costs, one thread)"
+            "$bin/chat-bench" --costs ;;
         idle)
             echo "== $name: 10,000 idle Socket.IO connections"
             bench "$name" idle "$port" "$pid" --users 2 --rate 10 --seconds 1 --warmup 0.5 --idle 10000 | grep idle ;;
@@ -226,7 +232,7 @@ start_processes() {
     local database=$1 count=$2 n port
     for n in $(seq "$count"); do
         port=$(free_port)
-        DATABASE_URL=$database JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning INSTANCE_ID=n$n \
+        DATABASE_URL=$database JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=${BENCH_LOG_LEVEL:-info} INSTANCE_ID=n$n \
             TRUSTED_PROXIES=127.0.0.1 REGISTRATIONS_PER_ADDRESS_PER_HOUR=100000000 MESSAGE_BURST=100000000 MESSAGES_PER_SECOND=100000000 \
             SOCKETS_PER_USER=0 CONNECTIONS_PER_ADDRESS=100000000 NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND=10000000 \
             "$bin/ChatServer" serve > "$scratch/server-n$n.log" 2>&1 &
@@ -426,9 +432,11 @@ port=$(free_port)
 # so its cost is in the figures). Every other limit is as shipped; the steady phases (12.5
 # messages a second per user) are within them. Its 10,000 idle and storm connections all come
 # from 127.0.0.1, 50 per user: the connection caps per address and per user are raised too.
-JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=warning REGISTRATIONS_PER_ADDRESS_PER_HOUR=100000000 \
+# It logs as an operator's server does (info: a line per request and per connection, to a
+# file here), and /metrics is on, as always.
+JWT_SECRET=bench-secret PORT=$port HOST=127.0.0.1 ENV_FILE=/nonexistent LOG_LEVEL=${BENCH_LOG_LEVEL:-info} REGISTRATIONS_PER_ADDRESS_PER_HOUR=100000000 \
     MESSAGE_BURST=100000000 MESSAGES_PER_SECOND=100000000 SOCKETS_PER_USER=0 CONNECTIONS_PER_ADDRESS=100000000 \
-    NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND=10000000 "$bin/ChatServer" serve &
+    NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND=10000000 "$bin/ChatServer" serve 2>> "$scratch/server.log" &
 ours=$!
 pids+=("$ours")
 sleep 1

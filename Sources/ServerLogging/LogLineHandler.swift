@@ -40,7 +40,8 @@ public struct LogLineHandler: LogHandler {
         formatIsJSON.store(format == .json, ordering: .relaxed)
     }
 
-    private static func index(of level: Logger.Level) -> Int { Logger.Level.allCases.firstIndex(of: level)! }
+    private static let levels = Logger.Level.allCases
+    private static func index(of level: Logger.Level) -> Int { levels.firstIndex(of: level)! }
 
     public let label: String
     public var metadata: Logger.Metadata = [:]
@@ -51,7 +52,7 @@ public struct LogLineHandler: LogHandler {
     public init(label: String) { self.label = label }
 
     public var logLevel: Logger.Level {
-        get { ownLevel ?? Logger.Level.allCases[Self.levelIndex.load(ordering: .relaxed)] }
+        get { ownLevel ?? Self.levels[Self.levelIndex.load(ordering: .relaxed)] }
         set { ownLevel = newValue }
     }
 
@@ -61,9 +62,10 @@ public struct LogLineHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields = metadata
-        if let provided = metadataProvider?.get() { fields.merge(provided) { _, new in new } }
-        if let own = event.metadata { fields.merge(own) { _, new in new } }
+        // Merged only when there is something to merge: usually the record's own fields alone.
+        var fields = event.metadata ?? [:]
+        if !metadata.isEmpty { fields.merge(metadata) { own, _ in own } }
+        if let provided = metadataProvider?.get() { fields.merge(provided) { own, _ in own } }
         if let error = event.error { fields["error"] = .string(String(describing: error)) }
         let format: Format = Self.formatIsJSON.load(ordering: .relaxed) ? .json : .text
         var line = Self.line(time: Self.now(), level: event.level, label: label, message: event.message.description,
@@ -85,15 +87,21 @@ public struct LogLineHandler: LogHandler {
     /// One record as a line, newline included.
     public static func line(time: String, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata,
                             format: Format) -> [UInt8] {
-        let keys = leadingKeys.filter { metadata[$0] != nil } + metadata.keys.filter { !leadingKeys.contains($0) }.sorted()
+        var fields: [(key: String, value: Logger.Metadata.Value)] = []
+        fields.reserveCapacity(metadata.count)
+        for key in leadingKeys { if let value = metadata[key] { fields.append((key, value)) } }
+        if fields.count < metadata.count {
+            fields += metadata.filter { !leadingKeys.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        }
         var out: [UInt8] = []
-        out.reserveCapacity(96 + metadata.count * 24)
+        out.reserveCapacity(128 + metadata.count * 32)
         switch format {
         case .json:
-            var object = JSONObject([("time", .string(time)), ("level", .string(level.rawValue)), ("logger", .string(label)),
-                                     ("message", .string(message))])
-            for key in keys where object[key] == nil { object[key] = json(metadata[key]!) }
-            JSONWriter.write(.object(object), into: &out)
+            var members: [(key: String, value: JSONValue)] = [("time", .string(time)), ("level", .string(level.rawValue)),
+                                                              ("logger", .string(label)), ("message", .string(message))]
+            members.reserveCapacity(4 + fields.count)
+            for field in fields where !["time", "level", "logger", "message"].contains(field.key) { members.append((field.key, json(field.value))) }
+            JSONWriter.write(.object(JSONObject(members)), into: &out)
         case .text:
             out.append(contentsOf: time.utf8)
             out.append(UInt8(ascii: " "))
@@ -102,11 +110,11 @@ public struct LogLineHandler: LogHandler {
             out.append(contentsOf: label.utf8)
             out.append(contentsOf: ": ".utf8)
             appendEscaped(message, quoted: false, to: &out)
-            for key in keys {
+            for (key, value) in fields {
                 out.append(UInt8(ascii: " "))
                 appendEscaped(key, quoted: false, to: &out)
                 out.append(UInt8(ascii: "="))
-                let value = text(metadata[key]!)
+                let value = text(value)
                 appendEscaped(value, quoted: value.isEmpty || value.utf8.contains(where: needsQuotes), to: &out)
             }
         }
@@ -146,6 +154,7 @@ public struct LogLineHandler: LogHandler {
 
     /// Control characters as `\n`, `\t`, `\u001b`…; inside quotes also `"` and `\`.
     private static func appendEscaped(_ string: String, quoted: Bool, to out: inout [UInt8]) {
+        if !quoted, !string.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return out.append(contentsOf: string.utf8) }
         if quoted { out.append(UInt8(ascii: "\"")) }
         for byte in string.utf8 {
             switch byte {
@@ -173,9 +182,22 @@ public struct LogLineHandler: LogHandler {
         var seconds = spec.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let milliseconds = Int(spec.tv_nsec / 1_000_000)
-        let fraction = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
+        // Digits written in place: 24 bytes, no intermediate strings.
+        var text = Array("0000-00-00T00:00:00.000Z".utf8)
+        func put(_ value: Int, at end: Int, digits: Int) {
+            var value = value
+            for index in stride(from: end, to: end - digits, by: -1) {
+                text[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, at: 3, digits: 4)
+        put(Int(parts.tm_mon) + 1, at: 6, digits: 2)
+        put(Int(parts.tm_mday), at: 9, digits: 2)
+        put(Int(parts.tm_hour), at: 12, digits: 2)
+        put(Int(parts.tm_min), at: 15, digits: 2)
+        put(Int(parts.tm_sec), at: 18, digits: 2)
+        put(Int(spec.tv_nsec / 1_000_000), at: 22, digits: 3)
+        return String(decoding: text, as: UTF8.self)
     }
 }

@@ -34,6 +34,7 @@ let usage = """
       --conversations-probe N --probe-user ID --jwt-secret S   instead of the load: N pages of
                                   GET /api/conversations (20 each, walking on with `next`) as that user
       --recover                   every connection asks for connection state recovery (offsets on events)
+      --costs                     instead of the load: what a log line and a metrics update cost here
       --storm N --storm-users F --jwt-secret S   the reconnect storm instead of the load: N receivers
                                   (user ids in F, tokens signed with S) recover at once while
                                   messages flow to them at --rate (ReconnectStorm.swift)
@@ -91,6 +92,9 @@ func parseOptions() -> Options {
         case "--timeline":
             options.timeline = true
             continue
+        case "--costs":
+            ObservabilityCosts.run()
+            exit(0)
         case "--recover":
             options.recover = true
             continue
