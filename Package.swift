@@ -50,8 +50,8 @@ let package = Package(
             dependencies: ["ChatCore", "SocketIOServer", "HTTPServer", "ServerRuntime", "PostgresClient", "JSON", "JWT", "SocketIO", "WebSocket", "DotEnv", "ServerLogging",
                            .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
-            // The web page, compiled into the executable: one file to deploy.
-            resources: [.embedInCode("Web/index.html"), .embedInCode("Web/chat.css"), .embedInCode("Web/chat.js")]
+            // The web page and the API's OpenAPI document, compiled into the executable: one file to deploy.
+            resources: [.embedInCode("Web/index.html"), .embedInCode("Web/chat.css"), .embedInCode("Web/chat.js"), .embedInCode("openapi.json")]
         ),
 
         // The client library and the two terminal clients over it.

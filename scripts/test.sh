@@ -67,6 +67,13 @@ make_venv() { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pi
 build_once "$venv" make_venv
 [ -L .venv ] || rm -rf .venv
 ln -sfn "$venv" .venv
+# schemathesis, the OpenAPI fuzzer test_openapi.py runs, in a venv of its own (its pytest
+# is not the suite's).
+fuzzer_requirements=Tests/IntegrationTests/python/schemathesis-requirements.txt
+fuzzer_venv=$(cache_dir schemathesis-venv "$fuzzer_requirements")
+make_fuzzer_venv() { python3 -m venv "$fuzzer_venv" && "$fuzzer_venv/bin/pip" install -q --disable-pip-version-check -r "$fuzzer_requirements"; }
+build_once "$fuzzer_venv" make_fuzzer_venv
+export SCHEMATHESIS="$fuzzer_venv/bin/schemathesis"
 
 # --- The fuzzers (docs/fuzzing.md) -------------------------------------------------------
 # Every libFuzzer target replays its committed corpus (Fuzz/corpus/<target>: the seeds and

@@ -28,7 +28,7 @@ struct APIRouter: HTTPHandler {
     /// Every literal segment of the routes below and of the web page's files.
     static let routeWords: Set<String> = ["api", "auth", "register", "login", "logout", "password", "refresh", "messages", "sync",
                                           "conversations", "read", "users", "presence", "block", "blocks", "metrics", "livez", "readyz",
-                                          "healthz", "index.html", "chat.js", "chat.css"]
+                                          "healthz", "index.html", "chat.js", "chat.css", "openapi.json"]
 
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: true)
@@ -186,6 +186,11 @@ struct APIRouter: HTTPHandler {
                     reply(answer(result) { .json(200, userJSON($0)) })
                 }
             }
+        case ["api", "openapi.json"]:
+            // The API's description (OpenAPI 3.1, Sources/ChatServer/openapi.json), compiled in.
+            guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
+            reply(HTTPResponse(status: 200, headers: [("Content-Type", "application/json; charset=utf-8"), ("Cache-Control", "no-cache")],
+                               body: PackageResources.openapi_json))
         case ["metrics"]:
             guard isGet else { return reply(methodNotAllowed(["GET", "HEAD"])) }
             if let metricsToken {
