@@ -120,7 +120,8 @@ final class Server {
                             }, readiness: readiness,
                             metrics: {
                                 metrics.render(ServerMetrics.Snapshot(
-                                    sessions: engine.sessionCount, webSocketSessions: engine.webSocketSessionCount, queued: writer.queuedCount,
+                                    sessions: engine.sessionCount, webSocketSessions: engine.webSocketSessionCount,
+                                    connectedSockets: socketIO.connectedSocketCount, queued: writer.queuedCount,
                                     overloaded: writer.isOverloaded, undelivered: sequencer.undelivered, pool: pool.occupancy, hashingPending: hashing.pendingCount))
                             },
                             metricsToken: configuration.metricsToken.map { Array($0.utf8) })

@@ -10,12 +10,13 @@ import ServerRuntime
 /// waiting) are read when scraped, at no cost in between.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
-    private let sessions, webSocketSessions, pollingSessions, undelivered, queued, overloaded: Prometheus.Gauge
+    private let sessions, webSocketSessions, pollingSessions, connectedSessions, handshakingSessions, connectedSockets: Prometheus.Gauge
+    private let undelivered, queued, overloaded: Prometheus.Gauge
     private let poolReady, poolWaiting, poolInFlight, hashing: Prometheus.Gauge
 
     /// The states `/metrics` reads when scraped.
     struct Snapshot {
-        var sessions = 0, webSocketSessions = 0, queued = 0, overloaded = false, undelivered: Int64 = 0
+        var sessions = 0, webSocketSessions = 0, connectedSockets = 0, queued = 0, overloaded = false, undelivered: Int64 = 0
         var pool = PostgresPool.Occupancy(), hashingPending = 0
     }
 
@@ -38,6 +39,11 @@ final class ServerMetrics: Sendable {
         let byTransport = MetricNameDescriptor(metricName: "engineio_sessions_by_transport", unitName: "", helpText: "Engine.IO sessions open, by transport")
         webSocketSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "websocket")])
         pollingSessions = registry.makeGauge(descriptor: byTransport, labels: [("transport", "polling")])
+        let byState = MetricNameDescriptor(metricName: "engineio_sessions_by_state", unitName: "",
+                                           helpText: "Engine.IO sessions open, by state: connected (a Socket.IO socket in), handshaking (not yet, or refused and closing)")
+        connectedSessions = registry.makeGauge(descriptor: byState, labels: [("state", "connected")])
+        handshakingSessions = registry.makeGauge(descriptor: byState, labels: [("state", "handshaking")])
+        connectedSockets = gauge("socketio_connections", "", "Socket.IO sockets connected (past CONNECT, a user signed in)")
         undelivered = gauge("chat_stream_undelivered", "places",
                             "Places of the stream committed (by any process) but not yet delivered here: the notification lag")
         queued = gauge("chat_writer_queued", "messages", "Messages waiting to be written")
@@ -53,6 +59,10 @@ final class ServerMetrics: Sendable {
         sessions.set(to: Double(now.sessions))
         webSocketSessions.set(to: Double(now.webSocketSessions))
         pollingSessions.set(to: Double(max(0, now.sessions - now.webSocketSessions)))
+        // The chat has one namespace, so a session holds at most one socket.
+        connectedSessions.set(to: Double(min(now.connectedSockets, now.sessions)))
+        handshakingSessions.set(to: Double(max(0, now.sessions - now.connectedSockets)))
+        connectedSockets.set(to: Double(now.connectedSockets))
         undelivered.set(to: Double(now.undelivered))
         queued.set(to: Double(now.queued))
         overloaded.set(to: now.overloaded ? 1 : 0)

@@ -114,6 +114,7 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
             let socket = SocketIOSocket(id: EngineIOServer.makeSessionID(), namespace: packet.namespace, connection: self,
                                         loop: session.loop, rooms: server.rooms, userID: userID, recovers: recovery != nil)
             sockets[packet.namespace] = socket
+            server.connectedSockets.add(1, ordering: .relaxed)
             if self.userID == nil { self.userID = userID }
             connectionLog.info("connected", metadata: lineFields(["namespace": .string(packet.namespace), "resuming": .stringConvertible(pid != nil)]))
             namespace.onConnect(socket, auth)
@@ -160,6 +161,7 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
     private func ended(_ socket: SocketIOSocket, reason: String) {
         connectionLog.info("disconnected", metadata: lineFields(["namespace": .string(socket.namespace), "reason": .string(reason),
                                                                  "duration_ms": .stringConvertible(openFor)]))
+        server.connectedSockets.subtract(1, ordering: .relaxed)
         socket.didDisconnect(reason: reason)
     }
 

@@ -8,6 +8,7 @@
 
 import JSON
 import ServerRuntime
+import Synchronization
 import SocketIO
 
 /// What a namespace says to a CONNECT: who the socket is, or why not.
@@ -97,6 +98,9 @@ public final class SocketIOServer: Sendable {
     let namespaces: [String: SocketIONamespace]
     let connectTimeoutMilliseconds: Int64
     let rooms: SocketIORooms
+    /// Sockets connected (past CONNECT, in a namespace), for the metrics.
+    let connectedSockets = Atomic<Int>(0)
+    public var connectedSocketCount: Int { connectedSockets.load(ordering: .relaxed) }
 
     public init(namespaces: [SocketIONamespace], rooms: SocketIORooms = SocketIORooms(), connectTimeoutMilliseconds: Int64 = 45_000) {
         self.namespaces = Dictionary(uniqueKeysWithValues: namespaces.map { ($0.name, $0) })

@@ -2,6 +2,7 @@
 the counts move as messages are stored and refused, the histograms count batches, the states
 are read when scraped; METRICS_TOKEN guards it."""
 import os
+import time
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,17 +47,29 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
             nobody = sender.call("send_message", {"to": "00000000-0000-4000-8000-000000000000", "message": "to no one"}, timeout=10)
             assert nobody["ok"] is False
             poller = connect(server, a_token, TRANSPORTS["polling"])
+            # And a session that has shaken hands but sent no CONNECT.
+            handshake = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", timeout=10)
+            assert handshake.status_code == 200 and '"sid"' in handshake.text
             try:
                 during = scrape(server)
             finally:
                 poller.disconnect()
-            assert value(during, "engineio_sessions") == 2
+            assert value(during, "engineio_sessions") == 3
             assert value(during, "engineio_sessions_by_transport", transport="websocket") == 1
-            assert value(during, "engineio_sessions_by_transport", transport="polling") == 1
+            assert value(during, "engineio_sessions_by_transport", transport="polling") == 2
+            assert value(during, "engineio_sessions_by_state", state="connected") == 2
+            assert value(during, "engineio_sessions_by_state", state="handshaking") == 1
+            assert value(during, "socketio_connections") == 2
             assert value(during, "chat_stream_undelivered_places") == 0, "one process: nothing waits"
         finally:
             sender.disconnect()
+        # The WebSocket sender's socket counted down. (python-socketio's polling client may leave
+        # without a word: its session then lasts until its ping times out.)
+        deadline = time.monotonic() + 10
+        while value(scrape(server), "socketio_connections") > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         after = scrape(server)
+        assert value(after, "socketio_connections") <= 1 and value(after, "engineio_sessions_by_state", state="connected") <= 1
         assert value(after, "chat_messages_stored_total") - value(before, "chat_messages_stored_total") == 25
         assert value(after, "chat_messages_refused_total", reason="invalid") - value(before, "chat_messages_refused_total", reason="invalid") == 1
         assert value(after, "chat_messages_refused_total", reason="blocked") - value(before, "chat_messages_refused_total", reason="blocked") == 1
