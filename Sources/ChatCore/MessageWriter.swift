@@ -127,7 +127,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         /// Off once shutdown begins: a message taken is a message acknowledged before sockets close.
         @usableFromInline var accepting = true
         /// Batches done (committed or failed) and not yet reported, oldest first.
-        @usableFromInline var unreported: [(batch: Batch, result: Result<StoreWrite, StoreError>)] = []
+        @usableFromInline var unreported: [(batch: Batch, result: Result<StoreWrite, StoreError>, writtenAt: UInt64)] = []
         /// A thread is handing out `unreported`.
         @usableFromInline var reporting = false
         @usableFromInline var ids: MessageIDGenerator
@@ -149,7 +149,9 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @usableFromInline let maxBatch: Int
     @usableFromInline let maxQueued: Int
     @usableFromInline let highWater: Int
-    @usableFromInline let report: @Sendable ([Outcome]) -> Void
+    /// A batch's outcomes, with when the store answered (`MonotonicClock.nanoseconds`): the
+    /// start of its delivery.
+    @usableFromInline let report: @Sendable (_ outcomes: [Outcome], _ writtenAt: UInt64) -> Void
     @usableFromInline let resume: @Sendable (_ senders: [Context], _ room: Int) -> Void
     /// With several processes on one database, a batch is handed out in its turn in the
     /// stream (after other processes' earlier writes), not at once.
@@ -191,7 +193,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
     @inlinable
     public init(store: any ChatStore, maxBatch: Int = 2000, maxQueued: Int = 20_000, highWater: Int? = nil,
                 ids: MessageIDGenerator = MessageIDGenerator(), sequencer: StreamSequencer? = nil,
-                report: @escaping @Sendable ([Outcome]) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ room: Int) -> Void = { _, _ in }) {
+                report: @escaping @Sendable (_ outcomes: [Outcome], _ writtenAt: UInt64) -> Void, resume: @escaping @Sendable (_ senders: [Context], _ room: Int) -> Void = { _, _ in }) {
         self.store = store
         self.sequencer = sequencer
         self.maxBatch = maxBatch
@@ -337,10 +339,11 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
         }
         let started = MonotonicClock.nanoseconds()
         let finished: @Sendable (Result<StoreWrite, StoreError>) -> Void = { [self] result in
+            let writtenAt = MonotonicClock.nanoseconds()
             if !batch.messages.isEmpty {
                 // Batches of messages only (receipts alone are quicker): the two histograms
                 // count the same batches.
-                commitDuration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - started))
+                commitDuration.recordNanoseconds(Int64(writtenAt - started))
                 batchMessages.record(batch.messages.count)
                 if case .success(let written) = result {
                     storedMessages.increment(by: written.messages.reduce(0) { count, message in
@@ -350,7 +353,7 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             }
             // The next batch goes to the store first; this one is reported while it runs.
             let next = state.withLock { state in
-                state.unreported.append((batch, result))
+                state.unreported.append((batch, result, writtenAt))
                 return takeBatch(&state)
             }
             if let next { send(next) }
@@ -386,22 +389,22 @@ public final class MessageWriter<Context: Sendable>: ReadReceiptWriter, Sendable
             return !state.reporting
         }
         guard reporter else { return }
-        while let (batch, result) = state.withLock({ state in
+        while let (batch, result, writtenAt) = state.withLock({ state in
             if state.unreported.isEmpty { state.reporting = false }
             return state.unreported.isEmpty ? nil : state.unreported.removeFirst()
         }) {
             guard let sequencer else {
-                handOut(batch, result)
+                handOut(batch, result, writtenAt)
                 continue
             }
             let span: StreamSpan? = if case .success(let written) = result { written.span } else { nil }
-            sequencer.ownWriteFinished(span: span) { [self] in handOut(batch, result) }
+            sequencer.ownWriteFinished(span: span) { [self] in handOut(batch, result, writtenAt) }
         }
     }
 
     @inlinable
-    func handOut(_ batch: Batch, _ result: Result<StoreWrite, StoreError>) {
-        if !batch.messages.isEmpty { report(Self.outcomes(of: batch, result.map(\.messages))) }
+    func handOut(_ batch: Batch, _ result: Result<StoreWrite, StoreError>, _ writtenAt: UInt64) {
+        if !batch.messages.isEmpty { report(Self.outcomes(of: batch, result.map(\.messages)), writtenAt) }
         // After the batch's messages are handed out: a receipt never overtakes them.
         for (index, completion) in batch.readCompletions.enumerated() {
             switch result {

@@ -1,4 +1,5 @@
 import ChatCore
+import CoreMetrics
 import JSON
 import ServerRuntime
 import SocketIO
@@ -307,7 +308,7 @@ struct ChatSocketApp: Sendable {
     /// socket's share of the batch leaves in one write. A socket that recovers gets each
     /// event with its offset appended; every event carries its sequence, so a socket resuming
     /// meanwhile takes it after the replay or not at all.
-    static func deliver(_ outcomes: [Writer.Outcome], rooms: SocketIORooms, head: StreamHead) {
+    static func deliver(_ outcomes: [Writer.Outcome], writtenAt: UInt64, rooms: SocketIORooms, head: StreamHead) {
         var users: Set<String> = []
         var lastSeq: Int64 = 0
         for outcome in outcomes {
@@ -369,7 +370,7 @@ struct ChatSocketApp: Sendable {
                 post(refusal(reason, to: origin), to: origin.socket)
             }
         }
-        tasks.run { $0.socket.sendEncoded($0.packet, position: $0.position) }
+        tasks.run({ $0.socket.sendEncoded($0.packet, position: $0.position) }, then: DeliveryMetrics.local.since(writtenAt))
     }
 
     /// Hands out what other processes wrote (a range the sequencer read), in place order, as
@@ -388,6 +389,7 @@ struct ChatSocketApp: Sendable {
         for receipt in range.receipts { users.insert(receipt.userID) }
         let members = rooms.members(of: users)
         guard !members.isEmpty else { return }
+        let readAt = MonotonicClock.nanoseconds()
         var tasks = LoopTasks<(socket: SocketIOSocket, packet: [UInt8], position: Int64?)>()
         func post(_ packet: [UInt8], position: Int64, to sockets: [SocketIOSocket]) {
             var offsetForm: [UInt8]?
@@ -412,7 +414,7 @@ struct ChatSocketApp: Sendable {
                 }
             }
         }
-        tasks.run { $0.socket.sendEncoded($0.packet, position: $0.position) }
+        tasks.run({ $0.socket.sendEncoded($0.packet, position: $0.position) }, then: DeliveryMetrics.remote.since(readAt))
     }
 }
 
@@ -435,6 +437,44 @@ struct LoopTasks<Item: Sendable> {
             loop.execute { for item in items { body(item) } }
         }
     }
+
+    /// As `run`; then, on the loop that finishes last, `finished` once.
+    func run(_ body: @escaping @Sendable (Item) -> Void, then finished: @escaping @Sendable () -> Void) {
+        guard !perLoop.isEmpty else { return finished() }
+        let countdown = Countdown(remaining: perLoop.count)
+        for (loop, items) in perLoop {
+            loop.execute {
+                for item in items { body(item) }
+                if countdown.finishOne() { finished() }
+            }
+        }
+    }
+}
+
+/// How many of a task's parts are still to run.
+final class Countdown: Sendable {
+    private let remaining: Atomic<Int>
+    init(remaining: Int) { self.remaining = Atomic(remaining) }
+    /// Whether this was the last.
+    func finishOne() -> Bool { remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 }
+}
+
+/// `chat_delivery_seconds{origin}`: how long a batch's messages take to reach their receivers'
+/// sockets — from the store's answer to its commit (this process's writes) or from the read of
+/// the range another process committed (its notification lag is `chat_stream_undelivered_places`)
+/// until the last socket's loop has queued them for its end-of-turn write. One record per batch.
+enum DeliveryMetrics {
+    case local, remote
+
+    private static let timers = (local: CoreMetrics.Timer(label: "chat_delivery_seconds", dimensions: [("origin", "this_process")]),
+                                 remote: CoreMetrics.Timer(label: "chat_delivery_seconds", dimensions: [("origin", "other_process")]))
+
+    func since(_ start: UInt64) -> @Sendable () -> Void {
+        let timer = self == .local ? Self.timers.local : Self.timers.remote
+        return { timer.recordNanoseconds(Int64(MonotonicClock.nanoseconds() &- start)) }
+    }
+
+    static func registerAll() { _ = timers }
 }
 
 /// The highest message sequence this process has delivered (or the database's, read at

@@ -61,7 +61,7 @@ final class Server {
             }
         }
         let writer = ChatSocketApp.Writer(store: store, maxQueued: configuration.messageQueueLimit, sequencer: sequencer,
-                                          report: { ChatSocketApp.deliver($0, rooms: rooms, head: streamHead) },
+                                          report: { ChatSocketApp.deliver($0, writtenAt: $1, rooms: rooms, head: streamHead) },
                                           resume: { ChatSocketApp.resumeSenders($0, room: $1) })
         let cluster = ClusterSignals(processID: store.processID)
         let listener = StreamListener(store: store, sequencer: sequencer, head: streamHead, signals: cluster, options: configuration.database)

@@ -26,11 +26,15 @@ final class ServerMetrics: Sendable {
         factory.durationHistogramBuckets["chat_write_commit_seconds"] =
             [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
              .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)]
+        factory.durationHistogramBuckets["chat_delivery_seconds"] =
+            [.microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+             .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100), .seconds(1)]
         factory.valueHistogramBuckets["chat_write_batch_messages"] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000]
         factory.valueHistogramBuckets["chat_resume_replayed_events"] = [0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10000]
         MetricsSystem.bootstrap(factory)
         MessageRefusal.registerAll()
         ResumeMetrics.registerAll()
+        DeliveryMetrics.registerAll()
         let registry = self.registry
         func gauge(_ name: String, _ unit: String, _ help: String) -> Prometheus.Gauge {
             registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help))

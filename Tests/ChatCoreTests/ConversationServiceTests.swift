@@ -22,7 +22,7 @@ final class ConversationServiceTests: XCTestCase {
         store.addMessage(ChatMessage(id: "00000000-0000-7000-8000-000000000002", senderID: you, receiverID: me, content: "hello", createdAt: nil))
         store.addMessage(ChatMessage(id: "00000000-0000-7000-8000-000000000003", senderID: you, receiverID: me, content: "there", createdAt: nil))
         store.addMessage(ChatMessage(id: "00000000-0000-7000-8000-000000000004", senderID: you, receiverID: other, content: "psst", createdAt: nil))
-        writer = MessageWriter<Int>(store: store) { _ in }
+        writer = MessageWriter<Int>(store: store) { _, _ in }
         service = ConversationService(store: store, receipts: writer)
     }
 

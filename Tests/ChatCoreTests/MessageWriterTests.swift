@@ -24,7 +24,7 @@ final class MessageWriterTests: XCTestCase {
 
     private func makeWriter(maxBatch: Int = 2000, maxQueued: Int = 20_000) -> Writer {
         let reports = self.reports
-        return Writer(store: store, maxBatch: maxBatch, maxQueued: maxQueued) { outcomes in
+        return Writer(store: store, maxBatch: maxBatch, maxQueued: maxQueued) { outcomes, _ in
             reports.batches.withLock { $0.append(outcomes) }
         }
     }
@@ -76,7 +76,7 @@ final class MessageWriterTests: XCTestCase {
         let resumed = Locked<[[Int]]>([])
         let rooms = Locked<[Int]>([])
         let writer = Writer(store: store, maxBatch: 4, maxQueued: 100, highWater: 8,
-                            report: { outcomes in reports.batches.withLock { $0.append(outcomes) } },
+                            report: { outcomes, _ in reports.batches.withLock { $0.append(outcomes) } },
                             resume: { contexts, room in
                                 resumed.withLock { $0.append(contexts) }
                                 rooms.withLock { $0.append(room) }
@@ -108,7 +108,7 @@ final class MessageWriterTests: XCTestCase {
 
     func testASenderWhoseBudgetIsSpentIsPausedBelowTheMarkAndResumedAtTheNextBatch() {
         let resumed = Locked<[[Int]]>([])
-        let writer = Writer(store: store, maxBatch: 4, maxQueued: 100, highWater: 8, report: { _ in },
+        let writer = Writer(store: store, maxBatch: 4, maxQueued: 100, highWater: 8, report: { _, _ in },
                             resume: { contexts, _ in resumed.withLock { $0.append(contexts) } })
         store.holdWrites()
         XCTAssertEqual(writer.write(senderID: alice, receiverID: bob, content: "a", context: 0), .queued)
@@ -122,7 +122,7 @@ final class MessageWriterTests: XCTestCase {
 
     func testTheHardBoundStillRefusesSendersThatIgnoreThePause() {
         let resumed = Locked<[Int]>([])
-        let writer = Writer(store: store, maxBatch: 2, maxQueued: 6, highWater: 4, report: { _ in },
+        let writer = Writer(store: store, maxBatch: 2, maxQueued: 6, highWater: 4, report: { _, _ in },
                             resume: { contexts, _ in resumed.withLock { $0 += contexts } })
         store.holdWrites()
         let admissions = (0..<9).map { writer.write(senderID: alice, receiverID: bob, content: "m\($0)", context: $0) }
@@ -245,7 +245,7 @@ final class MessageWriterTests: XCTestCase {
     /// A writer logging batches and receipts, with a batch held in flight, a receipt and a
     /// message queued behind it.
     private func writerWithAReceiptQueuedBehindABatch(_ log: Lines) -> Writer {
-        let writer = Writer(store: store) { outcomes in log.append("batch \(outcomes.map(\.context))") }
+        let writer = Writer(store: store) { outcomes, _ in log.append("batch \(outcomes.map(\.context))") }
         store.holdWrites()
         XCTAssertTrue(writer.write(senderID: alice, receiverID: bob, content: "in flight", context: 0).isQueued)
         XCTAssertTrue(read(writer, upTo: 1, log: log))

@@ -79,6 +79,17 @@ def test_metrics_count_what_happens_and_parse_as_prometheus_text(database):
         assert 1 <= batches <= 26, batches  # the 25 in as many batches as the writer made of them, the refused receiver's too
         assert value(after, "chat_write_batch_messages_sum") - value(before, "chat_write_batch_messages_sum") == 26
         assert value(after, "chat_write_commit_seconds_count") >= batches
+        # Each batch's delivery timed once: these 26 messages' batches (and the refused
+        # receiver's) on this process.
+        # (The last loop to hand a batch out records it, maybe just after the ack went.)
+        deadline = time.monotonic() + 5
+        while (delivered := value(after, "chat_delivery_seconds_count", origin="this_process")
+               - value(before, "chat_delivery_seconds_count", origin="this_process")) < batches and time.monotonic() < deadline:
+            time.sleep(0.05)
+            after = scrape(server)
+        assert delivered == batches, (delivered, batches)
+        assert 0 < value(after, "chat_delivery_seconds_sum", origin="this_process") < 30
+        assert value(after, "chat_delivery_seconds_bucket", origin="this_process", le="+Inf") == value(after, "chat_delivery_seconds_count", origin="this_process")
         assert value(after, "chat_write_commit_seconds_bucket", le="+Inf") == value(after, "chat_write_commit_seconds_count")
         assert 0 < value(after, "chat_write_commit_seconds_sum") < 30
         assert value(after, "chat_writer_queued_messages") == 0 and value(after, "chat_writer_overloaded") == 0

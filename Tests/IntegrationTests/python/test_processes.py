@@ -4,6 +4,7 @@ other devices) on every process, in sequence order, exactly once — also while 
 connections are cut, and whatever arrives on the notification channel."""
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -177,6 +178,9 @@ def test_cut_listening_connections_catch_up_without_a_gap_or_a_repeat(servers, d
             while "\nchat_stream_undelivered_places 0.0\n" not in (metrics := requests.get(server.url + "/metrics", timeout=10).text):
                 assert time.monotonic() < deadline, [line for line in metrics.splitlines() if "undelivered" in line]
                 time.sleep(0.1)
+        # Bob's process handed out what ann's wrote, and timed it (once per range it read).
+        delivered = re.search(r'^chat_delivery_seconds_count\{origin="other_process"\} (\S+)$', requests.get(two.url + "/metrics", timeout=10).text, re.M)
+        assert delivered and 1 <= float(delivered.group(1)) <= len(ids), delivered
     finally:
         sender.disconnect()
         receiver.close()
