@@ -35,6 +35,7 @@ final class ServerMetrics: Sendable {
         MessageRefusal.registerAll()
         ResumeMetrics.registerAll()
         DeliveryMetrics.registerAll()
+        RateLimitMetrics.registerAll()
         let registry = self.registry
         func gauge(_ name: String, _ unit: String, _ help: String) -> Prometheus.Gauge {
             registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help))

@@ -1,4 +1,5 @@
 import ChatCore
+import CoreMetrics
 import JSON
 import ServerRuntime
 import SocketIO
@@ -30,6 +31,7 @@ struct SocketRateLimiter: Sendable {
     /// (it is then counted, and `attach` follows at once), or why not.
     func admit(userID: String) -> String? {
         guard limits.connect(userID: userID) == nil else { return nil }
+        RateLimitMetrics.socketsPerUser.increment()
         return "too many connections for this user (\(limits.settings.socketsPerUser) open); close one first"
     }
 
@@ -45,6 +47,7 @@ struct SocketRateLimiter: Sendable {
             guard let wait = user.admit(kind, now: socket.loop.now) else { return true }
             if refusals.bucket.take(now: socket.loop.now) != nil {
                 refusals.disconnecting = true
+                RateLimitMetrics.disconnects.increment()
                 let limit = limits.settings[kind]
                 let reason = "too many events after being told to slow down (\(limit.burst) at once, \(Self.rate(limit.perSecond)) a second): disconnected"
                 _ = socket.loop.schedule(after: Self.disconnectGraceMilliseconds) { ChatSocketApp.closeSession(socket, reason: reason) }
@@ -58,6 +61,7 @@ struct SocketRateLimiter: Sendable {
 
     static func refuse(_ kind: EventRateLimits.Kind, socket: SocketIOSocket, arguments: ArraySlice<JSONValue>, ack: SocketIOSocket.Ack?,
                        retryAfterMilliseconds wait: Int64) {
+        RateLimitMetrics.refused[kind.rawValue].increment()
         switch kind {
         case .message:
             MessageRefusal.rateLimited.count()
@@ -72,4 +76,18 @@ struct SocketRateLimiter: Sendable {
     private static func rate(_ perSecond: Double) -> String {
         perSecond == perSecond.rounded() ? String(Int(perSecond)) : String(perSecond)
     }
+}
+
+/// `chat_rate_limited_total{limit}`: events refused by their kind's limit (message, typing,
+/// receipt, other) and connections by the sockets-per-user cap; and the sockets disconnected
+/// for going on after being told to slow down. (A refused message also counts in
+/// `chat_messages_refused_total{reason="rate_limited"}`.)
+enum RateLimitMetrics {
+    static let refused = EventRateLimits.Kind.allCases.map { kind in
+        CoreMetrics.Counter(label: "chat_rate_limited_total", dimensions: [("limit", "\(kind)")])
+    }
+    static let socketsPerUser = CoreMetrics.Counter(label: "chat_rate_limited_total", dimensions: [("limit", "sockets_per_user")])
+    static let disconnects = CoreMetrics.Counter(label: "chat_rate_limit_disconnects_total")
+
+    static func registerAll() { _ = (refused, socketsPerUser, disconnects) }
 }

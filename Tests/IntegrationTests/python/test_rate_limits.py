@@ -164,3 +164,14 @@ def test_the_defaults_let_a_burst_of_1000_through_but_not_a_sustained_flood(serv
         assert stored_count(server, a_id, b_id) == len(accepted)
     finally:
         ann.disconnect()
+
+
+def test_metrics_count_what_the_limits_refused(limited):
+    """After the tests above (in this module's order): every kind they crossed is counted, and
+    each socket disconnected for pushing on."""
+    from test_metrics import scrape, value
+    samples = scrape(limited)
+    for kind in ("message", "receipt", "other"):
+        assert value(samples, "chat_rate_limited_total", limit=kind) > 0, kind
+    assert value(samples, "chat_rate_limited_total", limit="message") == value(samples, "chat_messages_refused_total", reason="rate_limited")
+    assert value(samples, "chat_rate_limit_disconnects_total") >= 2, "one per transport's flood"
