@@ -3,6 +3,10 @@ import JSON
 /// The input rules of CONTRACT.md Part 2, one place for all of them.
 public enum Validation {
     public static let maxUsernameCharacters = 64
+    /// The name as stored (untrimmed) is indexed, lower-cased, for the people search; a B-tree
+    /// entry must stay under about 2,700 bytes, and lower-casing can make text half as long
+    /// again. 64 of the longest common characters (family emoji, 18 bytes) fit.
+    public static let maxUsernameBytes = 1536
     public static let maxEmailBytes = 254
     public static let minPasswordBytes = 8
     /// bcrypt reads no further than 72 bytes; a longer password is refused, not cut.
@@ -19,6 +23,9 @@ public enum Validation {
         guard !trimmed.isEmpty else { return .failure(Failure("username must not be empty")) }
         guard trimmed.count <= maxUsernameCharacters else {
             return .failure(Failure("username must be at most \(maxUsernameCharacters) characters"))
+        }
+        guard value.utf8.count <= maxUsernameBytes else {
+            return .failure(Failure("username must be at most \(maxUsernameBytes) bytes, spaces around it included"))
         }
         guard !containsControlCharacter(value) else { return .failure(Failure("username must not contain control characters")) }
         return .success(value)

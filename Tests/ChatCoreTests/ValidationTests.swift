@@ -18,6 +18,11 @@ final class ValidationTests: XCTestCase {
         XCTAssertNoThrow(try Validation.username(String(repeating: "é", count: 64)).get())
         XCTAssertNoThrow(try Validation.username(String(repeating: "👩‍👩‍👧", count: 64)).get(), "characters, not bytes")
         XCTAssertThrowsError(try Validation.username(String(repeating: "x", count: 65)).get())
+        // Stored verbatim and indexed: spaces around a short name, or one character with
+        // thousands of combining marks, must not make an index entry PostgreSQL refuses.
+        XCTAssertThrowsError(try Validation.username("ann" + String(repeating: " ", count: 2_000)).get())
+        XCTAssertThrowsError(try Validation.username("a" + String(repeating: "\u{301}", count: 1_000)).get())
+        XCTAssertNoThrow(try Validation.username(" ann" + String(repeating: " ", count: 1_000)).get())
         XCTAssertThrowsError(try Validation.username(" \t ").get())
         XCTAssertThrowsError(try Validation.username("nul\u{0}byte").get())
     }
