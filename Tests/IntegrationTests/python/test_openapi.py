@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -89,7 +90,10 @@ def fuzz(server, token, *operation_filter, at_least=5, peer=None):
                "run", server.url + "/api/openapi.json", "--checks", "all",
                "-H", f"Authorization: Bearer {token}", "--max-examples", "50", "--seed", "14", "--generation-database", "none",
                "--workers", "1", "--request-timeout", "15", "--no-color", "--output-truncate", "false", *operation_filter]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ, "CHAT_FUZZ_PEER": peer or ""})
+    # Run in a scratch folder: schemathesis keeps caches in its working directory.
+    with tempfile.TemporaryDirectory() as scratch:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=scratch,
+                                env={**os.environ, "CHAT_FUZZ_PEER": peer or ""})
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
     # It did test: as many cases as the operations' parameters give (a thousand or so signed
     # in, a dozen for logout, which takes none).
