@@ -24,7 +24,8 @@ struct APIRouter: HTTPHandler {
     /// What `GET /metrics` asks for in `Authorization: Bearer …`, if anything (`METRICS_TOKEN`).
     let metricsToken: [UInt8]?
 
-    private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*")]
+    private static let cors: [(name: String, value: String)] = [("Access-Control-Allow-Origin", "*"),
+                                                                ("Access-Control-Expose-Headers", "X-Request-Id")]
     /// Every literal segment of the routes below and of the web page's files.
     static let routeWords: Set<String> = ["api", "auth", "register", "login", "logout", "password", "refresh", "messages", "sync",
                                           "conversations", "read", "users", "presence", "block", "blocks", "metrics", "livez", "readyz",

@@ -380,6 +380,7 @@ struct ChatSocketApp: Sendable {
     static func deliverRemote(_ range: StreamRange, rooms: SocketIORooms, head: StreamHead) {
         // Before the lookup: a socket that joins after it takes a session start at or beyond
         // this range (see `deliver`).
+        let readAt = MonotonicClock.nanoseconds()
         head.advance(to: range.through)
         var users: Set<String> = []
         for message in range.messages {
@@ -389,7 +390,6 @@ struct ChatSocketApp: Sendable {
         for receipt in range.receipts { users.insert(receipt.userID) }
         let members = rooms.members(of: users)
         guard !members.isEmpty else { return }
-        let readAt = MonotonicClock.nanoseconds()
         var tasks = LoopTasks<(socket: SocketIOSocket, packet: [UInt8], position: Int64?)>()
         func post(_ packet: [UInt8], position: Int64, to sockets: [SocketIOSocket]) {
             var offsetForm: [UInt8]?
@@ -462,7 +462,8 @@ final class Countdown: Sendable {
 /// `chat_delivery_seconds{origin}`: how long a batch's messages take to reach their receivers'
 /// sockets — from the store's answer to its commit (this process's writes) or from the read of
 /// the range another process committed (its notification lag is `chat_stream_undelivered_places`)
-/// until the last socket's loop has queued them for its end-of-turn write. One record per batch.
+/// until the last socket's loop has queued them for its end-of-turn write. One record per
+/// batch (per range with a receiver on this process).
 enum DeliveryMetrics {
     case local, remote
 

@@ -196,10 +196,10 @@ struct Configuration {
         "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
-    /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
     /// swift-log's levels, lowest first, as LOG_LEVEL takes them.
     static let logLevelNames = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
 
+    /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
     static func redactingPassword(_ url: String) -> String {
         guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
         let credentials = url[scheme.upperBound..<at]

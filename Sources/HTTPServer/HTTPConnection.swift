@@ -224,7 +224,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func logAnswer(_ response: HTTPResponse, to request: (method: String, path: Substring, requestID: String, client: String, startedAt: UInt64)) {
         accessLog.log(level: response.accessLogLevel, "request", metadata: {
             let microseconds = (MonotonicClock.nanoseconds() &- request.startedAt) / 1_000
-            var fields: Logger.Metadata = ["method": .string(request.method), "path": .string(String(request.path.prefix(256))),
+            var fields: Logger.Metadata = ["method": .string(request.method), "path": .string(String(decoding: request.path.utf8.prefix(256), as: UTF8.self)),
                                            "status": .stringConvertible(response.status),
                                            "duration_ms": .stringConvertible(Double(microseconds) / 1_000),
                                            "bytes": .stringConvertible(response.body.count),

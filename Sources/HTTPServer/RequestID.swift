@@ -3,8 +3,9 @@ import Synchronization
 
 /// A request's id, in its log line and in the `X-Request-Id` header of its answer: the one the
 /// client or a proxy in front sent when it is sane (so one id follows a request through
-/// nginx and here), else one made here — unique across processes, and short enough (15
-/// characters) that Swift keeps it in the string itself, without an allocation.
+/// nginx and here), else one made here: a random prefix per process and a counter from a
+/// random start, short enough (15 characters) that Swift keeps it in the string itself,
+/// without an allocation.
 public enum RequestID {
     static let maxLength = 128
 
@@ -24,13 +25,16 @@ public enum RequestID {
         }
     }
 
-    /// 6 hexadecimal digits chosen at random when the process starts, then a counter in 9.
-    private static let processPrefix: String = {
-        var random: UInt32 = 0
-        _ = withUnsafeMutableBytes(of: &random) { getrandom($0.baseAddress, $0.count, 0) }
-        return hex(UInt64(random & 0xFF_FFFF), digits: 6)
-    }()
-    private static let counter = Atomic<UInt64>(0)
+    /// 6 hexadecimal digits chosen at random when the process starts, then a counter in 9
+    /// that starts at random too: two runs that drew the same prefix still count apart.
+    private static let processPrefix = hex(random() & 0xFF_FFFF, digits: 6)
+    private static let counter = Atomic<UInt64>(random())
+
+    private static func random() -> UInt64 {
+        var value: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &value) { getrandom($0.baseAddress, $0.count, 0) }
+        return value
+    }
 
     public static func make() -> String {
         processPrefix + hex(counter.add(1, ordering: .relaxed).newValue & 0xF_FFFF_FFFF, digits: 9)

@@ -118,8 +118,32 @@ public struct LogLineHandler: LogHandler {
                 appendEscaped(value, quoted: value.isEmpty || value.utf8.contains(where: needsQuotes), to: &out)
             }
         }
+        escapeUnicodeLineBreaks(&out)
         out.append(UInt8(ascii: "\n"))
         return out
+    }
+
+    /// U+0085, U+2028 and U+2029 as `\u0085`, `\u2028`, `\u2029`: readers that split on
+    /// Unicode's line breaks (Python's `splitlines`, some viewers) must not see a forged line.
+    /// (In JSON they can only be inside strings, where the escape means the same.)
+    private static func escapeUnicodeLineBreaks(_ out: inout [UInt8]) {
+        guard out.contains(where: { $0 == 0xC2 || $0 == 0xE2 }) else { return }
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(out.count + 16)
+        var index = 0
+        while index < out.count {
+            if out[index] == 0xC2, index + 1 < out.count, out[index + 1] == 0x85 {
+                escaped.append(contentsOf: "\\u0085".utf8)
+                index += 2
+            } else if out[index] == 0xE2, index + 2 < out.count, out[index + 1] == 0x80, out[index + 2] == 0xA8 || out[index + 2] == 0xA9 {
+                escaped.append(contentsOf: (out[index + 2] == 0xA8 ? "\\u2028" : "\\u2029").utf8)
+                index += 3
+            } else {
+                escaped.append(out[index])
+                index += 1
+            }
+        }
+        out = escaped
     }
 
     /// A metadata value in JSON: numbers and booleans as themselves, the rest as strings.

@@ -234,10 +234,11 @@ private struct EngineIOMount: HTTPHandler {
 
     func handle(_ request: HTTPRequest, on loop: EventLoop, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         if engine.serves(request) && !(preflightsGoToFallback && request.method == "OPTIONS") {
-            // The transport's requests log at debug: its sessions have their own lines at info.
+            // The transport's requests log at debug (its sessions have their own lines at info),
+            // its refusals (caps, a stop, a bad request) at info.
             engine.handle(request, on: loop) { response in
                 var response = response
-                response.accessLogLevel = .debug
+                if response.status < 400 { response.accessLogLevel = .debug }
                 respond(response)
             }
         } else {

@@ -17,7 +17,7 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
     /// Namespaces whose CONNECT is being checked: a second CONNECT meanwhile is ignored.
     private var authorizing: Set<String> = []
     private var closed = false
-    /// Whom the connection was let in as (the first namespace's user), for its closing line.
+    /// Whom the connection was last let in as, for its lines.
     private var userID: String?
 
     init(server: SocketIOServer, session: EngineIOSession) {
@@ -96,11 +96,14 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
     private func authorized(_ packet: SocketIOPacket, namespace: SocketIONamespace, _ answer: SocketIOAuthorization) {
         authorizing.remove(packet.namespace)
         guard !closed else { return }
+        let original = answer
         var answer = answer
         if case .accepted(let userID) = answer, let refusal = namespace.admit?(userID) { answer = .refused(message: refusal) }
         switch answer {
         case .refused(let message, let data):
-            connectionLog.info("connect refused", metadata: lineFields(["namespace": .string(packet.namespace), "reason": .string(message)]))
+            var fields = lineFields(["namespace": .string(packet.namespace), "reason": .string(message)])
+            if case .accepted(let refusedUser) = original { fields["user"] = refusedUser.map { .string($0) } }
+            connectionLog.info("connect refused", metadata: fields)
             var payload = JSONObject([("message", .string(message))])
             if let data { payload["data"] = data }
             send(SocketIOPacket(.connectError, namespace: packet.namespace, data: .object(payload)))
@@ -115,7 +118,7 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
                                         loop: session.loop, rooms: server.rooms, userID: userID, recovers: recovery != nil)
             sockets[packet.namespace] = socket
             server.connectedSockets.add(1, ordering: .relaxed)
-            if self.userID == nil { self.userID = userID }
+            self.userID = userID
             connectionLog.info("connected", metadata: lineFields(["namespace": .string(packet.namespace), "resuming": .stringConvertible(pid != nil)]))
             namespace.onConnect(socket, auth)
             guard let recovery else { return socket.completeConnect(pid: nil, missed: nil) }
@@ -159,8 +162,9 @@ final class SocketIOConnection: EngineIOSessionDelegate, @unchecked Sendable {
 
     /// A socket is gone, for whichever reason: its line, then the application is told.
     private func ended(_ socket: SocketIOSocket, reason: String) {
-        connectionLog.info("disconnected", metadata: lineFields(["namespace": .string(socket.namespace), "reason": .string(reason),
-                                                                 "duration_ms": .stringConvertible(openFor)]))
+        var fields = lineFields(["namespace": .string(socket.namespace), "reason": .string(reason), "duration_ms": .stringConvertible(openFor)])
+        fields["user"] = socket.userID.map { .string($0) }
+        connectionLog.info("disconnected", metadata: fields)
         server.connectedSockets.subtract(1, ordering: .relaxed)
         socket.didDisconnect(reason: reason)
     }

@@ -30,6 +30,15 @@ final class LogLineHandlerTests: XCTestCase {
         XCTAssertEqual(line.filter { $0 == "\n" }.count, 1, "a value can never start a line of its own")
     }
 
+    func testUnicodeLineBreaksAreEscapedInBothFormats() throws {
+        let path = "/a\u{2028}forged line\u{85}b\u{2029}c é"
+        let line = text("request", ["path": .string(path)])
+        XCTAssertEqual(line, "\(time) info chat.http: request path=\"/a\\u2028forged line\\u0085b\\u2029c é\"\n")
+        XCTAssertEqual(line.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).count, 2, "one line and the empty rest")
+        let object = try json("request", ["path": .string(path)])
+        XCTAssertEqual(object["path"], .string(path), "the same text, once parsed")
+    }
+
     func testJSONHasTheRecordsFieldsWithNumbersAsNumbers() throws {
         let object = try json("request", ["method": "GET", "status": .stringConvertible(404), "duration_ms": .stringConvertible(0.5),
                                           "resuming": .stringConvertible(true), "user": "0b6f…", "list": ["a", "b"]], level: .warning)

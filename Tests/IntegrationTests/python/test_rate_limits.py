@@ -166,12 +166,24 @@ def test_the_defaults_let_a_burst_of_1000_through_but_not_a_sustained_flood(serv
         ann.disconnect()
 
 
+
 def test_metrics_count_what_the_limits_refused(limited):
-    """After the tests above (in this module's order): every kind they crossed is counted, and
-    each socket disconnected for pushing on."""
+    """Each limit crossed is counted by kind, a refused message also as a refused message."""
     from test_metrics import scrape, value
-    samples = scrape(limited)
-    for kind in ("message", "receipt", "other"):
-        assert value(samples, "chat_rate_limited_total", limit=kind) > 0, kind
-    assert value(samples, "chat_rate_limited_total", limit="message") == value(samples, "chat_messages_refused_total", reason="rate_limited")
-    assert value(samples, "chat_rate_limit_disconnects_total") >= 2, "one per transport's flood"
+    a_id, _, a_token = limited.user("counted")
+    b_id, _, _ = limited.user("counter")
+    before = scrape(limited)
+    ann = connect(limited, a_token, ["websocket"])
+    try:
+        sends = burst(ann, 25, lambda n: {"to": b_id, "message": f"counted {n}"})
+        syncs = burst(ann, 8, lambda n: {}, event="sync")
+        marks = burst(ann, 8, lambda n: {"peer": b_id, "up_to": "0"}, event="mark_read")
+    finally:
+        ann.disconnect()
+    after = scrape(limited)
+    refused_sends = sum(1 for ack in sends if not ack["ok"])
+    delta = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)
+    assert refused_sends >= 5 and delta("chat_rate_limited_total", limit="message") == refused_sends
+    assert delta("chat_messages_refused_total", reason="rate_limited") == refused_sends
+    assert delta("chat_rate_limited_total", limit="other") == sum(1 for ack in syncs if ack.get("error", "").startswith("too many events")) >= 3
+    assert delta("chat_rate_limited_total", limit="receipt") == sum(1 for ack in marks if ack.get("error", "").startswith("too many read receipts")) >= 3
