@@ -37,7 +37,7 @@ let package = Package(
 
         // The server's layers.
         .target(name: "ServerRuntime", dependencies: ["CLinux", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "ServerLogging", dependencies: ["JSON", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ServerLogging", dependencies: ["JSON", "ServerRuntime", .product(name: "Logging", package: "swift-log")]),
         .target(name: "PostgresClient", dependencies: ["CLibPQ", "ServerRuntime"]),
         .target(name: "HTTPServer", dependencies: ["ServerRuntime", "JSON", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .target(name: "DotEnv", dependencies: ["HTTPServer"]),

@@ -3,7 +3,6 @@ import HTTPServer
 import JSON
 import JWT
 import ServerRuntime
-import Synchronization
 
 /// The REST API of CONTRACT.md: routes, CORS, and the mapping of service results to statuses
 /// and bodies. Everything slow happens in the services, off the event loop.
@@ -361,5 +360,5 @@ private func conversationJSON(_ conversation: Conversation) -> JSONValue {
 /// Who made a request, once known (a verified token, a login, a registration): the request's
 /// log line names them. Set on whichever thread verified them, read where the answer goes.
 private final class Caller: Sendable {
-    let userID = Mutex<String?>(nil)
+    let userID = Locked<String?>(nil)
 }

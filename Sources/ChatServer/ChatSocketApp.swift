@@ -370,7 +370,7 @@ struct ChatSocketApp: Sendable {
                 post(refusal(reason, to: origin), to: origin.socket)
             }
         }
-        tasks.run({ $0.socket.sendEncoded($0.packet, position: $0.position) }, then: DeliveryMetrics.local.since(writtenAt))
+        tasks.run({ $0.socket.sendEncoded($0.packet, position: $0.position) }, then: DeliveryMetrics.recorder(DeliveryMetrics.thisProcess, since: writtenAt))
     }
 
     /// Hands out what other processes wrote (a range the sequencer read), in place order, as
@@ -414,7 +414,7 @@ struct ChatSocketApp: Sendable {
                 }
             }
         }
-        tasks.run({ $0.socket.sendEncoded($0.packet, position: $0.position) }, then: DeliveryMetrics.remote.since(readAt))
+        tasks.run({ $0.socket.sendEncoded($0.packet, position: $0.position) }, then: DeliveryMetrics.recorder(DeliveryMetrics.otherProcess, since: readAt))
     }
 }
 
@@ -432,14 +432,13 @@ struct LoopTasks<Item: Sendable> {
         }
     }
 
-    func run(_ body: @escaping @Sendable (Item) -> Void) {
-        for (loop, items) in perLoop {
-            loop.execute { for item in items { body(item) } }
+    /// Runs `body` for each item on its loop; then, if given, `finished` once, on the loop
+    /// that finishes last.
+    func run(_ body: @escaping @Sendable (Item) -> Void, then finished: (@Sendable () -> Void)? = nil) {
+        guard let finished else {
+            for (loop, items) in perLoop { loop.execute { for item in items { body(item) } } }
+            return
         }
-    }
-
-    /// As `run`; then, on the loop that finishes last, `finished` once.
-    func run(_ body: @escaping @Sendable (Item) -> Void, then finished: @escaping @Sendable () -> Void) {
         guard !perLoop.isEmpty else { return finished() }
         let countdown = Countdown(remaining: perLoop.count)
         for (loop, items) in perLoop {
@@ -465,17 +464,15 @@ final class Countdown: Sendable {
 /// until the last socket's loop has queued them for its end-of-turn write. One record per
 /// batch (per range with a receiver on this process).
 enum DeliveryMetrics {
-    case local, remote
+    static let thisProcess = CoreMetrics.Timer(label: "chat_delivery_seconds", dimensions: [("origin", "this_process")])
+    static let otherProcess = CoreMetrics.Timer(label: "chat_delivery_seconds", dimensions: [("origin", "other_process")])
 
-    private static let timers = (local: CoreMetrics.Timer(label: "chat_delivery_seconds", dimensions: [("origin", "this_process")]),
-                                 remote: CoreMetrics.Timer(label: "chat_delivery_seconds", dimensions: [("origin", "other_process")]))
-
-    func since(_ start: UInt64) -> @Sendable () -> Void {
-        let timer = self == .local ? Self.timers.local : Self.timers.remote
-        return { timer.recordNanoseconds(Int64(MonotonicClock.nanoseconds() &- start)) }
+    /// Records the time from `start` to when it is called.
+    static func recorder(_ timer: CoreMetrics.Timer, since start: UInt64) -> @Sendable () -> Void {
+        { timer.recordNanoseconds(Int64(MonotonicClock.nanoseconds() &- start)) }
     }
 
-    static func registerAll() { _ = timers }
+    static func registerAll() { _ = (thisProcess, otherProcess) }
 }
 
 /// The highest message sequence this process has delivered (or the database's, read at

@@ -111,7 +111,7 @@ final class PresenceTracker: Sendable {
                 return (Array(online), Array(offline))
             }
             for user in online { announce(user, online: true, lastSeen: nil) }
-            let time = Self.now()
+            let time = WallClock.iso8601()
             for user in offline { announce(user, online: false, lastSeen: time) }
         }
         signals.onListening { [self] listening in
@@ -164,7 +164,7 @@ final class PresenceTracker: Sendable {
             return Set(dead.values.flatMap(\.users)).filter { !state.isOnline($0) }
         }
         guard !offline.isEmpty else { return }
-        let time = Self.now()
+        let time = WallClock.iso8601()
         for user in offline { announce(user, online: false, lastSeen: time) }
         store.recordLastSeen(offline.map { (userID: $0, time: time) }) { result in
             if case .failure(let error) = result { logger.warning("last_seen of \(offline.count) users of a silent process not stored: \(error)") }
@@ -197,7 +197,7 @@ final class PresenceTracker: Sendable {
         }
         guard let token else { return }
         _ = loop.schedule(after: graceMilliseconds) { [self] in
-            let time = Self.now()
+            let time = WallClock.iso8601()
             let (goneHere, offline): (Bool, Bool) = state.withLock { state in
                 guard state.leaving[userID] == token else { return (false, false) }
                 state.leaving.removeValue(forKey: userID)
@@ -245,7 +245,7 @@ final class PresenceTracker: Sendable {
     /// At shutdown: everyone connected, leaving or not yet written is last seen now, written
     /// before the database goes (up to the time-out). True when written.
     func recordEveryoneSeen(timeoutMilliseconds: Int64) -> Bool {
-        let time = Self.now()
+        let time = WallClock.iso8601()
         let times: [(userID: String, time: String)] = state.withLock { state in
             var users = state.unwritten
             for user in state.sockets.keys { users[user] = time }
@@ -273,18 +273,5 @@ final class PresenceTracker: Sendable {
                 for socket in sockets where socket.namespace == "/" { socket.loop.execute { socket.sendEncoded(packet) } }
             }
         }
-    }
-
-    /// Now, in the wire form (ISO-8601 UTC with milliseconds).
-    static func now() -> String {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        var seconds = spec.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let millis = Int(spec.tv_nsec / 1_000_000)
-        let fraction = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
     }
 }

@@ -37,7 +37,10 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var generation: UInt64 = 0
     private var requestStartedAt: Int64?
     /// The request being answered, for its log line.
-    private var answering: (method: String, path: Substring, requestID: String, client: String, startedAt: UInt64)?
+    private var answering: Answering?
+    private struct Answering {
+        let method: String, path: Substring, requestID: String, client: String, startedAt: UInt64
+    }
     private let acceptedAt: Int64
     private var servedRequests = 0
     private var lastActivity: Int64
@@ -180,7 +183,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         var request = request
         request.clientAddress = limits.trustedProxies.client(of: request, peer: clientAddress)
         request.requestID = RequestID.of(header: request.header("x-request-id"))
-        answering = (request.method, request.path, request.requestID, request.clientAddress, MonotonicClock.nanoseconds())
+        answering = Answering(method: request.method, path: request.path, requestID: request.requestID, client: request.clientAddress,
+                              startedAt: MonotonicClock.nanoseconds())
         servedRequests += 1
         generation &+= 1
         let current = generation
@@ -221,7 +225,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     /// The request's line: what was asked, the answer, how long it took, by whom. Never the
     /// query (it may hold a token or an email address), headers or bodies.
-    private func logAnswer(_ response: HTTPResponse, to request: (method: String, path: Substring, requestID: String, client: String, startedAt: UInt64)) {
+    private func logAnswer(_ response: HTTPResponse, to request: Answering) {
         accessLog.log(level: response.accessLogLevel, "request", metadata: {
             let microseconds = (MonotonicClock.nanoseconds() &- request.startedAt) / 1_000
             var fields: Logger.Metadata = ["method": .string(request.method), "path": .string(String(decoding: request.path.utf8.prefix(256), as: UTF8.self)),

@@ -2,13 +2,14 @@
 // readable text or JSON (LOG_FORMAT), from LOG_LEVEL up. The other modules only log through
 // swift-log's `Logger`, so an application embedding them can bootstrap its own handler.
 //
-// May import: swift-log, JSON, Glibc and Synchronization.
+// May import: swift-log, JSON, ServerRuntime (its clock), Glibc and Synchronization.
 
 #if canImport(Glibc)
 import Glibc
 #endif
 import JSON
 import Logging
+import ServerRuntime
 import Synchronization
 
 /// A swift-log handler writing one line per record to standard error with a single write(2),
@@ -68,7 +69,7 @@ public struct LogLineHandler: LogHandler {
         if let provided = metadataProvider?.get() { fields.merge(provided) { own, _ in own } }
         if let error = event.error { fields["error"] = .string(String(describing: error)) }
         let format: Format = Self.formatIsJSON.load(ordering: .relaxed) ? .json : .text
-        var line = Self.line(time: Self.now(), level: event.level, label: label, message: event.message.description,
+        var line = Self.line(time: WallClock.iso8601(), level: event.level, label: label, message: event.message.description,
                              metadata: fields, format: format)
         line.withUnsafeMutableBytes { bytes in
             var offset = 0
@@ -197,31 +198,5 @@ public struct LogLineHandler: LogHandler {
             }
         }
         if quoted { out.append(UInt8(ascii: "\"")) }
-    }
-
-    /// The wall clock in UTC to the millisecond: `2026-11-28T19:50:00.123Z`.
-    static func now() -> String {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        var seconds = spec.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        // Digits written in place: 24 bytes, no intermediate strings.
-        var text = Array("0000-00-00T00:00:00.000Z".utf8)
-        func put(_ value: Int, at end: Int, digits: Int) {
-            var value = value
-            for index in stride(from: end, to: end - digits, by: -1) {
-                text[index] = UInt8(ascii: "0") + UInt8(value % 10)
-                value /= 10
-            }
-        }
-        put(Int(parts.tm_year) + 1900, at: 3, digits: 4)
-        put(Int(parts.tm_mon) + 1, at: 6, digits: 2)
-        put(Int(parts.tm_mday), at: 9, digits: 2)
-        put(Int(parts.tm_hour), at: 12, digits: 2)
-        put(Int(parts.tm_min), at: 15, digits: 2)
-        put(Int(parts.tm_sec), at: 18, digits: 2)
-        put(Int(spec.tv_nsec / 1_000_000), at: 22, digits: 3)
-        return String(decoding: text, as: UTF8.self)
     }
 }

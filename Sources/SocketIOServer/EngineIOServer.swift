@@ -204,7 +204,7 @@ public final class EngineIOServer: HTTPHandler {
             return self.stopping.load(ordering: .relaxed)
         }
         caps?.opened(session.clientAddress)
-        Self.sessionLog.debug("session opened", metadata: ["sid": .string(session.id), "transport": .string(session.transportName),
+        connectionLog.debug("session opened", metadata: ["sid": .string(session.id), "transport": .string(session.transportName),
                                                           "client": .string(session.clientAddress), "request_id": .string(handshake.requestID)])
         session.delegate = makeDelegate(session)
         session.startHeartbeat()
@@ -212,8 +212,6 @@ public final class EngineIOServer: HTTPHandler {
         if stopping { session.stopInput() }
         return session
     }
-
-    private static let sessionLog = Logger(label: "chat.socketio")
 
     static func pollingResponse(_ body: [UInt8]) -> HTTPResponse {
         HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; charset=UTF-8"), ("Access-Control-Allow-Origin", "*")], body: body)

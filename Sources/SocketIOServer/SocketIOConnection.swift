@@ -3,8 +3,9 @@ import Logging
 import ServerRuntime
 import SocketIO
 
-/// A line per connection and per disconnection (`SocketIOConnection`).
-private let connectionLog = Logger(label: "chat.socketio")
+/// The module's log: a line per connection and disconnection (`SocketIOConnection`), per
+/// session opened and closed at debug.
+let connectionLog = Logger(label: "chat.socketio")
 
 /// The Socket.IO side of one Engine.IO session, confined to its loop (answers from other
 /// threads are brought back to it with `loop.execute`; hence `@unchecked Sendable`).

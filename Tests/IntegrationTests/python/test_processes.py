@@ -225,13 +225,7 @@ def test_a_killed_process_clients_resume_on_another_with_nothing_lost_or_repeate
         doomed.process.wait(10)
         # The connection died with the process: the client lets it go as the JS client does
         # before reconnecting (keeping its pid and offset).
-        with receiver.lock:
-            receiver.generation += 1
-        gone, receiver.client = receiver.client, None
-        try:
-            gone.disconnect()
-        except Exception:
-            pass
+        let_go(receiver)
         # Messages keep coming while bob is away; he comes back through the other process.
         ids += [ack["id"] for ack in send_all(sender, b_id, [f"while away {n}" for n in range(30)])]
         receiver.connect(survivor.url)
@@ -469,9 +463,9 @@ def test_the_clients_real_address_reaches_the_server_through_nginx(database, tmp
         assert server.stop() == 0, "".join(server.output)
 
 
-def resume_through(nginx, client):
-    """A RecoveringClient whose process went away reconnects through nginx (retrying while
-    nginx still tries the dead one) and must resume its session there."""
+def let_go(client):
+    """A RecoveringClient whose process died lets its connection go (its pid and offset kept),
+    as the JS client does before reconnecting."""
     with client.lock:
         client.generation += 1
     gone, client.client = client.client, None
@@ -479,6 +473,12 @@ def resume_through(nginx, client):
         gone.disconnect()
     except Exception:
         pass
+
+
+def resume_through(nginx, client):
+    """A RecoveringClient whose process went away reconnects through nginx (retrying while
+    nginx still tries the dead one) and must resume its session there."""
+    let_go(client)
     for _ in range(50):
         try:
             client.connect(nginx.url)
